@@ -1,0 +1,29 @@
+# Developer entry points. `make test` / `make demo` install deps and start the local services first.
+SHELL := /bin/bash
+
+ATHLETE ?= demo-athlete
+RIDES ?= ../shared/data/rides
+
+# Export .env (written by `make services`) into a recipe's shell; the app also reads it via pydantic-settings.
+LOAD_ENV = set -a; [ ! -f .env ] || . ./.env; set +a;
+
+.PHONY: services services-down install test demo lint
+
+services:
+	bash scripts/services.sh up
+
+services-down:
+	bash scripts/services.sh down
+
+install:
+	command -v uv >/dev/null || PIP_BREAK_SYSTEM_PACKAGES=1 python3 -m pip install uv
+	if [ -f uv.lock ]; then uv sync --frozen; else uv sync; fi
+
+test: install services
+	$(LOAD_ENV) uv run pytest -q
+
+demo: install services
+	$(LOAD_ENV) uv run coach demo --athlete $(ATHLETE) $(RIDES)
+
+lint:
+	$(LOAD_ENV) uv run ruff check . && uv run ruff format --check . && uv run mypy

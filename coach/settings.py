@@ -1,0 +1,46 @@
+"""Application settings, read once from the environment and `.env`.
+
+One pydantic-settings class holds every process-wide setting; per-run knobs (the athlete, the session, the
+time zone) live in `graphs.context.Context` instead.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Process-wide settings.
+
+    Attributes:
+        database_url: libpq URL of the Postgres athlete store (written to `.env` by `make services`).
+        redis_url: URL of the Redis session window.
+        openai_api_key: key for an OpenAI-compatible endpoint; with neither this nor `openai_base_url` set,
+            the offline responder answers.
+        openai_base_url: base URL of any OpenAI-compatible server (Ollama, vLLM, llama.cpp).
+        coach_model: model name sent to that endpoint.
+        db_pool_max_size: largest number of pooled Postgres connections per process.
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/coach"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    openai_api_key: str | None = None
+    openai_base_url: str | None = None
+    coach_model: str = Field(default="gpt-4o-mini")
+    db_pool_max_size: int = 10
+
+    @property
+    def llm_configured(self) -> bool:
+        """Whether an OpenAI-compatible endpoint is configured (else the offline responder is used)."""
+        return bool(self.openai_api_key or self.openai_base_url)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process's settings, read on first use."""
+    return Settings()

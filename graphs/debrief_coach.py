@@ -1,0 +1,193 @@
+"""The Debrief Coach graph (DESIGN section 8): ride file → metrics → facts → debrief → store.
+
+    load_ride ──(already debriefed)──► END
+        │
+        ▼
+    plan_facts ─► write_debrief ─► store ─► END
+
+Input is a ride file path or a stored ride id; the athlete comes from the run's `Context`. The ride row, the facts
+it changes and the debrief are written in one transaction at the end, so a failure anywhere writes nothing, and
+a second run on the same ride changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from typing import Any, TypedDict
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Checkpointer
+from training.metrics import compute_metrics
+from training.ride_files import read_ride
+
+from coach.debrief_writer import write_debrief
+from coach.llm import get_chat_model
+from graphs.context import Context
+from memory.athlete_store import AthleteStore, FactChange, RideRecord, validate_athlete_id
+from memory.connections import get_athlete_store
+from training.debrief import athlete_parameters, ride_fact_changes, ride_record
+
+
+class RideNotFoundError(LookupError):
+    """The stored ride id does not exist for this athlete."""
+
+    code = "ride_not_found"
+
+
+class DebriefInput(TypedDict, total=False):
+    """What a client sends: a ride file path (readable by the server) or the id of a stored ride."""
+
+    ride_path: str
+    ride_id: str
+
+
+class DebriefOutput(TypedDict, total=False):
+    """What a run returns."""
+
+    ride: dict[str, Any]
+    debrief: str
+    writer: str
+    facts_changed: list[str]
+    already_debriefed: bool
+
+
+class DebriefState(DebriefInput, DebriefOutput, total=False):
+    """Working state: input, output, and the facts read at the start."""
+
+    facts_before: dict[str, Any]
+    fact_changes: list[dict[str, Any]]
+
+
+_UNSET: Any = object()
+
+
+def build_graph(
+    checkpointer: Checkpointer = None,
+    store: AthleteStore | None = None,
+    model: BaseChatModel | None = _UNSET,
+) -> Any:
+    """Build and compile the Debrief Coach graph.
+
+    Args:
+        checkpointer: LangGraph checkpointer (the command line passes `AsyncPostgresSaver`); None for the
+            exported graph, whose server supplies its own.
+        store: the athlete store; None takes the process-wide one from `memory.connections`.
+        model: the chat model writing the debrief; by default the model factory's (None means offline).
+
+    Returns:
+        The compiled graph; invoke with `{"ride_path": ...}` or `{"ride_id": ...}` and `context=Context(...)`.
+    """
+    chosen_model = get_chat_model() if model is _UNSET else model
+
+    async def _store() -> AthleteStore:
+        return store if store is not None else await get_athlete_store()
+
+    async def load_ride(state: DebriefState, runtime: Runtime[Context]) -> dict[str, Any]:
+        athlete_id = validate_athlete_id(runtime.context.athlete_id)
+        db = await _store()
+        facts = await db.current_facts(athlete_id)
+        record: RideRecord | None
+        if state.get("ride_id"):
+            record = await db.get_ride(athlete_id, state["ride_id"])
+            if record is None:
+                raise RideNotFoundError(f"no ride {state['ride_id']!r} for athlete {athlete_id!r}")
+        elif state.get("ride_path"):
+            path = state["ride_path"]
+            ride_id = await asyncio.to_thread(_file_ride_id, path)
+            record = await db.get_ride(athlete_id, ride_id) if ride_id else None
+            if record is None:
+                ride = await asyncio.to_thread(read_ride, path)
+                metrics = await asyncio.to_thread(compute_metrics, ride, **athlete_parameters(facts))
+                record = ride_record(ride, metrics)
+        else:
+            raise ValueError("the Debrief Coach needs a ride_path or a ride_id")
+        existing = await db.get_debrief(athlete_id, record.ride_id)
+        out: dict[str, Any] = {"ride": _ride_dict(record), "facts_before": _jsonable_facts(facts)}
+        if existing is not None:
+            out.update(debrief=existing["text"], writer=existing["writer"], facts_changed=[], already_debriefed=True)
+        else:
+            out["already_debriefed"] = False
+        return out
+
+    def route_after_load(state: DebriefState) -> str:
+        return END if state.get("already_debriefed") else "plan_facts"
+
+    async def plan_facts(state: DebriefState) -> dict[str, Any]:
+        current = state["facts_before"]
+        changes = [
+            c
+            for c in ride_fact_changes(state["ride"]["metrics"])
+            if _would_change(c, current.get(c.key, {}).get("value"))
+        ]
+        return {"fact_changes": [c.__dict__ for c in changes]}
+
+    async def debrief(state: DebriefState) -> dict[str, Any]:
+        planned = [c["key"] for c in state.get("fact_changes", [])]
+        text, writer = await write_debrief(chosen_model, state["ride"], state["facts_before"], planned)
+        return {"debrief": text, "writer": writer}
+
+    async def save(state: DebriefState, runtime: Runtime[Context]) -> dict[str, Any]:
+        athlete_id = validate_athlete_id(runtime.context.athlete_id)
+        db = await _store()
+        record = _ride_record(state["ride"])
+        changes = [FactChange(**c) for c in state.get("fact_changes", [])]
+        changed = await db.save_debriefed_ride(athlete_id, record, changes, state["debrief"], state["writer"])
+        if changed is None:  # a concurrent run debriefed this ride first: report its debrief.
+            existing = await db.get_debrief(athlete_id, record.ride_id)
+            assert existing is not None
+            return {"debrief": existing["text"], "facts_changed": [], "already_debriefed": True}
+        return {"facts_changed": changed}
+
+    builder = StateGraph(DebriefState, context_schema=Context, input_schema=DebriefInput, output_schema=DebriefOutput)
+    builder.add_node("load_ride", load_ride)
+    builder.add_node("plan_facts", plan_facts)
+    builder.add_node("write_debrief", debrief)
+    builder.add_node("store", save)
+    builder.add_edge(START, "load_ride")
+    builder.add_conditional_edges("load_ride", route_after_load, ["plan_facts", END])
+    builder.add_edge("plan_facts", "write_debrief")
+    builder.add_edge("write_debrief", "store")
+    builder.add_edge("store", END)
+    return builder.compile(checkpointer=checkpointer, name="debrief_coach")
+
+
+def _file_ride_id(path: str) -> str | None:
+    """The ride id `read_ride` would give this file (SHA-256 prefix), or None when it cannot be read."""
+    try:
+        with open(path, "rb") as fh:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+    except OSError:
+        return None
+    return digest[:32]
+
+
+def _would_change(change: FactChange, current: Any) -> bool:
+    if current is None:
+        return True
+    if change.only_if_higher and isinstance(current, int | float):
+        return bool(change.value > current)
+    return bool(change.value != current)
+
+
+def _ride_dict(record: RideRecord) -> dict[str, Any]:
+    d = dict(record.__dict__)
+    d["start_time"] = record.start_time.isoformat()
+    return d
+
+
+def _ride_record(d: dict[str, Any]) -> RideRecord:
+    from datetime import datetime
+
+    return RideRecord(**{**d, "start_time": datetime.fromisoformat(d["start_time"])})
+
+
+def _jsonable_facts(facts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {
+        k: {**v, "updated_at": v["updated_at"].isoformat() if v.get("updated_at") else None} for k, v in facts.items()
+    }
+
+
+graph = build_graph()

@@ -1,0 +1,265 @@
+"""The Postgres athlete store: durable facts with history, rides and debriefs.
+
+Every method takes the athlete id and every query filters by it. Writes of one ride (the ride row, the facts it
+changes and its debrief) happen in one transaction, so a failure leaves nothing half written.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from psycopg import AsyncConnection
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from memory.errors import InvalidAthleteIdError
+from memory.schema import asetup
+
+FactSource = Literal["user", "debrief_coach", "training_load_auditor"]
+_ATHLETE_ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
+
+
+def validate_athlete_id(athlete_id: str) -> str:
+    """Return `athlete_id` when it is 1-128 characters of `[A-Za-z0-9_.@-]`.
+
+    Raises:
+        InvalidAthleteIdError: otherwise.
+    """
+    if not isinstance(athlete_id, str) or not _ATHLETE_ID_RE.fullmatch(athlete_id):
+        raise InvalidAthleteIdError(
+            f"invalid athlete id {athlete_id!r}: use 1-128 characters of letters, digits, '_', '.', '@', '-'"
+        )
+    return athlete_id
+
+
+@dataclass(frozen=True)
+class FactChange:
+    """A fact to write if it still applies when the write happens.
+
+    Attributes:
+        key: fact key, e.g. `ftp_w`.
+        value: new value (JSON-serialisable).
+        only_if_higher: write only when there is no current value or `value` is greater than it (power bests,
+            FTP estimates); otherwise write whenever the value differs.
+    """
+
+    key: str
+    value: Any
+    only_if_higher: bool = False
+
+
+@dataclass(frozen=True)
+class RideRecord:
+    """A ride's row: identity, headline figures and the full metrics dictionary."""
+
+    ride_id: str
+    file_name: str
+    file_format: str
+    sport: str
+    start_time: datetime
+    elapsed_s: float
+    moving_s: float
+    distance_m: float | None
+    normalized_power_w: float | None
+    tss: float | None
+    hr_tss: float | None
+    metrics: dict[str, Any]
+
+
+class AthleteStore:
+    """Async access to the athlete store through a psycopg pool (autocommit, dict rows)."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        """Wrap an open pool; see `memory.db.open_pool`."""
+        self.pool = pool
+
+    async def setup(self) -> int:
+        """Apply pending migrations (idempotent); returns how many were applied."""
+        async with self.pool.connection() as conn:
+            return await asetup(conn)
+
+    # ----- facts -------------------------------------------------------------------------------------------
+
+    async def current_facts(self, athlete_id: str) -> dict[str, dict[str, Any]]:
+        """Return the athlete's current facts.
+
+        Returns:
+            `{fact_key: {"value", "source", "source_session_id", "source_ride_id", "updated_at"}}`.
+        """
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT fact_key, value, source, source_session_id, source_ride_id, updated_at
+                   FROM athlete_facts WHERE athlete_id = %s AND valid_to IS NULL ORDER BY fact_key""",
+                (athlete_id,),
+            )
+            rows = await cur.fetchall()
+        return {r.pop("fact_key"): r for r in rows}
+
+    async def fact_history(self, athlete_id: str, key: str) -> list[dict[str, Any]]:
+        """Return every value a fact has had, newest first, with `valid_from`/`valid_to` and provenance."""
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT fact_key, value, source, source_session_id, source_ride_id, valid_from, valid_to,
+                          updated_at
+                   FROM athlete_facts WHERE athlete_id = %s AND fact_key = %s
+                   ORDER BY valid_from DESC, id DESC""",
+                (athlete_id, key),
+            )
+            return await cur.fetchall()
+
+    async def set_facts(
+        self,
+        athlete_id: str,
+        changes: Sequence[FactChange],
+        *,
+        source: FactSource,
+        source_session_id: str | None = None,
+        source_ride_id: str | None = None,
+    ) -> list[str]:
+        """Write facts in one transaction; returns the keys that changed (see `FactChange`)."""
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn, conn.transaction():
+            return await _apply_fact_changes(
+                conn, athlete_id, changes, source, source_session_id=source_session_id, source_ride_id=source_ride_id
+            )
+
+    # ----- rides and debriefs ------------------------------------------------------------------------------
+
+    async def get_ride(self, athlete_id: str, ride_id: str) -> RideRecord | None:
+        """Return the athlete's ride `ride_id`, or None (also when the ride belongs to another athlete)."""
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_RIDE_COLUMNS} FROM rides WHERE athlete_id = %s AND ride_id = %s", (athlete_id, ride_id)
+            )
+            row = await cur.fetchone()
+        return RideRecord(**row) if row else None
+
+    async def list_rides(self, athlete_id: str, *, limit: int = 1000) -> list[RideRecord]:
+        """Return the athlete's rides, most recent start first."""
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {_RIDE_COLUMNS} FROM rides WHERE athlete_id = %s ORDER BY start_time DESC LIMIT %s",
+                (athlete_id, limit),
+            )
+            return [RideRecord(**r) for r in await cur.fetchall()]
+
+    async def get_debrief(self, athlete_id: str, ride_id: str) -> dict[str, Any] | None:
+        """Return `{"text", "writer", "facts_changed", "created_at"}` of the ride's debrief, or None."""
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT text, writer, facts_changed, created_at FROM debriefs
+                   WHERE athlete_id = %s AND ride_id = %s""",
+                (athlete_id, ride_id),
+            )
+            return await cur.fetchone()
+
+    async def rides_without_debrief(self, athlete_id: str) -> list[str]:
+        """Return ids of the athlete's stored rides that have no debrief yet, oldest first."""
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT r.ride_id FROM rides r
+                   LEFT JOIN debriefs d ON d.athlete_id = r.athlete_id AND d.ride_id = r.ride_id
+                   WHERE r.athlete_id = %s AND d.ride_id IS NULL ORDER BY r.start_time""",
+                (athlete_id,),
+            )
+            return [r["ride_id"] for r in await cur.fetchall()]
+
+    async def save_debriefed_ride(
+        self,
+        athlete_id: str,
+        ride: RideRecord,
+        fact_changes: Sequence[FactChange],
+        debrief_text: str,
+        writer: str,
+    ) -> list[str] | None:
+        """Store a ride, the facts it changes and its debrief in one transaction.
+
+        The ride row is inserted unless it exists (an earlier upload without a debrief is fine); the debrief is
+        inserted unless one exists. When the ride already has a debrief, nothing at all is written.
+
+        Returns:
+            The fact keys that changed, or None when the ride was already debriefed (nothing written).
+        """
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                f"""INSERT INTO rides ({_RIDE_COLUMNS}, athlete_id)
+                    VALUES (%(ride_id)s, %(file_name)s, %(file_format)s, %(sport)s, %(start_time)s, %(elapsed_s)s,
+                            %(moving_s)s, %(distance_m)s, %(normalized_power_w)s, %(tss)s, %(hr_tss)s,
+                            %(metrics)s, %(athlete_id)s)
+                    ON CONFLICT (athlete_id, ride_id) DO NOTHING""",
+                {**ride.__dict__, "metrics": Jsonb(ride.metrics), "athlete_id": athlete_id},
+            )
+            cur = await conn.execute(
+                """INSERT INTO debriefs (athlete_id, ride_id, text, writer) VALUES (%s, %s, %s, %s)
+                   ON CONFLICT (athlete_id, ride_id) DO NOTHING RETURNING ride_id""",
+                (athlete_id, ride.ride_id, debrief_text, writer),
+            )
+            if await cur.fetchone() is None:
+                return None  # already debriefed: the transaction commits nothing new (the ride row existed).
+            changed = await _apply_fact_changes(
+                conn, athlete_id, fact_changes, "debrief_coach", source_ride_id=ride.ride_id
+            )
+            await conn.execute(
+                "UPDATE debriefs SET facts_changed = %s WHERE athlete_id = %s AND ride_id = %s",
+                (Jsonb(changed), athlete_id, ride.ride_id),
+            )
+            return changed
+
+
+_RIDE_COLUMNS = (
+    "ride_id, file_name, file_format, sport, start_time, elapsed_s, moving_s, distance_m, normalized_power_w, "
+    "tss, hr_tss, metrics"
+)
+
+
+async def _apply_fact_changes(
+    conn: AsyncConnection,
+    athlete_id: str,
+    changes: Sequence[FactChange],
+    source: FactSource,
+    *,
+    source_session_id: str | None = None,
+    source_ride_id: str | None = None,
+) -> list[str]:
+    """Close the current row of each changed key and insert the new one; the caller holds the transaction."""
+    changed: list[str] = []
+    for change in changes:
+        if isinstance(change.value, float) and not math.isfinite(change.value):
+            raise ValueError(f"fact {change.key!r}: {change.value} is not a finite number")
+        cur = await conn.execute(
+            """SELECT id, value FROM athlete_facts
+               WHERE athlete_id = %s AND fact_key = %s AND valid_to IS NULL FOR UPDATE""",
+            (athlete_id, change.key),
+        )
+        current = await cur.fetchone()
+        if current is not None:
+            old = current["value"]
+            if old == change.value:
+                continue
+            if change.only_if_higher and _is_number(old) and not change.value > old:
+                continue
+            await conn.execute("UPDATE athlete_facts SET valid_to = clock_timestamp() WHERE id = %s", (current["id"],))
+        await conn.execute(
+            """INSERT INTO athlete_facts
+                   (athlete_id, fact_key, value, source, source_session_id, source_ride_id)
+               VALUES (%s, %s, %s, %s, %s, %s)""",
+            (athlete_id, change.key, Jsonb(change.value), source, source_session_id, source_ride_id),
+        )
+        changed.append(change.key)
+    return changed
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)

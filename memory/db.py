@@ -1,0 +1,66 @@
+"""Postgres connections: one async pool per process, opened once, with the checkpoint-postgres settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from psycopg_pool import AsyncConnectionPool
+
+from memory.errors import StoreUnavailableError
+
+# The connection settings langgraph-checkpoint-postgres asks of a pool (its README, "Usage" with a pool).
+CONNECTION_KWARGS: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
+CONNECT_TIMEOUT_S = 5
+
+
+def describe_url(url: str) -> str:
+    """Return `host:port/db` of a libpq URL, without the password, for error messages."""
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "<unparseable DATABASE_URL>"
+    return f"{info.get('host', 'localhost')}:{info.get('port', '5432')}/{info.get('dbname', '')}"
+
+
+async def open_pool(url: str, *, max_size: int = 10) -> AsyncConnectionPool:
+    """Open an async connection pool after checking that the server answers.
+
+    Args:
+        url: libpq URL of the database.
+        max_size: largest number of connections.
+
+    Returns:
+        An open `AsyncConnectionPool` whose connections are autocommit with dict rows.
+
+    Raises:
+        StoreUnavailableError: the server did not answer within `CONNECT_TIMEOUT_S` seconds.
+    """
+    await aprobe(url)
+    pool = AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        kwargs={**CONNECTION_KWARGS, "connect_timeout": CONNECT_TIMEOUT_S},
+        open=False,
+    )
+    await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
+    return pool
+
+
+async def aprobe(url: str) -> None:
+    """Connect once and disconnect.
+
+    Raises:
+        StoreUnavailableError: with the host, port and the driver's reason, when the connection fails.
+    """
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT_S)
+    except psycopg.OperationalError as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        reason = next((ln for ln in lines if "failed" in ln), lines[0] if lines else type(exc).__name__)
+        raise StoreUnavailableError(
+            f"Postgres at {describe_url(url)} is not reachable ({reason}); run `make services` or set DATABASE_URL"
+        ) from exc
+    await conn.close()
