@@ -21,7 +21,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from training.ride_files import RideFileError, find_ride_files
 
 from coach.settings import get_settings
 from graphs.context import Context
@@ -29,6 +28,7 @@ from graphs.debrief_coach import build_graph as build_debrief_graph
 from memory.athlete_store import AthleteStore, validate_athlete_id
 from memory.db import open_pool
 from memory.errors import MemoryError_, StoreUnavailableError
+from training.ride_files import RideFileError, find_ride_files, peek_start_time
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help="Endurance coach with memory.")
 # Wide enough for the rides table when the output is a pipe or a file (rich assumes 80 columns there).
@@ -138,7 +138,8 @@ async def debrief_paths(paths: Sequence[str], athlete_id: str, *, show_progress:
     """Debrief every ride file under `paths` for one athlete, each in its own transaction.
 
     Args:
-        paths: files and folders (folders are read for `.fit`, `.fit.gz`, `.tcx`, `.gpx` files).
+        paths: files and folders (folders are read for `.fit`, `.fit.gz`, `.tcx`, `.gpx` files); the rides are
+            debriefed oldest first.
         athlete_id: the athlete whose memory is written.
         show_progress: draw a progress bar on standard error.
 
@@ -154,6 +155,10 @@ async def debrief_paths(paths: Sequence[str], athlete_id: str, *, show_progress:
             files.extend((str(f), f, None) for f in find_ride_files([p]))
         except RideFileError as exc:
             files.append((p, None, exc))
+    # Oldest ride first, so the FTP and power bests build up in the order the rides happened (each ride is
+    # scored against the FTP on file when it is debriefed). Unreadable files keep their place at the end.
+    starts = {label: await asyncio.to_thread(peek_start_time, path) for label, path, _ in files if path}
+    files.sort(key=lambda f: (starts.get(f[0]) is None, starts.get(f[0]) or datetime.min.replace(tzinfo=UTC)))
     store = await _open_store()
     results: list[dict[str, Any]] = []
     try:

@@ -108,17 +108,17 @@ def offline_debrief(ride: dict[str, Any], facts: dict[str, dict[str, Any]], fact
         )
     if m.get("avg_hr_bpm"):
         hr = f"Heart rate {m['avg_hr_bpm']:.0f} bpm average"
-        if m.get("aerobic_decoupling_pct") is not None:
+        # Decoupling speaks of aerobic endurance only on a long ride (Friel: an hour or more of steady riding).
+        if m.get("aerobic_decoupling_pct") is not None and (m.get("moving_s") or 0) >= 3600:
             d = m["aerobic_decoupling_pct"]
             # Friel, The Cyclist's Training Bible (5th ed., 2018): Pw:HR decoupling under 5 % = aerobic fitness.
             verdict = "steady, under 5 %" if d < 5 else "above 5 %: the aerobic base has room to grow"
             hr += f", decoupling {d:.1f} % ({verdict})"
         parts.append(hr + ".")
-    changed = [k for k in facts_changed]
-    if changed:
+    if facts_changed:
         mmp = m.get("mmp_w") or {}
         shown = []
-        for key in changed:
+        for key in facts_changed:
             new = _fact_value_from_metrics(key, m, mmp)
             old = facts.get(key, {}).get("value")
             shown.append(f"{key} {new} W" + (f" (was {old} W)" if old is not None else ""))

@@ -20,8 +20,6 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
-from training.metrics import compute_metrics
-from training.ride_files import read_ride
 
 from coach.debrief_writer import write_debrief
 from coach.llm import get_chat_model
@@ -29,6 +27,8 @@ from graphs.context import Context
 from memory.athlete_store import AthleteStore, FactChange, RideRecord, validate_athlete_id
 from memory.connections import get_athlete_store
 from training.debrief import athlete_parameters, ride_fact_changes, ride_record
+from training.metrics import compute_metrics
+from training.ride_files import read_ride
 
 
 class RideNotFoundError(LookupError):

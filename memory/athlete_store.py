@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Any, Literal
 
 from psycopg import AsyncConnection
+from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
+from memory.db import DictPool
 from memory.errors import InvalidAthleteIdError
 from memory.schema import asetup
 
@@ -74,7 +75,7 @@ class RideRecord:
 class AthleteStore:
     """Async access to the athlete store through a psycopg pool (autocommit, dict rows)."""
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: DictPool) -> None:
         """Wrap an open pool; see `memory.db.open_pool`."""
         self.pool = pool
 
@@ -225,7 +226,7 @@ _RIDE_COLUMNS = (
 
 
 async def _apply_fact_changes(
-    conn: AsyncConnection,
+    conn: AsyncConnection[DictRow],
     athlete_id: str,
     changes: Sequence[FactChange],
     source: FactSource,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool
 
 from memory.errors import StoreUnavailableError
@@ -24,7 +24,11 @@ def describe_url(url: str) -> str:
     return f"{info.get('host', 'localhost')}:{info.get('port', '5432')}/{info.get('dbname', '')}"
 
 
-async def open_pool(url: str, *, max_size: int = 10) -> AsyncConnectionPool:
+DictPool = AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
+"""A pool whose connections return rows as dicts."""
+
+
+async def open_pool(url: str, *, max_size: int = 10) -> DictPool:
     """Open an async connection pool after checking that the server answers.
 
     Args:
@@ -38,8 +42,9 @@ async def open_pool(url: str, *, max_size: int = 10) -> AsyncConnectionPool:
         StoreUnavailableError: the server did not answer within `CONNECT_TIMEOUT_S` seconds.
     """
     await aprobe(url)
-    pool = AsyncConnectionPool(
+    pool: DictPool = AsyncConnectionPool(
         url,
+        connection_class=psycopg.AsyncConnection[DictRow],
         min_size=1,
         max_size=max_size,
         kwargs={**CONNECTION_KWARGS, "connect_timeout": CONNECT_TIMEOUT_S},

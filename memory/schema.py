@@ -7,6 +7,8 @@ transaction. Never edit or reorder a migration that has shipped: append a new on
 
 from __future__ import annotations
 
+from typing import Any
+
 from psycopg import AsyncConnection, Connection
 
 MIGRATIONS: list[str] = [
@@ -69,7 +71,7 @@ MIGRATIONS: list[str] = [
 _SETUP_LOCK_KEY = 7_261_034_551
 
 
-async def asetup(conn: AsyncConnection) -> int:
+async def asetup(conn: AsyncConnection[Any]) -> int:
     """Apply every migration not yet applied; safe to call any number of times, from several processes.
 
     Args:
@@ -92,7 +94,7 @@ async def asetup(conn: AsyncConnection) -> int:
     return applied
 
 
-def setup(conn: Connection) -> int:
+def setup(conn: Connection[Any]) -> int:
     """Synchronous twin of `asetup` for scripts and tests (same arguments and return value)."""
     applied = 0
     with conn.transaction():

@@ -1,0 +1,76 @@
+"""The ride-to-facts policy, the offline debrief and the exported graph: no servers."""
+
+from __future__ import annotations
+
+import pytest
+
+from coach.debrief_writer import offline_debrief
+from memory.athlete_store import validate_athlete_id
+from memory.errors import InvalidAthleteIdError
+from training.debrief import athlete_parameters, ride_fact_changes
+
+POWER_METRICS = {
+    "moving_s": 3600.0,
+    "distance_m": 36_000.0,
+    "normalized_power_w": 250.0,
+    "intensity_factor": 1.0,
+    "tss": 100.0,
+    "ftp_used_w": 250.0,
+    "ftp_source": "estimated",
+    "ftp_estimate_w": 249.6,
+    "best_20min_w": 262.7,
+    "mmp_w": {"5s": 800.4, "1min": 450.0, "5min": 320.0, "20min": 262.7},
+    "avg_hr_bpm": 150.0,
+    "aerobic_decoupling_pct": 3.2,
+    "hr_tss": 90.0,
+    "trimp": 120.0,
+}
+
+
+def test_fact_changes_from_a_power_ride():
+    changes = {c.key: c for c in ride_fact_changes(POWER_METRICS)}
+    assert changes["ftp_w"].value == 250  # round(249.6)
+    assert changes["best_5s_w"].value == 800
+    assert changes["best_20min_w"].value == 263
+    assert "best_60min_w" not in changes  # no 60-min MMP in a 60-min ride with pauses
+    assert all(c.only_if_higher for c in changes.values())
+
+
+def test_no_power_no_fact_changes():
+    assert ride_fact_changes({"ftp_estimate_w": None, "mmp_w": {}}) == []
+
+
+def test_athlete_parameters_ignore_missing_and_nonsense_values():
+    facts = {"ftp_w": {"value": 260}, "lthr_bpm": {"value": "high"}, "max_hr_bpm": {"value": -3}}
+    assert athlete_parameters(facts) == {"ftp_w": 260.0, "lthr_bpm": None, "max_hr_bpm": None, "resting_hr_bpm": None}
+
+
+def test_offline_debrief_is_labelled_and_built_from_numbers():
+    ride = {"metrics": POWER_METRICS}
+    text = offline_debrief(ride, {"ftp_w": {"value": 240}}, ["ftp_w", "best_5s_w"])
+    assert text.startswith("[offline coach]")
+    assert "NP 250 W, IF 1.00, TSS 100" in text
+    assert "estimated from this ride" in text
+    assert "ftp_w 250 W (was 240 W)" in text and "best_5s_w 800 W" in text
+    assert "recovered by tomorrow" in text  # TSS 100 < 150
+    assert offline_debrief(ride, {"ftp_w": {"value": 240}}, ["ftp_w", "best_5s_w"]) == text  # deterministic
+
+
+def test_offline_debrief_of_heart_rate_only_ride():
+    m = {k: None for k in POWER_METRICS} | {"moving_s": 5400.0, "hr_tss": 160.0, "trimp": 200.0, "mmp_w": {}}
+    text = offline_debrief({"metrics": m}, {}, [])
+    assert "No power in this file" in text and "hrTSS 160" in text
+    assert "residual fatigue tomorrow" in text  # 150 <= 160 < 300
+
+
+@pytest.mark.parametrize("bad", ["", "a b", "x" * 129, "../etc", "ath;drop"])
+def test_invalid_athlete_ids(bad):
+    with pytest.raises(InvalidAthleteIdError):
+        validate_athlete_id(bad)
+
+
+def test_exported_graph_has_no_checkpointer():
+    from graphs.debrief_coach import graph
+
+    assert graph.checkpointer is None
+    assert set(graph.get_graph().nodes) >= {"load_ride", "plan_facts", "write_debrief", "store"}
