@@ -23,6 +23,12 @@ class Settings(BaseSettings):
         openai_base_url: base URL of any OpenAI-compatible server (Ollama, vLLM, llama.cpp).
         coach_model: model name sent to that endpoint.
         db_pool_max_size: largest number of pooled Postgres connections per process.
+        window_turns: turn pairs (user + assistant) the prompt's recent-turns block shows at most.
+        window_token_budget: token budget of the recent-turns block.
+        window_store_cap: messages kept per session in the Redis window (LTRIM cap).
+        window_ttl_s: time to live of a session window in Redis, seconds.
+        facts_cache_ttl_s: time to live of the cached current facts in Redis, seconds.
+        max_message_chars: longest athlete message accepted, characters.
     """
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -33,6 +39,12 @@ class Settings(BaseSettings):
     openai_base_url: str | None = None
     coach_model: str = Field(default="gpt-4o-mini")
     db_pool_max_size: int = 10
+    window_turns: int = 6
+    window_token_budget: int = 1500
+    window_store_cap: int = 50
+    window_ttl_s: int = 24 * 3600
+    facts_cache_ttl_s: int = 30 * 24 * 3600
+    max_message_chars: int = 8000
 
     @property
     def llm_configured(self) -> bool:
