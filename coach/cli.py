@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import psycopg
+import psycopg_pool
 import typer
 from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from rich.console import Console
@@ -22,15 +23,19 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from coach import chat_commands
 from coach.settings import get_settings
 from graphs.context import Context
 from graphs.debrief_coach import build_graph as build_debrief_graph
 from memory.athlete_store import AthleteStore, validate_athlete_id
-from memory.db import open_pool
+from memory.db import aprobe, open_pool
 from memory.errors import MemoryError_, StoreUnavailableError
+from tools.deps import close_coach_deps, open_coach_deps
 from training.ride_files import RideFileError, find_ride_files, peek_start_time
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help="Endurance coach with memory.")
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Endurance coach with memory."
+)
 # Wide enough for the rides table when the output is a pipe or a file (rich assumes 80 columns there).
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 170)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -83,6 +88,9 @@ def _run(coro: Any) -> Any:
         return asyncio.run(coro)
     except StoreUnavailableError as exc:
         err.print(f"[red]error[/red] ({exc.code}): {escape(str(exc))}")
+        raise typer.Exit(3) from None
+    except (psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
+        err.print(f"[red]error[/red] (store_unavailable): Postgres is not reachable ({escape(type(exc).__name__)})")
         raise typer.Exit(3) from None
     except MemoryError_ as exc:
         err.print(f"[red]error[/red] ({exc.code}): {escape(str(exc))}")
@@ -159,12 +167,13 @@ async def debrief_paths(paths: Sequence[str], athlete_id: str, *, show_progress:
     # scored against the FTP on file when it is debriefed). Unreadable files keep their place at the end.
     starts = {label: await asyncio.to_thread(peek_start_time, path) for label, path, _ in files if path}
     files.sort(key=lambda f: (starts.get(f[0]) is None, starts.get(f[0]) or datetime.min.replace(tzinfo=UTC)))
-    store = await _open_store()
+    await aprobe(get_settings().database_url)
+    deps = await open_coach_deps()
     results: list[dict[str, Any]] = []
     try:
-        checkpointer = AsyncPostgresSaver(conn=store.pool)  # type: ignore[arg-type]
+        checkpointer = AsyncPostgresSaver(conn=deps.athlete_store.pool)  # type: ignore[arg-type]
         await checkpointer.setup()
-        graph = build_debrief_graph(checkpointer=checkpointer, store=store)
+        graph = build_debrief_graph(checkpointer=checkpointer, store=deps)
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -184,7 +193,7 @@ async def debrief_paths(paths: Sequence[str], athlete_id: str, *, show_progress:
                     results.append(await _debrief_one(graph, label, str(path), athlete_id))
                 progress.advance(task)
     finally:
-        await store.pool.close()
+        await close_coach_deps(deps)
     return results
 
 
@@ -282,24 +291,43 @@ def debrief(
 def facts(
     athlete: AthleteOpt,
     history: Annotated[str | None, typer.Option("--history", help="Show every value this fact key has had.")] = None,
+    confirm: Annotated[int | None, typer.Option("--confirm", help="Confirm a pending fact proposal.")] = None,
+    reject: Annotated[int | None, typer.Option("--reject", help="Reject a pending fact proposal.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the athlete's current facts with source and update time, or one fact's history."""
+    """Show the athlete's facts (with source and update time) or a fact's history; confirm or reject a proposal.
+
+    A confirmed proposal is written with source `user`.
+    """
     athlete = _check_athlete(athlete)
+    if confirm is not None or reject is not None:
+        if confirm is not None and reject is not None:
+            err.print("[red]error[/red] (usage): give --confirm or --reject, not both")
+            raise typer.Exit(2)
+        proposal_id = confirm if confirm is not None else reject
+        assert proposal_id is not None
+        row = _run(decide_proposal(athlete, proposal_id, confirm=confirm is not None))
+        if as_json:
+            print(json.dumps(row, default=_json_default))
+        else:
+            out.print(f"proposal #{row['id']} {row['fact_key']} = {json.dumps(row['value'])}: {row['status']}")
+        return
 
     async def fetch() -> Any:
         store = await _open_store()
         try:
             if history:
-                return await store.fact_history(athlete, history)
-            return await store.current_facts(athlete)
+                return await store.fact_history(athlete, history), []
+            return await store.current_facts(athlete), await store.list_proposals(athlete)
         finally:
             await store.pool.close()
 
-    data = _run(fetch())
+    data, pending = _run(fetch())
     if as_json:
         print(json.dumps(data, default=_json_default))
         return
+    for p in pending:
+        out.print(f"pending proposal #{p['id']}: {p['fact_key']} = {escape(json.dumps(p['value']))}")
     if history:
         table = Table(title=f"History of {history} for {athlete}", title_justify="left")
         for col in ("value", "source", "ride", "valid from", "valid to"):
@@ -315,6 +343,21 @@ def facts(
     else:
         table = facts_table(data, title=f"Facts of {athlete}")
     out.print(table)
+
+
+async def decide_proposal(athlete_id: str, proposal_id: int, *, confirm: bool) -> dict[str, Any]:
+    """Confirm or reject a pending proposal and drop the athlete's cached facts.
+
+    Raises:
+        ProposalNotFoundError: no pending proposal with that id for this athlete.
+    """
+    deps = await open_coach_deps()
+    try:
+        row = await deps.athlete_store.decide_proposal(athlete_id, proposal_id, confirm=confirm)
+        await deps.memory.invalidate_facts(athlete_id)
+        return row
+    finally:
+        await close_coach_deps(deps)
 
 
 def facts_table(data: dict[str, dict[str, Any]], title: str) -> Table:
@@ -377,6 +420,9 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, datetime):
         return _iso_utc(value)
     return str(value)
+
+
+chat_commands.register(app, _run, _check_athlete)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -25,7 +25,7 @@ from coach.debrief_writer import write_debrief
 from coach.llm import get_chat_model
 from graphs.context import Context
 from memory.athlete_store import AthleteStore, FactChange, RideRecord, validate_athlete_id
-from memory.connections import get_athlete_store
+from tools.deps import CoachDeps, get_coach_deps
 from training.debrief import athlete_parameters, ride_fact_changes, ride_record
 from training.metrics import compute_metrics
 from training.ride_files import read_ride
@@ -66,7 +66,7 @@ _UNSET: Any = object()
 
 def build_graph(
     checkpointer: Checkpointer = None,
-    store: AthleteStore | None = None,
+    store: CoachDeps | None = None,
     model: BaseChatModel | None = _UNSET,
 ) -> Any:
     """Build and compile the Debrief Coach graph.
@@ -74,7 +74,8 @@ def build_graph(
     Args:
         checkpointer: LangGraph checkpointer (the command line passes `AsyncPostgresSaver`); None for the
             exported graph, whose server supplies its own.
-        store: the athlete store; None takes the process-wide one from `memory.connections`.
+        store: the athlete store and conversation memory (whose facts cache a fact change invalidates); None
+            takes the process-wide ones (`tools.deps.get_coach_deps`).
         model: the chat model writing the debrief; by default the model factory's (None means offline).
 
     Returns:
@@ -82,8 +83,11 @@ def build_graph(
     """
     chosen_model = get_chat_model() if model is _UNSET else model
 
+    async def _deps() -> CoachDeps:
+        return store if store is not None else await get_coach_deps()
+
     async def _store() -> AthleteStore:
-        return store if store is not None else await get_athlete_store()
+        return (await _deps()).athlete_store
 
     async def load_ride(state: DebriefState, runtime: Runtime[Context]) -> dict[str, Any]:
         athlete_id = validate_athlete_id(runtime.context.athlete_id)
@@ -139,6 +143,8 @@ def build_graph(
             existing = await db.get_debrief(athlete_id, record.ride_id)
             assert existing is not None
             return {"debrief": existing["text"], "facts_changed": [], "already_debriefed": True}
+        if changed:
+            await (await _deps()).memory.invalidate_facts(athlete_id)
         return {"facts_changed": changed}
 
     builder = StateGraph(DebriefState, context_schema=Context, input_schema=DebriefInput, output_schema=DebriefOutput)

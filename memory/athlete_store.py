@@ -18,7 +18,7 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from memory.db import DictPool
-from memory.errors import InvalidAthleteIdError
+from memory.errors import InvalidAthleteIdError, InvalidFactError, ProposalNotFoundError
 from memory.schema import asetup
 
 FactSource = Literal["user", "debrief_coach", "training_load_auditor"]
@@ -217,6 +217,103 @@ class AthleteStore:
                 (Jsonb(changed), athlete_id, ride.ride_id),
             )
             return changed
+
+    # ----- fact proposals -----------------------------------------------------------------------------------
+
+    async def create_proposal(
+        self, athlete_id: str, key: str, value: Any, *, source_session_id: str | None = None
+    ) -> dict[str, Any]:
+        """Record a fact the model proposes; nothing reaches `athlete_facts` until the athlete confirms.
+
+        A pending proposal with the same key and value is reused rather than duplicated.
+
+        Returns:
+            The proposal row: `{"id", "fact_key", "value", "status", "source_session_id", "created_at",
+            "decided_at"}`.
+        """
+        validate_athlete_id(athlete_id)
+        validate_fact(key, value)
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                f"""SELECT {_PROPOSAL_COLUMNS} FROM fact_proposals
+                    WHERE athlete_id = %s AND fact_key = %s AND value = %s AND status = 'pending'
+                    ORDER BY id LIMIT 1""",
+                (athlete_id, key, Jsonb(value)),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                cur = await conn.execute(
+                    f"""INSERT INTO fact_proposals (athlete_id, fact_key, value, source_session_id)
+                        VALUES (%s, %s, %s, %s) RETURNING {_PROPOSAL_COLUMNS}""",
+                    (athlete_id, key, Jsonb(value), source_session_id),
+                )
+                row = await cur.fetchone()
+        assert row is not None
+        return row
+
+    async def list_proposals(self, athlete_id: str, *, status: str | None = "pending") -> list[dict[str, Any]]:
+        """Return the athlete's proposals (by default the pending ones), oldest first."""
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"""SELECT {_PROPOSAL_COLUMNS} FROM fact_proposals
+                    WHERE athlete_id = %s AND (%s::text IS NULL OR status = %s) ORDER BY id""",
+                (athlete_id, status, status),
+            )
+            return await cur.fetchall()
+
+    async def decide_proposal(self, athlete_id: str, proposal_id: int, *, confirm: bool) -> dict[str, Any]:
+        """Confirm (write the fact with source `user`) or reject a pending proposal, in one transaction.
+
+        Raises:
+            ProposalNotFoundError: no pending proposal with this id for this athlete (another athlete's
+                proposal is "not found" too).
+        """
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn, conn.transaction():
+            cur = await conn.execute(
+                f"""UPDATE fact_proposals SET status = %s, decided_at = now()
+                    WHERE athlete_id = %s AND id = %s AND status = 'pending' RETURNING {_PROPOSAL_COLUMNS}""",
+                ("confirmed" if confirm else "rejected", athlete_id, proposal_id),
+            )
+            row = await cur.fetchone()
+            if row is None:
+                raise ProposalNotFoundError(f"no pending proposal {proposal_id} for athlete {athlete_id!r}")
+            if confirm:
+                await _apply_fact_changes(
+                    conn,
+                    athlete_id,
+                    [FactChange(row["fact_key"], row["value"])],
+                    "user",
+                    source_session_id=row["source_session_id"],
+                )
+        return row
+
+
+_PROPOSAL_COLUMNS = "id, fact_key, value, status, source_session_id, created_at, decided_at"
+_FACT_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+MAX_FACT_VALUE_CHARS = 500
+
+
+def validate_fact(key: str, value: Any) -> None:
+    """Check a fact before it is proposed or written.
+
+    Keys are snake_case, 1-64 characters (`goal`, `ftp_w`, `injuries`); values are a string of at most
+    `MAX_FACT_VALUE_CHARS` characters, a finite number, or a boolean.
+
+    Raises:
+        InvalidFactError: with what is wrong.
+    """
+    if not isinstance(key, str) or not _FACT_KEY_RE.fullmatch(key):
+        raise InvalidFactError(f"invalid fact key {key!r}: use snake_case, 1-64 characters, e.g. 'goal' or 'ftp_w'")
+    if isinstance(value, bool) or (isinstance(value, int | float) and math.isfinite(value)):
+        return
+    if isinstance(value, str) and value.strip() and len(value) <= MAX_FACT_VALUE_CHARS:
+        return
+    raise InvalidFactError(
+        f"invalid value for fact {key!r}: a non-empty text of at most {MAX_FACT_VALUE_CHARS} characters, "
+        "a finite number or a boolean"
+    )
 
 
 _RIDE_COLUMNS = (

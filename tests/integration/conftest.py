@@ -11,6 +11,7 @@ import pytest_asyncio
 from coach.settings import get_settings
 from memory.athlete_store import AthleteStore
 from memory.db import open_pool
+from tools.deps import CoachDeps, close_coach_deps, open_coach_deps
 
 pytestmark = pytest.mark.integration
 
@@ -31,3 +32,13 @@ async def store() -> AsyncIterator[AthleteStore]:
 def athlete_id() -> str:
     """A fresh athlete per test, so tests never see each other's rows and can run again."""
     return f"test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest_asyncio.fixture
+async def deps() -> AsyncIterator[CoachDeps]:
+    """Memory (Redis window, facts cache, archive, outbox) and stores on the real servers, as the app opens them."""
+    d = await open_coach_deps()
+    try:
+        yield d
+    finally:
+        await close_coach_deps(d)

@@ -12,6 +12,7 @@ from langchain_core.messages import AIMessage
 from graphs.context import Context
 from graphs.debrief_coach import RideNotFoundError, build_graph
 from memory.athlete_store import AthleteStore, FactChange
+from tools.deps import CoachDeps
 from training.ride_files import RideFileError
 
 pytestmark = pytest.mark.integration
@@ -29,14 +30,14 @@ async def _count(store: AthleteStore, table: str, athlete_id: str) -> int:
     return int(row["n"])
 
 
-async def _debrief(store: AthleteStore, athlete_id: str, path: Path | None = None, **inp: str) -> dict:
-    graph = build_graph(store=store, model=None)
+async def _debrief(deps: CoachDeps, athlete_id: str, path: Path | None = None, **inp: str) -> dict:
+    graph = build_graph(store=deps, model=None)
     payload = {"ride_path": str(path)} if path else dict(inp)
     return await graph.ainvoke(payload, context=Context(athlete_id=athlete_id))
 
 
-async def test_debrief_writes_ride_debrief_and_facts_with_provenance(store, athlete_id, rides_dir):
-    result = await _debrief(store, athlete_id, rides_dir / INDOOR)
+async def test_debrief_writes_ride_debrief_and_facts_with_provenance(store, deps, athlete_id, rides_dir):
+    result = await _debrief(deps, athlete_id, rides_dir / INDOOR)
     ride = result["ride"]
     assert result["already_debriefed"] is False
     assert abs(ride["metrics"]["normalized_power_w"] - 228.2) <= 1
@@ -56,14 +57,14 @@ async def test_debrief_writes_ride_debrief_and_facts_with_provenance(store, athl
     assert stored is not None and stored["writer"] == "offline"
 
 
-async def test_rerun_on_the_same_ride_changes_nothing(store, athlete_id, rides_dir):
-    first = await _debrief(store, athlete_id, rides_dir / INDOOR)
+async def test_rerun_on_the_same_ride_changes_nothing(store, deps, athlete_id, rides_dir):
+    first = await _debrief(deps, athlete_id, rides_dir / INDOOR)
     facts_before = await store.current_facts(athlete_id)
     async with store.pool.connection() as conn:
         cur = await conn.execute("SELECT count(*) AS n FROM athlete_facts WHERE athlete_id = %s", (athlete_id,))
         n_fact_rows = (await cur.fetchone())["n"]
 
-    second = await _debrief(store, athlete_id, rides_dir / INDOOR)
+    second = await _debrief(deps, athlete_id, rides_dir / INDOOR)
     assert second["already_debriefed"] is True
     assert second["facts_changed"] == []
     assert second["debrief"] == first["debrief"]
@@ -75,9 +76,9 @@ async def test_rerun_on_the_same_ride_changes_nothing(store, athlete_id, rides_d
         assert (await cur.fetchone())["n"] == n_fact_rows
 
 
-async def test_better_ride_supersedes_facts_and_keeps_history(store, athlete_id, rides_dir):
-    weaker = await _debrief(store, athlete_id, rides_dir / INDOOR)
-    stronger = await _debrief(store, athlete_id, rides_dir / EDGE810)
+async def test_better_ride_supersedes_facts_and_keeps_history(store, deps, athlete_id, rides_dir):
+    weaker = await _debrief(deps, athlete_id, rides_dir / INDOOR)
+    stronger = await _debrief(deps, athlete_id, rides_dir / EDGE810)
     # The second ride is scored against the FTP the first one set.
     assert stronger["ride"]["metrics"]["ftp_source"] == "athlete"
     assert stronger["ride"]["metrics"]["ftp_used_w"] == round(0.95 * weaker["ride"]["metrics"]["best_20min_w"])
@@ -90,14 +91,14 @@ async def test_better_ride_supersedes_facts_and_keeps_history(store, athlete_id,
     assert history[1]["value"] < history[0]["value"]
 
     # A weaker ride afterwards does not lower the FTP (a 37-min indoor ride vs the 312 W best 20 min).
-    again = await _debrief(store, athlete_id, rides_dir / "gc_edge1030-virtual-14582164182.fit")
+    again = await _debrief(deps, athlete_id, rides_dir / "gc_edge1030-virtual-14582164182.fit")
     assert "ftp_w" not in again["facts_changed"]
     assert (await store.current_facts(athlete_id))["ftp_w"]["value"] == history[0]["value"]
 
 
-async def test_user_ftp_fact_drives_intensity_and_tss(store, athlete_id, rides_dir):
+async def test_user_ftp_fact_drives_intensity_and_tss(store, deps, athlete_id, rides_dir):
     await store.set_facts(athlete_id, [FactChange("ftp_w", 250)], source="user")
-    result = await _debrief(store, athlete_id, rides_dir / INDOOR)
+    result = await _debrief(deps, athlete_id, rides_dir / INDOOR)
     m = result["ride"]["metrics"]
     assert m["ftp_source"] == "athlete" and m["ftp_used_w"] == 250
     assert m["intensity_factor"] == pytest.approx(m["normalized_power_w"] / 250, abs=0.005)
@@ -105,8 +106,8 @@ async def test_user_ftp_fact_drives_intensity_and_tss(store, athlete_id, rides_d
     assert (await store.current_facts(athlete_id))["ftp_w"]["source"] == "user"
 
 
-async def test_heart_rate_only_ride_gets_hr_load_and_no_power_facts(store, athlete_id, rides_dir):
-    result = await _debrief(store, athlete_id, rides_dir / HR_ONLY)
+async def test_heart_rate_only_ride_gets_hr_load_and_no_power_facts(store, deps, athlete_id, rides_dir):
+    result = await _debrief(deps, athlete_id, rides_dir / HR_ONLY)
     m = result["ride"]["metrics"]
     assert m["normalized_power_w"] is None and m["tss"] is None
     assert m["trimp"] > 0 and m["hr_tss"] > 0
@@ -114,38 +115,38 @@ async def test_heart_rate_only_ride_gets_hr_load_and_no_power_facts(store, athle
     assert "heart rate" in result["debrief"]
 
 
-async def test_stored_ride_id_input_and_foreign_athlete(store, athlete_id, rides_dir):
-    first = await _debrief(store, athlete_id, rides_dir / INDOOR)
+async def test_stored_ride_id_input_and_foreign_athlete(store, deps, athlete_id, rides_dir):
+    first = await _debrief(deps, athlete_id, rides_dir / INDOOR)
     ride_id = first["ride"]["ride_id"]
-    by_id = await _debrief(store, athlete_id, ride_id=ride_id)
+    by_id = await _debrief(deps, athlete_id, ride_id=ride_id)
     assert by_id["already_debriefed"] is True and by_id["debrief"] == first["debrief"]
     with pytest.raises(RideNotFoundError):
-        await _debrief(store, f"{athlete_id}-other", ride_id=ride_id)
+        await _debrief(deps, f"{athlete_id}-other", ride_id=ride_id)
     assert await store.current_facts(f"{athlete_id}-other") == {}
 
 
-async def test_debrief_written_by_the_configured_model(store, athlete_id, rides_dir):
+async def test_debrief_written_by_the_configured_model(store, deps, athlete_id, rides_dir):
     model = GenericFakeChatModel(messages=iter([AIMessage("Solid tempo session. Rest tomorrow.")]))
-    graph = build_graph(store=store, model=model)
+    graph = build_graph(store=deps, model=model)
     result = await graph.ainvoke({"ride_path": str(rides_dir / INDOOR)}, context=Context(athlete_id=athlete_id))
     assert result["debrief"] == "Solid tempo session. Rest tomorrow."
     stored = await store.get_debrief(athlete_id, result["ride"]["ride_id"])
     assert stored is not None and stored["writer"] == "GenericFakeChatModel"
 
 
-async def test_corrupt_file_writes_nothing(store, athlete_id, tmp_path):
+async def test_corrupt_file_writes_nothing(store, deps, athlete_id, tmp_path):
     bad = tmp_path / "notes.fit"
     bad.write_text("this is not a FIT file\n")
     with pytest.raises(RideFileError) as info:
-        await _debrief(store, athlete_id, bad)
+        await _debrief(deps, athlete_id, bad)
     assert info.value.code == "corrupt_file"
     assert await _count(store, "rides", athlete_id) == 0
 
 
-async def test_failure_inside_the_ride_transaction_leaves_nothing(store, athlete_id, rides_dir):
+async def test_failure_inside_the_ride_transaction_leaves_nothing(store, deps, athlete_id, rides_dir):
     from graphs.debrief_coach import _ride_record
 
-    result = await _debrief(store, athlete_id, rides_dir / INDOOR)
+    result = await _debrief(deps, athlete_id, rides_dir / INDOOR)
     other = f"{athlete_id}-tx"
     record = _ride_record(result["ride"])
     # NaN is not valid JSON: the fact insert fails after the ride and debrief rows went in.
@@ -154,3 +155,9 @@ async def test_failure_inside_the_ride_transaction_leaves_nothing(store, athlete
     assert await _count(store, "rides", other) == 0
     assert await _count(store, "debriefs", other) == 0
     assert await store.current_facts(other) == {}
+
+
+async def test_debrief_invalidates_the_cached_facts(deps, athlete_id, rides_dir):
+    assert await deps.memory.current_facts(athlete_id) == {}  # now cached as "no facts"
+    await _debrief(deps, athlete_id, rides_dir / INDOOR)
+    assert "ftp_w" in await deps.memory.current_facts(athlete_id)

@@ -1,0 +1,97 @@
+"""The one place a chat turn's prompt is assembled (DESIGN section 5, step 2).
+
+A turn's prompt is: a short system prompt, a compact facts block, the recent-turns block of the session window,
+and the athlete's new message. Nothing else: older discussion is reached through tools, so the prompt does not
+grow with the conversation.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+SYSTEM_PROMPT = (
+    "You are an endurance cycling coach talking with one athlete. Be concise, concrete and kind. "
+    "You have tools to fetch pinned facts, recent context and older snippets; use them when unsure; don't guess."
+)
+
+MEMORY_NOTICES: dict[str, str] = {
+    "degraded:postgres": (
+        "Note: the athlete's long-term records (older conversations, rides, plan) are unreachable right now. "
+        "If the answer needs them, say so plainly."
+    ),
+    "unavailable": (
+        "Note: memory is unavailable right now: you cannot see this athlete's facts or earlier conversations, "
+        "and this exchange may not be saved. Say so plainly when it matters; never pretend to remember."
+    ),
+}
+
+CAP_NOTE = (
+    "The tool-call cap for this turn is reached: no more tools. Answer now with what you have, and ask the "
+    "athlete for whatever is still missing."
+)
+
+MAX_FACT_CHARS = 200  # a fact value longer than this is cut in the facts block
+
+
+def estimate_tokens(text: str) -> int:
+    """Token estimate of a text: one token per 4 characters, rounded up.
+
+    Source: OpenAI, "What are tokens and how to count them" (rule of thumb: 1 token ≈ 4 characters of English).
+    Used for budgets and the reported prompt size; no tokenizer file is needed offline.
+    """
+    return math.ceil(len(text) / 4)
+
+
+def facts_block(facts: dict[str, dict[str, Any]]) -> str:
+    """`[ATHLETE FACTS]` followed by one `- key: value` line per current fact; empty text when there is none."""
+    if not facts:
+        return "[ATHLETE FACTS]\n(none on file yet)"
+    lines = ["[ATHLETE FACTS]"]
+    for key in sorted(facts):
+        value = facts[key]["value"]
+        text = value if isinstance(value, str) else json.dumps(value)
+        if len(text) > MAX_FACT_CHARS:
+            text = text[: MAX_FACT_CHARS - 1] + "…"
+        lines.append(f"- {key}: {text}")
+    return "\n".join(lines)
+
+
+def assemble_prompt(
+    *,
+    message: str,
+    facts: dict[str, dict[str, Any]],
+    window_block: str,
+    now_local: datetime,
+    memory_status: str,
+) -> list[BaseMessage]:
+    """Build the turn's prompt.
+
+    Args:
+        message: the athlete's new message.
+        facts: the athlete's current facts (`{key: {"value", ...}}`).
+        window_block: the `[RECENT TURNS]` block of the session window ("" when there is none).
+        now_local: the current time in the athlete's time zone (so "today" and weekdays resolve).
+        memory_status: `ok`, `degraded:redis`, `degraded:postgres` or `unavailable`.
+
+    Returns:
+        `[SystemMessage, HumanMessage]`.
+    """
+    parts = [SYSTEM_PROMPT, f"Today is {now_local:%A %Y-%m-%d} ({now_local.tzinfo})."]
+    if memory_status in MEMORY_NOTICES:
+        parts.append(MEMORY_NOTICES[memory_status])
+    if memory_status != "unavailable":
+        parts.append(facts_block(facts))
+    if window_block:
+        parts.append(window_block)
+    return [SystemMessage("\n\n".join(parts)), HumanMessage(message)]
+
+
+def prompt_tokens(messages: Sequence[BaseMessage]) -> int:
+    """Estimated tokens of a prompt (see `estimate_tokens`)."""
+    return sum(estimate_tokens(m.content if isinstance(m.content, str) else json.dumps(m.content)) for m in messages)

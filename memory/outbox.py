@@ -1,0 +1,266 @@
+"""Durable outboxes of archive writes, so that a write never blocks the reply nor gets lost (design section 7).
+
+`Outbox`: a Redis Stream (`outbox:archive`). The reply path only XADDs; `drain` later moves the entries to
+Postgres with `Archive.write` (idempotent by message id) and XDELs them. A crash between the Postgres commit and
+the XDEL rewrites the same ids, which the archive skips: each message is archived exactly once. The stream is only
+as durable as Redis: run Redis with `appendonly yes`.
+
+`LocalSpool`: the last resort when Redis and Postgres are both down: JSON lines appended to a local file, picked
+up by a later drain. It lives on the local disk of one machine, so it survives a process restart there, but not
+the loss of the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from redis.asyncio import Redis
+
+from memory.archive import Archive, ChatMessage
+
+logger = logging.getLogger(__name__)
+
+OUTBOX_STREAM = "outbox:archive"
+"""Default Redis Stream of pending archive writes."""
+PG_DOWN_ERRORS: tuple[type[BaseException], ...] = (
+    psycopg.OperationalError,  # includes psycopg_pool.PoolTimeout
+    psycopg_pool.PoolTimeout,
+    TimeoutError,
+    OSError,
+)
+"""Exceptions that mean "Postgres cannot be reached right now"."""
+_FIELD = "m"
+
+
+class Outbox:
+    """A Redis Stream of messages waiting to be archived.
+
+    Args:
+        redis: a client with `decode_responses=True`.
+        stream: the stream's key (one per deployment; tests use their own).
+
+    `enqueue` and `drain` raise redis-py's `ConnectionError`/`TimeoutError` when Redis cannot be reached.
+    Entries that cannot be parsed or that Postgres rejects as invalid (not as unreachable) are moved to the
+    stream `<stream>:dead` rather than blocking the outbox forever.
+    """
+
+    def __init__(self, redis: Redis, *, stream: str = OUTBOX_STREAM) -> None:
+        """Keep the client and the stream's key."""
+        self.redis = redis
+        self.stream = stream
+        self.dead_stream = f"{stream}:dead"
+        self.last_error: BaseException | None = None
+        """The Postgres error that stopped the last `drain`, or None when it ran to the end."""
+        self._lock = asyncio.Lock()
+
+    async def enqueue(self, messages: Sequence[ChatMessage]) -> list[str]:
+        """XADD each message's JSON (field `m`), in one MULTI/EXEC pipeline: all of them or none.
+
+        Returns:
+            The stream entry ids, in order.
+        """
+        if not messages:
+            return []
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for m in messages:
+                pipe.xadd(self.stream, {_FIELD: m.to_json()})
+            return [str(i) for i in await pipe.execute()]
+
+    async def pending(self) -> int:
+        """Return the number of entries waiting in the stream."""
+        return int(await self.redis.xlen(self.stream))
+
+    async def drain(self, archive: Archive, batch: int = 500) -> int:
+        """Move every waiting entry to the archive, oldest first, `batch` entries per Postgres transaction.
+
+        Loop: XRANGE the oldest `batch` entries, `archive.write` them, XDEL them; until the stream is empty.
+        When Postgres cannot be reached, stop and leave the remaining entries for the next drain. Drains of one
+        `Outbox` object run one at a time; concurrent drains in other processes are safe (writes are
+        idempotent) but duplicate work.
+
+        Returns:
+            The number of entries moved to the archive by this call (including ones already archived by an
+            interrupted earlier drain; excluding dead-lettered ones).
+
+        Raises:
+            redis.exceptions.ConnectionError, redis.exceptions.TimeoutError: Redis cannot be reached.
+        """
+        moved = 0
+        async with self._lock:
+            self.last_error = None
+            while True:
+                entries = await self.redis.xrange(self.stream, "-", "+", count=batch)
+                if not entries:
+                    return moved
+                entry_ids = [str(entry_id) for entry_id, _ in entries]
+                good: list[tuple[str, ChatMessage]] = []
+                bad: list[tuple[str, dict[str, str]]] = []
+                for entry_id, raw_fields in entries:
+                    fields = {str(k): str(v) for k, v in (raw_fields or {}).items()}
+                    try:
+                        good.append((str(entry_id), ChatMessage.from_json(fields[_FIELD])))
+                    except (KeyError, ValueError) as exc:
+                        logger.error("outbox entry %s is not a message (%s): dead-lettered", entry_id, exc)
+                        bad.append((str(entry_id), fields))
+                try:
+                    await archive.write([m for _, m in good])
+                except PG_DOWN_ERRORS as exc:
+                    logger.warning("outbox drain stopped, Postgres unreachable: %s", exc)
+                    self.last_error = exc
+                    return moved
+                except psycopg.Error as exc:  # a row Postgres rejects: find it, one by one
+                    logger.error("outbox batch rejected (%s): retrying entry by entry", exc)
+                    rejected = await self._write_one_by_one(archive, good)
+                    if rejected is None:
+                        return moved
+                    bad += [(entry_id, {_FIELD: m.to_json()}) for entry_id, m in rejected]
+                    good = [(i, m) for i, m in good if i not in {r for r, _ in rejected}]
+                if bad:
+                    await self._dead_letter(bad)
+                await self.redis.xdel(self.stream, *entry_ids)
+                moved += len(good)
+
+    async def _write_one_by_one(
+        self, archive: Archive, good: list[tuple[str, ChatMessage]]
+    ) -> list[tuple[str, ChatMessage]] | None:
+        """Write entries singly; return the rejected ones, or None when Postgres became unreachable."""
+        rejected = []
+        for entry_id, m in good:
+            try:
+                await archive.write([m])
+            except PG_DOWN_ERRORS as exc:
+                self.last_error = exc
+                return None
+            except psycopg.Error as exc:
+                logger.error("outbox entry %s rejected by Postgres (%s): dead-lettered", entry_id, exc)
+                rejected.append((entry_id, m))
+        return rejected
+
+    async def _dead_letter(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for entry_id, fields in entries:
+                dead: dict[Any, Any] = {**fields, "origin_id": entry_id}
+                pipe.xadd(self.dead_stream, dead)
+            await pipe.execute()
+
+
+class LocalSpool:
+    """Last-resort outbox on local disk: one JSONL file per process in `directory`.
+
+    `append` writes under an exclusive `flock` and reopens the file if a drain has claimed (unlinked) it;
+    `drain` archives every `*.jsonl` file of the directory it can lock (its own and those of dead processes),
+    then unlinks it. File I/O runs in a worker thread, off the event loop.
+
+    Args:
+        directory: where spool files live (created if missing).
+    """
+
+    def __init__(self, directory: Path) -> None:
+        """Choose this process's spool file; nothing is created until the first append."""
+        self.directory = Path(directory)
+        self.path = self.directory / f"archive-{os.getpid()}-{uuid.uuid4().hex[:8]}.jsonl"
+        self.last_error: BaseException | None = None
+        """The Postgres error that stopped the last `drain`, or None."""
+        self._lock = asyncio.Lock()
+
+    async def append(self, messages: Sequence[ChatMessage]) -> None:
+        """Append the messages as JSON lines (fsync'd).
+
+        Raises:
+            OSError: the file cannot be written.
+        """
+        if messages:
+            lines = "".join(m.to_json() + "\n" for m in messages)
+            async with self._lock:
+                await asyncio.to_thread(self._append_sync, lines)
+
+    def _append_sync(self, lines: str) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        while True:
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                if os.fstat(fd).st_nlink == 0:  # a drain claimed this file after we opened it: start a new one
+                    continue
+                os.write(fd, lines.encode("utf-8"))
+                os.fsync(fd)
+                return
+            finally:
+                os.close(fd)
+
+    async def pending(self) -> int:
+        """Return the number of spooled messages waiting in the directory."""
+        return await asyncio.to_thread(self._pending_sync)
+
+    def _pending_sync(self) -> int:
+        if not self.directory.is_dir():
+            return 0
+        total = 0
+        for path in self.directory.glob("*.jsonl"):
+            try:
+                with path.open("rb") as f:
+                    total += sum(1 for line in f if line.strip())
+            except FileNotFoundError:
+                continue
+        return total
+
+    async def drain(self, archive: Archive) -> int:
+        """Archive every spooled message, then delete the spool files; stop at the first Postgres failure.
+
+        Returns:
+            The number of messages moved to the archive (lines that do not parse are logged and dropped).
+        """
+        moved = 0
+        async with self._lock:
+            self.last_error = None
+            if not await asyncio.to_thread(self.directory.is_dir):
+                return 0
+            paths = await asyncio.to_thread(lambda: sorted(self.directory.glob("*.jsonl")))
+            for path in paths:
+                claimed = await asyncio.to_thread(_claim, path)
+                if claimed is None:
+                    continue  # another process holds it
+                fd, lines = claimed
+                try:
+                    messages = []
+                    for n, line in enumerate(lines, start=1):
+                        try:
+                            messages.append(ChatMessage.from_json(line))
+                        except ValueError as exc:
+                            logger.error("spool %s line %d is not a message (%s): dropped", path, n, exc)
+                    try:
+                        await archive.write(messages)
+                    except PG_DOWN_ERRORS as exc:
+                        logger.warning("spool drain stopped, Postgres unreachable: %s", exc)
+                        self.last_error = exc
+                        return moved
+                    await asyncio.to_thread(path.unlink, True)
+                    moved += len(messages)
+                finally:
+                    await asyncio.to_thread(os.close, fd)
+        return moved
+
+
+def _claim(path: Path) -> tuple[int, list[str]] | None:
+    """Lock a spool file without waiting and read its lines; None if it is locked or gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    with os.fdopen(os.dup(fd), "r", encoding="utf-8") as f:
+        lines = [line for line in f.read().splitlines() if line.strip()]
+    return fd, lines
