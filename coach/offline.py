@@ -132,11 +132,14 @@ def _search_reply(message: str, result: dict[str, Any]) -> str:
     snippets = result.get("snippets") or []
     if not snippets:
         return "I found nothing about that in our earlier conversations. Can you remind me?"
-    first = snippets[0]
-    text = f"On {first['date']} we discussed this: \u201c{first['text']}\u201d"
-    if len(snippets) > 1:
-        text += " Also: " + " ".join(f"({s['date']}) \u201c{s['text']}\u201d" for s in snippets[1:])
-    return text
+    advice = [s for s in snippets if s["role"] == "assistant"]
+    said = [s for s in snippets if s["role"] == "user"]
+    parts = []
+    if said:
+        parts.append(f"On {said[0]['date']} you told me: \u201c{said[0]['text']}\u201d")
+    if advice:
+        parts.append(f"On {advice[0]['date']} I suggested: \u201c{advice[0]['text']}\u201d")
+    return " ".join(parts)
 
 
 def _rides_reply(message: str, result: dict[str, Any]) -> str:

@@ -316,6 +316,36 @@ class Archive:
             rows = await cur.fetchall()
         return [ChatMessage(**r) for r in rows]
 
+    async def replies_to(self, athlete_id: str, message_ids: Sequence[str]) -> dict[str, ChatMessage]:
+        """Return, for each given user message, the assistant message that answered it (the next one in its session).
+
+        A recall hit on what the athlete said ("my left shoulder aches") is usually answered by what the coach
+        replied ("raise the handlebar"), which may share no word with the query.
+
+        Returns:
+            `{user message id: the reply}`; messages without a later reply are absent.
+
+        Raises:
+            psycopg.OperationalError, psycopg_pool.PoolTimeout: Postgres cannot be reached.
+        """
+        validate_athlete_id(athlete_id)
+        if not message_ids:
+            return {}
+        async with self.pool.connection(timeout=self.timeout_s) as conn:
+            cur = await conn.execute(
+                f"""SELECT h.id::text AS hit_id, r.* FROM messages h
+                    CROSS JOIN LATERAL (
+                        SELECT {_MESSAGE_COLUMNS} FROM messages m
+                        WHERE m.athlete_id = h.athlete_id AND m.session_id = h.session_id
+                          AND m.role = 'assistant' AND m.created_at >= h.created_at AND m.id <> h.id
+                        ORDER BY m.created_at, m.id LIMIT 1
+                    ) r
+                    WHERE h.athlete_id = %s AND h.role = 'user' AND h.id = ANY(%s::uuid[])""",
+                (athlete_id, list(message_ids)),
+            )
+            rows = await cur.fetchall()
+        return {row.pop("hit_id"): ChatMessage(**row) for row in rows}
+
     async def count(self, athlete_id: str, session_id: str | None = None, *, roles: Sequence[str] = ()) -> int:
         """Return how many messages the athlete has archived (in one session when `session_id` is given).
 

@@ -665,6 +665,21 @@ class ConversationMemory:
             self._schedule_probes()
             raise StoreUnavailableError("the conversation archive (Postgres) is unavailable") from exc
 
+    async def replies_to(self, athlete_id: str, message_ids: Sequence[str]) -> dict[str, ChatMessage]:
+        """The coach's reply to each given user message (see `Archive.replies_to`).
+
+        Raises:
+            StoreUnavailableError: Postgres is down.
+        """
+        archive = self.archive
+        if archive is None:
+            raise StoreUnavailableError("the conversation archive is not configured")
+        try:
+            return await self._pg_call(lambda: archive.replies_to(athlete_id, message_ids))
+        except _Down as exc:
+            self._schedule_probes()
+            raise StoreUnavailableError("the conversation archive (Postgres) is unavailable") from exc
+
     async def current_facts(self, athlete_id: str) -> Facts:
         """Return the athlete's current facts: cache, else Postgres (then cached).
 

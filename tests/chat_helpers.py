@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import uuid
 from collections.abc import Iterable, Sequence
@@ -30,8 +29,9 @@ class ScriptedModel(GenericFakeChatModel):
         return self
 
 
-def scripted(*messages: AIMessage, cycle: bool = False) -> ScriptedModel:
-    return ScriptedModel(messages=itertools.cycle(messages) if cycle else iter(messages))
+def scripted(*messages: AIMessage) -> ScriptedModel:
+    """A model answering with these messages in order (each message object once: ids must not repeat)."""
+    return ScriptedModel(messages=iter(messages))
 
 
 def call(name: str, args: dict[str, Any] | None = None, content: str = "") -> AIMessage:

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from memory.errors import InvalidFactError, StoreUnavailableError
 from memory.ride_queries import daily_load, rides_on_day
+from memory.session_window import trim_text
 from tools.deps import CoachDeps
 from tools.specs import (
     TOOL_DESCRIPTIONS,
@@ -33,6 +34,7 @@ from training.compare import compare_day
 from training.dates import DateResolutionError, Prefer, resolve_day
 from training.load import training_load_summary
 
+MAX_SNIPPET_CHARS = 399  # snippets stay under 400 characters (DESIGN section 6)
 MAX_TOOL_RESULT_CHARS = 4000  # a tool result longer than this is cut before it reaches the prompt
 LOAD_HISTORY_DAYS = 120  # days of rides read for CTL (42-day constant: ~3 time constants)
 
@@ -101,23 +103,37 @@ async def set_pinned_fact(deps: CoachDeps, ctx: ToolCallContext, args: SetPinned
 
 
 async def search_conversation(deps: CoachDeps, ctx: ToolCallContext, args: SearchConversationArgs) -> ToolOutcome:
-    """At most 3 snippets (< 400 characters each) of the athlete's older conversations, with dates."""
-    hits = await deps.memory.search(
-        ctx.athlete_id, args.query, k=min(args.max_items, 3), exclude_ids=ctx.window_message_ids
-    )
-    return ToolOutcome(
-        {
-            "snippets": [
+    """At most 3 dated snippets (< 400 characters each) of the athlete's older conversations.
+
+    A hit on something the athlete said is followed by the coach's reply to it (the advice usually shares few
+    words with the question), as long as the 3 snippets allow.
+    """
+    limit = min(args.max_items, 3)
+    hits = await deps.memory.search(ctx.athlete_id, args.query, k=limit, exclude_ids=ctx.window_message_ids)
+    replies = await deps.memory.replies_to(ctx.athlete_id, [h.message_id for h in hits if h.role == "user"])
+    excluded = set(ctx.window_message_ids)
+    snippets: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    for hit in hits:
+        if len(snippets) >= limit:
+            break
+        if hit.message_id not in seen:
+            seen.add(hit.message_id)
+            snippets.append(
+                {"date": str(hit.ts)[:10], "session": hit.session_id, "role": hit.role, "text": hit.snippet}
+            )
+        reply = replies.get(hit.message_id)
+        if reply and reply.id not in seen and reply.id not in excluded and len(snippets) < limit:
+            seen.add(reply.id)
+            snippets.append(
                 {
-                    "date": str(h.ts)[:10],
-                    "session": h.session_id,
-                    "role": h.role,
-                    "text": h.snippet,
+                    "date": reply.created_at.date().isoformat(),
+                    "session": reply.session_id,
+                    "role": "assistant",
+                    "text": trim_text(reply.content, MAX_SNIPPET_CHARS),
                 }
-                for h in hits
-            ]
-        }
-    )
+            )
+    return ToolOutcome({"snippets": snippets})
 
 
 async def get_last_query_context(deps: CoachDeps, ctx: ToolCallContext, _: BaseModel) -> ToolOutcome:

@@ -7,9 +7,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
+from typer.testing import CliRunner
 
+from coach.cli import app
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
@@ -17,16 +21,26 @@ pytestmark = pytest.mark.integration
 INDOOR = "fitparse_indoor-trainer-2011-11-02.fit"
 
 
-def coach(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def coach(*args: str, env: dict[str, str] | None = None) -> Any:
+    """Run `coach ARGS...`: in this process (Typer's test runner) or, with `env`, as a subprocess.
+
+    Returns an object with `returncode`, `stdout` and `stderr`.
+    """
+    if env is None:
+        result = _runner.invoke(app, list(args), catch_exceptions=False)
+        return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
     return subprocess.run(
         [sys.executable, "-m", "coach.cli", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, **(env or {})},
+        env={**os.environ, **env},
         stdin=subprocess.DEVNULL,
     )
+
+
+_runner = CliRunner()
 
 
 @pytest.fixture
