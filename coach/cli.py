@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from coach import chat_commands
+from coach.replay import replay_recent
 from coach.settings import get_settings
 from graphs.context import Context
 from graphs.debrief_coach import build_graph as build_debrief_graph
@@ -388,15 +389,16 @@ def demo(
     chosen = paths or [str(DEFAULT_RIDES)]
     out.print(f"Debriefing {', '.join(chosen)} for athlete [bold]{athlete}[/bold]")
 
-    async def run() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+    async def run() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], list[Any]]:
         lines = await debrief_paths(chosen, athlete, show_progress=err.is_terminal)
-        store = await _open_store()
+        deps = await open_coach_deps()
         try:
-            return lines, await store.current_facts(athlete)
+            placed = await replay_recent(deps.athlete_store, deps.plans, athlete, lines)
+            return lines, await deps.athlete_store.current_facts(athlete), placed
         finally:
-            await store.pool.close()
+            await close_coach_deps(deps)
 
-    lines, current = _run(run())
+    lines, current, placed = _run(run())
     out.print(rides_table(lines))
     out.print("* TSS with an FTP estimated from the ride itself (no FTP on file yet); (hr) = hrTSS from heart rate.")
     changed = [(Path(line["file"]).name, key) for line in lines if "error" not in line for key in line["facts_changed"]]
@@ -412,6 +414,17 @@ def demo(
         latest = max(done, key=lambda line: line["start_time"] or "")
         out.print(f"\n[bold]Debrief of the latest ride[/bold] ({Path(latest['file']).name}, {latest['start_time']})")
         out.print(latest["debrief"], markup=False)
+    if placed:
+        out.print(
+            "\n[bold]Replay (demo data)[/bold]: the rides above were recorded in 2009-2025, so the demo also places "
+            "a copy of each (named replay:...) on recent days, with a sample plan (Monday recovery rides that were "
+            "skipped, and the next two days), so you can ask the coach about last week:"
+        )
+        out.print("  " + ", ".join(f"{day:%a %d %b} ← {name}" for day, name in placed))
+        out.print(
+            f'  Try: uv run coach chat --athlete {athlete} --message "show me last Thursday\'s logs"\n'
+            f'       uv run coach chat --athlete {athlete} --message "how does that compare to my plan?"'
+        )
     if any("error" in line for line in lines):
         raise typer.Exit(1)
 

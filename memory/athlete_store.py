@@ -218,6 +218,28 @@ class AthleteStore:
             )
             return changed
 
+    async def save_replay_ride(self, athlete_id: str, ride: RideRecord, debrief_text: str) -> None:
+        """Store a replayed copy of a ride (the demo's recent days), moving it if it exists already.
+
+        The copy keeps the original's metrics and debrief; only its id and start time differ. Facts are not
+        touched: the original ride already counted.
+        """
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn, conn.transaction():
+            await conn.execute(
+                f"""INSERT INTO rides ({_RIDE_COLUMNS}, athlete_id)
+                    VALUES (%(ride_id)s, %(file_name)s, %(file_format)s, %(sport)s, %(start_time)s, %(elapsed_s)s,
+                            %(moving_s)s, %(distance_m)s, %(normalized_power_w)s, %(tss)s, %(hr_tss)s,
+                            %(metrics)s, %(athlete_id)s)
+                    ON CONFLICT (athlete_id, ride_id) DO UPDATE SET start_time = EXCLUDED.start_time""",
+                {**ride.__dict__, "metrics": Jsonb(ride.metrics), "athlete_id": athlete_id},
+            )
+            await conn.execute(
+                """INSERT INTO debriefs (athlete_id, ride_id, text, writer) VALUES (%s, %s, %s, 'replay')
+                   ON CONFLICT (athlete_id, ride_id) DO NOTHING""",
+                (athlete_id, ride.ride_id, debrief_text),
+            )
+
     # ----- fact proposals -----------------------------------------------------------------------------------
 
     async def create_proposal(

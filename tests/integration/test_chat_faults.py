@@ -22,7 +22,7 @@ from langchain_core.messages import AIMessage
 from redis.exceptions import RedisError
 
 from coach.prompt import MEMORY_NOTICES
-from coach.settings import get_settings
+from coach.settings import Settings, get_settings
 from graphs.chat import UNAVAILABLE_NOTICE, InvalidMessageError
 from memory.athlete_store import FactChange
 from memory.session_window import BLOCK_HEADER, window_key
@@ -47,7 +47,7 @@ from tools.deps import CoachDeps
 pytestmark = pytest.mark.integration
 
 OFFLINE = "[offline coach]"
-UNREACHABLE = "I can't reach your records right now, so I won't guess."
+UNREACHABLE = "I can't reach your records right now, so I won't guess. Please ask again in a moment."
 GOAL = "a sub-5 h century"
 
 
@@ -90,7 +90,7 @@ async def test_redis_outage_mid_conversation(
             timings.append(ms)
             # A normal reply, from the same tool (Postgres is up), without any memory notice.
             assert out["memory_status"] == "degraded:redis"
-            assert out["reply"].startswith(OFFLINE) and f"Nothing planned on" in out["reply"] and day in out["reply"]
+            assert out["reply"].startswith(OFFLINE) and "Nothing planned on" in out["reply"] and day in out["reply"]
             assert UNAVAILABLE_NOTICE not in out["reply"]
             assert out["tool_calls"] == [{"name": "get_plan", "args": {"day": day}}]
             # The window comes from the archive: every earlier turn, the ones of the outage included.
@@ -178,7 +178,7 @@ async def test_postgres_outage(
         # A tool that queries Postgres directly (not through the memory's breaker) waits for the pool's timeout.
         out, timings["plan (direct pool query)"] = await timed_say(chat, plan_question("outage", "2025-07-01"))
         assert out["memory_status"] == "degraded:postgres" and out["reply"] == f"{OFFLINE} {UNREACHABLE}"
-        assert await fault_deps.memory.pending_writes() == 5 * 3  # user, tool, assistant of 5 turns queued
+        assert await fault_deps.memory.pending_writes() == 5 * 3 - 1  # 5 turns queued, one without a tool
     finally:
         await private_postgres.astart()
     print("\nPostgres down: " + ", ".join(f"{name} {ms:.0f} ms" for name, ms in timings.items()))
@@ -190,9 +190,9 @@ async def test_postgres_outage(
     assert len({r["id"] for r in rows}) == len(rows)
     new = [r for r in rows if r["id"] not in {b["id"] for b in before}]
     by_turn = turns_by_id(new)
-    assert len(by_turn) == 5 and len(new) == 15  # every message of the outage, exactly once
+    assert len(by_turn) == 5 and len(new) == 14  # every message of the outage, exactly once
     for group in by_turn.values():
-        assert [r["role"] for r in group] == ["user", "tool", "assistant"]
+        assert [r["role"] for r in group] in (["user", "tool", "assistant"], ["user", "assistant"])
     assert [g[0]["content"] for g in by_turn.values()] == [
         "what did we decide about my shoulder?",
         "remind me my current goal",
@@ -280,9 +280,10 @@ async def test_concurrent_turns_of_one_session_are_neither_lost_nor_interleaved(
     expected: dict[str, str] = {}  # message -> the text its reply must contain
     replies: dict[str, str] = {}
     for round_no in range(10):
-        pair = [(plan_question(f"round {round_no}, turn {k}", day), day) for k, day in enumerate((next(days),) * 1)]
-        pair.append((plan_question(f"round {round_no}, turn 1", next(days)), ""))
-        pair = [(m, m[-11:-1]) for m, _ in pair]  # the day the message asks about
+        pair = []
+        for k in range(2):
+            day = next(days)
+            pair.append((plan_question(f"round {round_no}, turn {k}", day), day))
         outs = await asyncio.gather(*(chat.say(message) for message, _ in pair))
         for (message, day), out in zip(pair, outs, strict=True):
             assert out["memory_status"] == "ok"
@@ -373,7 +374,7 @@ async def test_invalid_messages_raise_and_write_nothing(
 
 async def test_turn_saved_to_a_stale_window_survives_its_rebuild(
     fault_deps: CoachDeps,  # noqa: F811
-    fault_settings: Any,  # noqa: F811
+    fault_settings: Settings,  # noqa: F811
     private_redis: PrivateRedis,  # noqa: F811
     athlete_id: str,
 ) -> None:
@@ -413,6 +414,7 @@ async def test_turn_saved_to_a_stale_window_survives_its_rebuild(
     await wait_drained(fault_deps)
     await chat.say("turn 4")
     turn4_window = recent_turns(await system_prompt(chat))
+    await wait_drained(fault_deps)
     assert [r["content"] for r in await archived(fault_deps, athlete_id) if r["role"] == "user"] == [
         f"turn {i}" for i in range(5)
     ]
