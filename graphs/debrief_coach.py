@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from typing import Any, TypedDict
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
+from typing_extensions import TypedDict
 
 from coach.debrief_writer import write_debrief
 from coach.llm import get_chat_model

@@ -69,8 +69,16 @@ def test_invalid_athlete_ids(bad):
         validate_athlete_id(bad)
 
 
-def test_exported_graph_has_no_checkpointer():
-    from graphs.debrief_coach import graph
+def test_exported_graphs_have_no_checkpointer():
+    from graphs.chat import graph as chat
+    from graphs.debrief_coach import graph as debrief
 
-    assert graph.checkpointer is None
-    assert set(graph.get_graph().nodes) >= {"load_ride", "plan_facts", "write_debrief", "store"}
+    assert debrief.checkpointer is None and chat.checkpointer is None
+    assert set(debrief.get_graph().nodes) >= {"load_ride", "plan_facts", "write_debrief", "store"}
+    assert set(chat.get_graph().nodes) >= {"load_context", "agent", "tools", "confirm_facts", "save_turn"}
+
+
+def test_chat_input_schema_holds_the_message_only():
+    from graphs.chat import graph
+
+    assert set(graph.get_input_jsonschema()["properties"]) == {"message"}
