@@ -48,8 +48,13 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
-def facts_block(facts: dict[str, dict[str, Any]]) -> str:
-    """`[ATHLETE FACTS]` followed by one `- key: value` line per current fact; empty text when there is none."""
+def facts_block(facts: dict[str, dict[str, Any]] | None) -> str:
+    """`[ATHLETE FACTS]` followed by one `- key: value` line per current fact.
+
+    `None` means the facts could not be read: the block says so, so that the model does not take it for "none".
+    """
+    if facts is None:
+        return "[ATHLETE FACTS]\n(unreachable right now: don't assume the athlete has none; say you can't check)"
     if not facts:
         return "[ATHLETE FACTS]\n(none on file yet)"
     lines = ["[ATHLETE FACTS]"]
@@ -65,7 +70,7 @@ def facts_block(facts: dict[str, dict[str, Any]]) -> str:
 def assemble_prompt(
     *,
     message: str,
-    facts: dict[str, dict[str, Any]],
+    facts: dict[str, dict[str, Any]] | None,
     window_block: str,
     now_local: datetime,
     memory_status: str,
@@ -74,7 +79,7 @@ def assemble_prompt(
 
     Args:
         message: the athlete's new message.
-        facts: the athlete's current facts (`{key: {"value", ...}}`).
+        facts: the athlete's current facts (`{key: {"value", ...}}`), or None when they could not be read.
         window_block: the `[RECENT TURNS]` block of the session window ("" when there is none).
         now_local: the current time in the athlete's time zone (so "today" and weekdays resolve).
         memory_status: `ok`, `degraded:redis`, `degraded:postgres` or `unavailable`.

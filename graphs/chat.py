@@ -140,7 +140,7 @@ def build_graph(
         now = datetime.now(UTC)
         prompt = assemble_prompt(
             message=message,
-            facts=loaded.facts,
+            facts=loaded.facts if loaded.facts_available else None,
             window_block=loaded.window_block,
             now_local=now.astimezone(_zone(ctx.timezone)),
             memory_status=loaded.status,

@@ -130,7 +130,9 @@ class LoadedMemory:
         window_message_ids: archive ids of the messages in the block (pass to `search` as `exclude_ids`).
         window_entries: the newest window entries read (up to `2 * window_turns + 2`), oldest first.
         facts: current facts `{key: {"value", "source", "source_session_id", "source_ride_id", "updated_at"}}`
-            ({} when unknown: check `status`).
+            ({} when unknown: see `facts_available`).
+        facts_available: False when the facts could not be read (Postgres down and nothing cached): `facts`
+            is then empty because it is unknown, not because the athlete has none.
         status: `ok`, `degraded:redis`, `degraded:postgres` or `unavailable`.
     """
 
@@ -138,6 +140,7 @@ class LoadedMemory:
     window_message_ids: list[str]
     window_entries: list[WindowEntry] = field(default_factory=list)
     facts: Facts = field(default_factory=dict)
+    facts_available: bool = True
     status: MemoryStatus = "ok"
 
 
@@ -448,6 +451,7 @@ class ConversationMemory:
             window_message_ids=ids,
             window_entries=entries,
             facts=facts if facts is not None else {},
+            facts_available=facts is not None,
             status=self.status(),
         )
 
@@ -468,6 +472,12 @@ class ConversationMemory:
         except _Down:
             return entries or []
         hydrated = [entry_from_message(m) for m in messages]
+        if stale and entries:
+            # Turns saved to this stale window may still wait in the outbox: keep those the archive lacks.
+            known = {e.id for e in hydrated}
+            newest = hydrated[-1].ts if hydrated else None
+            hydrated += [e for e in entries if e.id not in known and (newest is None or e.ts >= newest)]
+            hydrated = hydrated[-self.store_cap :]
         if entries is not None and window is not None and (hydrated or stale):
             try:
                 await self._redis_call(lambda: window.replace(athlete_id, session_id, hydrated))

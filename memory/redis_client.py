@@ -8,6 +8,8 @@ append: a retry after a lost EXEC reply would push the turn twice.
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.exceptions
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -25,6 +27,14 @@ REDIS_ERRORS: tuple[type[BaseException], ...] = (
     TimeoutError,
 )
 """Exceptions that mean "Redis cannot be reached right now" (as opposed to a bug in a command)."""
+
+
+try:  # redis-py >= 7: its "auto" maintenance notifications skip the dead-connection check after a restart
+    from redis.maint_notifications import MaintNotificationsConfig
+
+    _NO_MAINT_NOTIFICATIONS: dict[str, Any] = {"maint_notifications_config": MaintNotificationsConfig(enabled=False)}
+except ImportError:  # older redis-py has no such feature
+    _NO_MAINT_NOTIFICATIONS = {}
 
 
 def open_redis(url: str, *, timeout_s: float = REDIS_TIMEOUT_S, max_connections: int = 50) -> Redis:
@@ -50,6 +60,7 @@ def open_redis(url: str, *, timeout_s: float = REDIS_TIMEOUT_S, max_connections:
         max_connections=max_connections,
         timeout=timeout_s,
         health_check_interval=0,
+        **_NO_MAINT_NOTIFICATIONS,
     )
     return Redis.from_pool(pool)
 

@@ -215,6 +215,16 @@ TOOL_FUNCS: dict[str, tuple[ToolFunc, type[BaseModel]]] = {
 }
 
 
+# Tools that query Postgres directly (the others go through the memory layer, which knows about outages).
+POSTGRES_TOOLS = frozenset(
+    {"set_pinned_fact", "get_ride_logs", "get_plan", "compare_workout_to_plan", "get_training_load"}
+)
+_UNAVAILABLE = {
+    "error": "memory_unavailable",
+    "message": "the athlete's records are unreachable right now; say so, don't guess",
+}
+
+
 async def run_tool(name: str, raw_args: dict[str, Any], deps: CoachDeps, ctx: ToolCallContext) -> ToolOutcome:
     """Validate the arguments and run one tool; every failure becomes an error result the model can read.
 
@@ -229,19 +239,17 @@ async def run_tool(name: str, raw_args: dict[str, Any], deps: CoachDeps, ctx: To
         args = schema.model_validate(raw_args or {})
     except ValidationError as exc:
         return ToolOutcome({"error": "invalid_arguments", "message": _short(str(exc))})
+    if name in POSTGRES_TOOLS and not deps.memory.pg_breaker.healthy:
+        # Known down: answer at once rather than wait for the pool's timeout on every call of the outage.
+        return ToolOutcome(_UNAVAILABLE)
     try:
         return await func(deps, ctx, args)
     except DateResolutionError as exc:
         return ToolOutcome({"error": "unknown_date", "message": f"{exc}; ask the athlete which day they mean"})
     except InvalidFactError as exc:
         return ToolOutcome({"error": "invalid_fact", "message": str(exc)})
-    except (StoreUnavailableError, psycopg.OperationalError, psycopg_pool.PoolTimeout) as exc:
-        return ToolOutcome(
-            {
-                "error": "memory_unavailable",
-                "message": f"the athlete's memory is unreachable right now ({type(exc).__name__}); say so, don't guess",
-            }
-        )
+    except (StoreUnavailableError, psycopg.OperationalError, psycopg_pool.PoolTimeout):
+        return ToolOutcome(_UNAVAILABLE)
 
 
 def result_text(outcome: ToolOutcome) -> str:
