@@ -117,6 +117,28 @@ MIGRATIONS: list[str] = [
         imported_at TIMESTAMPTZ NOT NULL DEFAULT now(),
         UNIQUE (athlete_id, date, kind)
     )""",
+    # v15: the Training Load Auditor's reports, one per athlete and day audited (a re-run replaces it).
+    """CREATE TABLE IF NOT EXISTS load_reports (
+        athlete_id TEXT NOT NULL,
+        as_of DATE NOT NULL,
+        report JSONB NOT NULL,
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (athlete_id, as_of)
+    )""",
+    # v16: plan changes the Auditor proposes; applied to planned_workouts only when the athlete accepts.
+    """CREATE TABLE IF NOT EXISTS plan_change_proposals (
+        id BIGSERIAL PRIMARY KEY,
+        athlete_id TEXT NOT NULL,
+        as_of DATE NOT NULL,
+        change JSONB NOT NULL,
+        reason TEXT NOT NULL,
+        flag_code TEXT,
+        status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'accepted', 'rejected')),
+        created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        decided_at TIMESTAMPTZ
+    )""",
+    """CREATE INDEX IF NOT EXISTS plan_change_proposals_athlete_idx
+        ON plan_change_proposals (athlete_id, status, created_at)""",
 ]
 
 # One advisory-lock key for the whole schema, so two processes running setup() at once do not race.
