@@ -62,6 +62,7 @@ import graphs.chat as chat_module
 from coach.prompt import prompt_tokens
 from graphs.context import Context
 from memory.athlete_store import FactChange
+from memory.checkpointer import CoachPostgresSaver
 from tests.chat_helpers import ScriptedModel
 from tools.deps import CoachDeps, close_coach_deps, open_coach_deps
 
@@ -149,7 +150,7 @@ def fake_model() -> ScriptedModel:
 
 
 def athlete_messages() -> Iterator[str]:
-    """Cycle through the athletes' messages (50-200 characters, plus two short ones)."""
+    """Cycle through 20 athlete messages (65-192 characters)."""
     return itertools.cycle(ATHLETE_MESSAGES)
 
 
@@ -217,7 +218,7 @@ class RunResult:
     """Calls of the saver's `aget_tuple`, `aput`, `aput_writes` over the run."""
     prompt_tokens: dict[int, int] = field(default_factory=dict)
     storage: dict[int, dict[str, int]] = field(default_factory=dict)
-    """Bytes after turn n: {n: {checkpoints, blobs, writes, archive, total, raw}}."""
+    """After turn n: {n: {checkpoints, blobs, writes, archive, total, raw (bytes), <table>_rows (row counts)}}."""
     loadavg: tuple[float, float] = (0.0, 0.0)
     """The machine's 1-minute load average before and after the run."""
 
@@ -438,7 +439,7 @@ async def run(turns: int, naive_turns: int, durabilities: list[str], *, back_to_
     originals = (memory.load, memory.save_turn, chat_module.assemble_prompt, chat_module.prompt_tokens)
     try:
         # Same pool and settings as `coach chat` (autocommit, prepare_threshold=0, dict rows).
-        saver = AsyncPostgresSaver(conn=deps.athlete_store.pool)  # type: ignore[arg-type]
+        saver = CoachPostgresSaver(conn=deps.athlete_store.pool)  # type: ignore[arg-type]
         await saver.setup()
         for method in SAVER_METHODS:
             setattr(saver, method, timers.wrap_async(getattr(saver, method), "checkpointer", method))
@@ -540,7 +541,7 @@ def print_report(result: dict[str, Any]) -> None:
     n = result["turns"]
     print(
         f"turn overhead: {n} turns per graph on one thread each (naive: {result['naive_turns']}), "
-        f"AsyncPostgresSaver (shared), fake model"
+        f"CoachPostgresSaver (AsyncPostgresSaver with a keyed read; shared), fake model"
     )
     print(
         f"athlete {result['athlete_id']}; replies {result['reply_chars'][0]}-{result['reply_chars'][-1]} chars, "

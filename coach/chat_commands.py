@@ -16,7 +16,6 @@ import psycopg
 import psycopg_pool
 import typer
 from langgraph.checkpoint.memory import InMemorySaver
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.types import Command
 from rich.console import Console
 from rich.markup import escape
@@ -25,6 +24,7 @@ from rich.table import Table
 from graphs.chat import InvalidMessageError
 from graphs.chat import build_graph as build_chat_graph
 from graphs.context import Context
+from memory.checkpointer import open_checkpointer
 from memory.plans import PlanImportError, parse_plan_csv
 from tools.deps import CoachDeps, close_coach_deps, open_coach_deps
 
@@ -59,9 +59,7 @@ async def _checkpointer(deps: CoachDeps) -> Any:
     With the in-memory saver the sticky context lasts for this process only.
     """
     try:
-        saver = AsyncPostgresSaver(conn=deps.athlete_store.pool)  # type: ignore[arg-type]
-        await saver.setup()
-        return saver
+        return await open_checkpointer(deps.athlete_store.pool)
     except (psycopg.OperationalError, psycopg_pool.PoolTimeout):
         return InMemorySaver()
 

@@ -17,7 +17,6 @@ from typing import Annotated, Any
 import psycopg
 import psycopg_pool
 import typer
-from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -29,6 +28,7 @@ from coach.settings import get_settings
 from graphs.context import Context
 from graphs.debrief_coach import build_graph as build_debrief_graph
 from memory.athlete_store import AthleteStore, validate_athlete_id
+from memory.checkpointer import open_checkpointer
 from memory.db import aprobe, open_pool
 from memory.errors import MemoryError_, StoreUnavailableError
 from tools.deps import close_coach_deps, open_coach_deps
@@ -172,8 +172,7 @@ async def debrief_paths(paths: Sequence[str], athlete_id: str, *, show_progress:
     deps = await open_coach_deps()
     results: list[dict[str, Any]] = []
     try:
-        checkpointer = AsyncPostgresSaver(conn=deps.athlete_store.pool)  # type: ignore[arg-type]
-        await checkpointer.setup()
+        checkpointer = await open_checkpointer(deps.athlete_store.pool)
         graph = build_debrief_graph(checkpointer=checkpointer, store=deps)
         progress = Progress(
             TextColumn("{task.description}"),

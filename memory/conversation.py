@@ -70,6 +70,10 @@ DEFAULT_SPOOL_ROOT = Path(tempfile.gettempdir()) / "endurance-coach-spool"
 T = TypeVar("T")
 
 
+DRAIN_DELAY_S = 0.05
+"""Delay before the background archive drain a turn asks for starts, seconds (off the reply path)."""
+
+
 class _Down(Exception):
     """A server was skipped or failed; the caller degrades."""
 
@@ -441,7 +445,7 @@ class ConversationMemory:
         validate_athlete_id(athlete_id)
         validate_session_id(session_id)
         need = 2 * self.window_turns + 2
-        entries = await self._load_window(athlete_id, session_id)
+        entries = await self._load_window(athlete_id, session_id, need)
         facts = await self._load_facts(athlete_id)
         entries = entries[-need:]
         block, ids = render_window_block(entries, self.window_turns, self.window_token_budget)
@@ -455,13 +459,15 @@ class ConversationMemory:
             status=self.status(),
         )
 
-    async def _load_window(self, athlete_id: str, session_id: str) -> list[WindowEntry]:
+    async def _load_window(self, athlete_id: str, session_id: str, need: int) -> list[WindowEntry]:
         window = self.window
         entries: list[WindowEntry] | None = None
+        stale = (athlete_id, session_id) in self.stale_sessions
+        # Only the newest `need` entries reach the prompt; a stale window is read whole, to merge it.
+        read_n = self.store_cap if stale else min(need, self.store_cap)
         if window is not None:
             with contextlib.suppress(_Down):
-                entries = await self._redis_call(lambda: window.read(athlete_id, session_id, self.store_cap))
-        stale = (athlete_id, session_id) in self.stale_sessions
+                entries = await self._redis_call(lambda: window.read(athlete_id, session_id, read_n))
         if entries and not stale:
             return entries
         archive = self.archive
@@ -610,7 +616,12 @@ class ConversationMemory:
         """Ask for a background drain; start one unless one is running (which then runs once more)."""
         self._drain_requested = True
         if self._drain_task is None or self._drain_task.done():
-            self._drain_task = self._spawn(self._drain_while_requested())
+            self._drain_task = self._spawn(self._drain_after_reply())
+
+    async def _drain_after_reply(self) -> None:
+        """Let the turn finish (reply, checkpoint) before the drain competes with it for the event loop."""
+        await asyncio.sleep(DRAIN_DELAY_S)
+        await self._drain_while_requested()
 
     async def _drain_while_requested(self) -> None:
         while self._drain_requested and self.pg_breaker.healthy:
