@@ -195,12 +195,7 @@ class AthleteStore:
         validate_athlete_id(athlete_id)
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(
-                f"""INSERT INTO rides ({_RIDE_COLUMNS}, athlete_id)
-                    VALUES (%(ride_id)s, %(file_name)s, %(file_format)s, %(sport)s, %(start_time)s, %(elapsed_s)s,
-                            %(moving_s)s, %(distance_m)s, %(normalized_power_w)s, %(tss)s, %(hr_tss)s,
-                            %(metrics)s, %(athlete_id)s)
-                    ON CONFLICT (athlete_id, ride_id) DO NOTHING""",
-                {**ride.__dict__, "metrics": Jsonb(ride.metrics), "athlete_id": athlete_id},
+                _INSERT_RIDE_SQL + " ON CONFLICT (athlete_id, ride_id) DO NOTHING", _ride_params(athlete_id, ride)
             )
             cur = await conn.execute(
                 """INSERT INTO debriefs (athlete_id, ride_id, text, writer) VALUES (%s, %s, %s, %s)
@@ -227,12 +222,8 @@ class AthleteStore:
         validate_athlete_id(athlete_id)
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute(
-                f"""INSERT INTO rides ({_RIDE_COLUMNS}, athlete_id)
-                    VALUES (%(ride_id)s, %(file_name)s, %(file_format)s, %(sport)s, %(start_time)s, %(elapsed_s)s,
-                            %(moving_s)s, %(distance_m)s, %(normalized_power_w)s, %(tss)s, %(hr_tss)s,
-                            %(metrics)s, %(athlete_id)s)
-                    ON CONFLICT (athlete_id, ride_id) DO UPDATE SET start_time = EXCLUDED.start_time""",
-                {**ride.__dict__, "metrics": Jsonb(ride.metrics), "athlete_id": athlete_id},
+                _INSERT_RIDE_SQL + " ON CONFLICT (athlete_id, ride_id) DO UPDATE SET start_time = EXCLUDED.start_time",
+                _ride_params(athlete_id, ride),
             )
             await conn.execute(
                 """INSERT INTO debriefs (athlete_id, ride_id, text, writer) VALUES (%s, %s, %s, 'replay')
@@ -312,6 +303,20 @@ class AthleteStore:
         return row
 
 
+_RIDE_COLUMNS = (
+    "ride_id, file_name, file_format, sport, start_time, elapsed_s, moving_s, distance_m, normalized_power_w, "
+    "tss, hr_tss, metrics"
+)
+
+_INSERT_RIDE_SQL = f"""INSERT INTO rides ({_RIDE_COLUMNS}, athlete_id)
+    VALUES (%(ride_id)s, %(file_name)s, %(file_format)s, %(sport)s, %(start_time)s, %(elapsed_s)s, %(moving_s)s,
+            %(distance_m)s, %(normalized_power_w)s, %(tss)s, %(hr_tss)s, %(metrics)s, %(athlete_id)s)"""
+
+
+def _ride_params(athlete_id: str, ride: RideRecord) -> dict[str, Any]:
+    return {**ride.__dict__, "metrics": Jsonb(ride.metrics), "athlete_id": athlete_id}
+
+
 _PROPOSAL_COLUMNS = "id, fact_key, value, status, source_session_id, created_at, decided_at"
 _FACT_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_FACT_VALUE_CHARS = 500
@@ -336,12 +341,6 @@ def validate_fact(key: str, value: Any) -> None:
         f"invalid value for fact {key!r}: a non-empty text of at most {MAX_FACT_VALUE_CHARS} characters, "
         "a finite number or a boolean"
     )
-
-
-_RIDE_COLUMNS = (
-    "ride_id, file_name, file_format, sport, start_time, elapsed_s, moving_s, distance_m, normalized_power_w, "
-    "tss, hr_tss, metrics"
-)
 
 
 async def _apply_fact_changes(

@@ -247,7 +247,7 @@ def _pg_bindir() -> Path:
     for c in candidates:
         if (c / "initdb").exists() and (c / "pg_ctl").exists():
             return c
-    pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found")
+    pytest.fail("PostgreSQL server binaries (initdb, pg_ctl) not found: run `make services` first")
     raise AssertionError  # unreachable
 
 
@@ -255,7 +255,7 @@ def _pg_bindir() -> Path:
 def private_redis() -> Iterator[PrivateRedis]:
     """A running private Redis for the module; tests may stop/start it (call `ensure_running()` to reset)."""
     if not shutil.which("redis-server") and not Path("/usr/bin/redis-server").exists():
-        pytest.skip("redis-server not found")
+        pytest.fail("redis-server not found: run `make services` first")
     server = PrivateRedis()
     server.start()
     try:
