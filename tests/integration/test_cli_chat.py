@@ -102,3 +102,21 @@ def test_plan_import_and_compare_with_sticky_context(athlete_id, tmp_path: Path)
     bad.write_text("date,kind,duration_s,tss,description\n2026-13-01,endurance,3600,50,x\n2026-11-02,,3600,50,y\n")
     proc = coach("plan", "import", str(bad), "--athlete", athlete_id)
     assert proc.returncode == 1 and "line 2" in proc.stderr and "line 3" in proc.stderr
+
+
+def test_interactive_chat_asks_to_confirm_a_proposal(athlete_id):
+    from typer.testing import CliRunner
+
+    from coach.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        ["chat", "--athlete", athlete_id, "--session", "live", "--tz", "UTC"],
+        input="my goal is to climb Ventoux in under 2 hours\ny\nremind me my current goal\n\n",
+    )
+    assert result.exit_code == 0, result.stdout
+    assert "Save goal = " in result.stdout  # the confirmation question
+    replies = [part.splitlines()[0] for part in result.stdout.split("coach> ")[1:]]
+    assert len(replies) == 2 and "Ventoux in under 2 hours" in replies[1]  # the second turn knows the goal
+    facts = json.loads(coach("facts", "--athlete", athlete_id, "--json").stdout)
+    assert facts["goal"]["value"] == "to climb Ventoux in under 2 hours" and facts["goal"]["source"] == "user"
