@@ -7,7 +7,7 @@ RIDES ?= ../shared/data/rides
 # Export .env (written by `make services`) into a recipe's shell; the app also reads it via pydantic-settings.
 LOAD_ENV = set -a; [ ! -f .env ] || . ./.env; set +a;
 
-.PHONY: services services-down install test demo lint
+.PHONY: services services-down install test demo lint serve
 
 services:
 	bash scripts/services.sh up
@@ -24,6 +24,10 @@ test: install services
 
 demo: install services
 	$(LOAD_ENV) uv run coach demo --athlete $(ATHLETE) $(RIDES)
+
+# The LangGraph dev server (API + Studio) on loopback, offline: `make serve` (a free port) or `make serve PORT=8123`.
+serve: install services
+	$(LOAD_ENV) uv run python -m coach.serve $(if $(PORT),--port $(PORT))
 
 lint:
 	$(LOAD_ENV) uv run ruff check . && uv run ruff format --check . && uv run mypy

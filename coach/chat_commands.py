@@ -1,4 +1,4 @@
-"""Chat-side commands of `coach`: chat, import-transcript, search, plan import, proposal decisions.
+"""Chat-side commands of `coach`: chat, import-transcript, search, reindex, plan import, proposal decisions.
 
 Registered on the `coach` Typer app by `coach.cli`. Every command acts for `--athlete`; a chat sends only the
 new message (the graph builds everything else from memory).
@@ -19,6 +19,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from graphs.chat import InvalidMessageError
@@ -221,20 +222,74 @@ def register(app: typer.Typer, run: Any, check_athlete: Any) -> None:
         async def go() -> Any:
             deps = await open_coach_deps()
             try:
-                return await deps.memory.search(athlete, query, k=k)
+                return await deps.memory.recall(athlete, query, k=k)
             finally:
                 await close_coach_deps(deps)
 
-        hits = [h.to_dict() for h in run(go())]
+        result = run(go())
+        hits = [h.to_dict() for h in result.hits]
         if as_json:
             print(json.dumps(hits, default=str))
             return
-        table = Table(title=f"Archive search: {escape(query)}", title_justify="left")
+        ranking = result.ranking.replace("_", "-")
+        table = Table(title=f"Archive search ({ranking} ranking): {escape(query)}", title_justify="left")
         for col in ("score", "date", "session", "role", "snippet"):
             table.add_column(col)
         for h in hits:
             table.add_row(f"{h['score']:.3f}", str(h["ts"])[:10], h["session_id"], h["role"], escape(h["snippet"]))
         out.print(table)
+
+    @app.command()
+    def reindex(
+        athlete: Annotated[str | None, typer.Option("--athlete", help="Embed this athlete's messages.")] = None,
+        every: Annotated[bool, typer.Option("--all", help="Embed every athlete's messages.")] = False,
+        force: Annotated[
+            bool, typer.Option("--force", help="Also re-embed messages that have a vector of the current model.")
+        ] = False,
+    ) -> None:
+        """Compute the missing embeddings of archived messages, for hybrid recall (backfill; safe to rerun)."""
+        if (athlete is None) == (not every):
+            err.print("[red]error[/red] (invalid_arguments): give exactly one of --athlete ID and --all")
+            raise typer.Exit(2)
+        athlete_id = check_athlete(athlete) if athlete is not None else None
+
+        async def go() -> tuple[int, bool, str | None]:
+            deps = await open_coach_deps()
+            try:
+                memory = deps.memory
+                if memory.embedder is None:
+                    return 0, False, None
+                progress = Progress(
+                    TextColumn("embedding"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TimeElapsedColumn(),
+                    TimeRemainingColumn(),
+                    console=err,
+                    disable=not err.is_terminal,
+                    transient=True,
+                )
+                task = progress.add_task("embedding", total=None)
+
+                def report(done: int, total: int) -> None:
+                    progress.update(task, completed=done, total=total)
+
+                with progress:
+                    n = await memory.reindex(athlete_id, force=force, progress=report)
+                assert memory.archive is not None
+                return n, await memory.archive.vectors_enabled(), memory.embedder.model_id
+            finally:
+                await close_coach_deps(deps)
+
+        n, vectors, model = run(go())
+        whose = f"athlete {athlete_id}" if athlete_id else "all athletes"
+        if model is None:
+            err.print("[red]error[/red] (no_embedder): EMBEDDING_PROVIDER=none: recall is full-text only")
+            raise typer.Exit(1)
+        if not vectors:
+            err.print("[red]error[/red] (no_pgvector): pgvector is not installed: recall is full-text only")
+            raise typer.Exit(1)
+        out.print(f"embedded {n} messages of {whose} with {model}")
 
     plan_app = typer.Typer(help="Planned workouts.", no_args_is_help=True)
     app.add_typer(plan_app, name="plan")

@@ -22,11 +22,13 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from coach import chat_commands
+from coach import audit_commands, chat_commands
+from coach.inbox import inbox_athletes
 from coach.replay import replay_recent
 from coach.settings import get_settings
 from graphs.context import Context
 from graphs.debrief_coach import build_graph as build_debrief_graph
+from graphs.pending_debriefs import build_graph as build_pending_graph
 from memory.athlete_store import AthleteStore, validate_athlete_id
 from memory.checkpointer import open_checkpointer
 from memory.db import aprobe, open_pool
@@ -275,16 +277,88 @@ def _print_debrief_results(lines: list[dict[str, Any]], as_json: bool) -> None:
 
 @app.command()
 def debrief(
-    paths: Annotated[list[str], typer.Argument(help="Ride files (.fit, .fit.gz, .tcx, .gpx) or folders of them.")],
-    athlete: AthleteOpt,
+    paths: Annotated[
+        list[str] | None, typer.Argument(help="Ride files (.fit, .fit.gz, .tcx, .gpx) or folders of them.")
+    ] = None,
+    athlete: Annotated[
+        str | None,
+        typer.Option("--athlete", help="Athlete id (1-128 of letters, digits, _ . @ -); with --pending, optional."),
+    ] = None,
+    pending: Annotated[
+        bool,
+        typer.Option(
+            "--pending",
+            help="Debrief every ride waiting in the inbox (INBOX_DIR/<athlete>/) or stored without a debrief, "
+            "for --athlete or for every athlete with an inbox folder; each ride once (for a system cron).",
+        ),
+    ] = False,
     as_json: JsonOpt = False,
+    chart: Annotated[
+        Path | None, typer.Option("--chart", help="Also write each ride's power curve vs your best to DIR.")
+    ] = None,
 ) -> None:
     """Debrief ride files: metrics, athlete facts with provenance, and a short debrief, stored once per ride."""
+    if pending:
+        if paths:
+            err.print("[red]error[/red] (usage): --pending takes no ride paths (it reads the inbox)")
+            raise typer.Exit(2)
+        lines = _run(debrief_pending(_check_athlete(athlete) if athlete is not None else None))
+        _print_debrief_results(lines, as_json)
+        if not lines and not as_json:
+            out.print("No rides waiting for a debrief.")
+        if any("error" in line for line in lines):
+            raise typer.Exit(1)
+        return
+    if not paths or athlete is None:
+        err.print("[red]error[/red] (usage): give ride files or folders and --athlete (or use --pending)")
+        raise typer.Exit(2)
     athlete = _check_athlete(athlete)
     lines = _run(debrief_paths(paths, athlete, show_progress=err.is_terminal))
     _print_debrief_results(lines, as_json)
+    if chart is not None and not audit_commands.print_debrief_charts(lines, athlete, chart, _run):
+        raise typer.Exit(1)
     if any("error" in line for line in lines):
         raise typer.Exit(1)
+
+
+async def debrief_pending(athlete_id: str | None) -> list[dict[str, Any]]:
+    """Debrief the pending rides (`coach.inbox`) of one athlete, or of every athlete with an inbox folder.
+
+    Runs the `pending_debriefs` graph (the one the server's cron runs) per athlete until no ride is left, so a
+    system cron (`*/15 * * * * cd /path/to/project && uv run coach debrief --pending`) does what the server's
+    LangGraph cron does. Each ride is debriefed once: a ride already debriefed is skipped by its content.
+
+    Returns:
+        One `coach debrief --json` line per ride debriefed, or `{"file", "error"}` per ride that failed; each
+        with `athlete_id` first.
+
+    Raises:
+        StoreUnavailableError: Postgres cannot be reached at the start.
+    """
+    athletes = [athlete_id] if athlete_id is not None else await asyncio.to_thread(inbox_athletes)
+    await aprobe(get_settings().database_url)
+    deps = await open_coach_deps()
+    results: list[dict[str, Any]] = []
+    try:
+        checkpointer = await open_checkpointer(deps.athlete_store.pool)
+        graph = build_pending_graph(checkpointer=checkpointer, store=deps)
+        for athlete in athletes:
+            while True:
+                config = {"configurable": {"thread_id": f"pending-{athlete}-{uuid.uuid4().hex}"}}
+                out = await graph.ainvoke({}, config=config, context=Context(athlete_id=athlete, session_id="debrief"))
+                for done in out.get("debriefed", []):
+                    label = done["file"] or f"ride:{done['ride']['ride_id']}"
+                    results.append({"athlete_id": athlete, **_debrief_line(label, done)})
+                for problem in out.get("errors", []):
+                    label = problem["file"] or f"ride:{problem['ride_id']}"
+                    line = _error_line(label, problem["code"], problem["message"])
+                    results.append({"athlete_id": athlete, **line})
+                # Another batch while rides are left, unless this one only failed (they stay pending).
+                if not out.get("remaining") or not out.get("debriefed"):
+                    break
+    finally:
+        await close_coach_deps(deps)
+    return results
 
 
 @app.command()
@@ -424,6 +498,7 @@ def demo(
             f'  Try: uv run coach chat --athlete {athlete} --message "show me last Thursday\'s logs"\n'
             f'       uv run coach chat --athlete {athlete} --message "how does that compare to my plan?"'
         )
+        audit_commands.print_demo_audit(athlete, _run, out)
     if any("error" in line for line in lines):
         raise typer.Exit(1)
 
@@ -435,6 +510,7 @@ def _json_default(value: Any) -> Any:
 
 
 chat_commands.register(app, _run, _check_athlete)
+audit_commands.register(app, _run, _check_athlete)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

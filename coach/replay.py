@@ -16,12 +16,13 @@ from memory.athlete_store import AthleteStore, RideRecord
 from memory.plans import PlanRow, PlanStore
 
 REPLAY_PREFIX = "replay:"
+REPLAY_MONDAYS = 4  # planned (and skipped) Monday recovery rides, counting back from the last Monday
 
 
 def replay_days(n_rides: int, today: date) -> list[date]:
     """The days the replayed rides go on, oldest first: the last `n_rides` days before today but Mondays.
 
-    The sample plan puts a recovery ride on Mondays, which the replay then skips.
+    The sample plan puts a recovery ride on the last four Mondays, which the replay skips.
     """
     days: list[date] = []
     day = today
@@ -90,13 +91,12 @@ async def replay_recent(
         await store.save_replay_ride(athlete_id, copy, debrief["text"] if debrief else "")
         plan.append(planned_for(ride, day))
         placed.append((day, original.file_name))
-    # Monday recovery rides the replay skips, and the next two days, so the plan has misses and a future.
-    if days:
-        monday = days[0] - timedelta(days=days[0].weekday())
-        while monday < today:
-            if monday >= days[0]:
-                plan.append(PlanRow(monday, "recovery", 2700.0, 25.0, "easy spin, high cadence"))
-            monday += timedelta(days=7)
+    # Monday recovery rides over the last four weeks, all skipped (the Auditor's recurring-pattern example), and
+    # the next two days, so the plan has misses and a future.
+    monday = today - timedelta(days=today.weekday() or 7)
+    for _ in range(REPLAY_MONDAYS):
+        plan.append(PlanRow(monday, "recovery", 2700.0, 25.0, "easy spin, high cadence"))
+        monday -= timedelta(days=7)
     plan.append(PlanRow(today + timedelta(days=1), "endurance", 5400.0, 65.0, "Zone 2, steady"))
     plan.append(PlanRow(today + timedelta(days=2), "threshold", 4500.0, 85.0, "3 x 12 min at FTP"))
     await plans.import_rows(athlete_id, plan)

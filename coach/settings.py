@@ -7,8 +7,10 @@ time zone) live in `graphs.context.Context` instead.
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +31,16 @@ class Settings(BaseSettings):
         window_ttl_s: time to live of a session window in Redis, seconds.
         facts_cache_ttl_s: time to live of the cached current facts in Redis, seconds.
         max_message_chars: longest athlete message accepted, characters.
+        inbox_dir: the ride inbox: `<inbox_dir>/<athlete_id>/` holds ride files (`.fit`, `.fit.gz`, `.tcx`,
+            `.gpx`) waiting for their debrief (`coach debrief --pending`, the `pending_debriefs` graph's cron).
+            A relative path is taken from the working directory.
+        coach_auth_tokens: bearer tokens of the API server (`langgraph dev`): a JSON object `{token: athlete_id}`
+            in `COACH_AUTH_TOKENS` (empty: none); development tokens, read by `coach.auth`.
+        coach_auth_tokens_file: a JSON file of more `{token: athlete_id}` pairs (`COACH_AUTH_TOKENS_FILE`).
+        embedding_provider: embeddings of archived messages for recall (`memory.embeddings`): `local`
+            (all-MiniLM-L6-v2, offline), `openai` (`OpenAIEmbeddings`), `none` (full-text recall only), or `auto`
+            (`openai` when `openai_api_key` is set without `openai_base_url`, else `local`).
+        embedding_openai_model: the OpenAI embedding model (asked for 384 dimensions, the archive's vector size).
     """
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -45,6 +57,16 @@ class Settings(BaseSettings):
     window_ttl_s: int = 24 * 3600
     facts_cache_ttl_s: int = 30 * 24 * 3600
     max_message_chars: int = 8000
+    inbox_dir: Path = Path("inbox")
+    coach_auth_tokens: str = Field(default="", repr=False)
+    coach_auth_tokens_file: Path | None = None
+    embedding_provider: Literal["auto", "local", "openai", "none"] = "auto"
+    embedding_openai_model: str = "text-embedding-3-small"
+
+    @field_validator("coach_auth_tokens_file", mode="before")
+    @classmethod
+    def _no_empty_path(cls, value: object) -> object:
+        return None if value == "" else value
 
     @property
     def llm_configured(self) -> bool:

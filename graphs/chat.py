@@ -30,7 +30,7 @@ from coach.llm import get_chat_model
 from coach.offline import OfflineCoachModel
 from coach.prompt import CAP_NOTE, assemble_prompt, prompt_tokens
 from coach.settings import get_settings
-from graphs.context import Context
+from graphs.context import Context, run_context
 from memory.archive import ChatMessage, new_message_id
 from memory.athlete_store import validate_athlete_id
 from memory.errors import ProposalNotFoundError
@@ -128,7 +128,7 @@ def build_graph(
         return store if store is not None else await get_coach_deps()
 
     async def load_context(state: ChatState, runtime: Runtime[Context]) -> dict[str, Any]:
-        ctx = runtime.context
+        ctx = run_context(runtime)
         athlete_id = validate_athlete_id(ctx.athlete_id)
         message = state.get("message")
         if not isinstance(message, str) or not message.strip():
@@ -176,7 +176,7 @@ def build_graph(
         return "save_turn"
 
     async def tools(state: ChatState, runtime: Runtime[Context]) -> dict[str, Any]:
-        ctx = runtime.context
+        ctx = run_context(runtime)
         last = state["messages"][-1]
         assert isinstance(last, AIMessage)
         made = list(state.get("tool_calls") or [])
@@ -236,15 +236,16 @@ def build_graph(
         pending = state.get("awaiting_confirmation") or []
         answer = interrupt({"type": "confirm_facts", "proposals": pending})
         decisions = _decisions(answer, pending)
+        athlete_id = run_context(runtime).athlete_id
         d = await deps()
         notes, proposals = [], []
         for p in state.get("proposals") or []:
             if p["proposal_id"] in decisions:
                 confirm = decisions[p["proposal_id"]]
                 try:
-                    await d.athlete_store.decide_proposal(runtime.context.athlete_id, p["proposal_id"], confirm=confirm)
+                    await d.athlete_store.decide_proposal(athlete_id, p["proposal_id"], confirm=confirm)
                     if confirm:
-                        await d.memory.invalidate_facts(runtime.context.athlete_id)
+                        await d.memory.invalidate_facts(athlete_id)
                     status = "confirmed" if confirm else "rejected"
                 except ProposalNotFoundError:
                     status = "no longer pending"
@@ -255,7 +256,7 @@ def build_graph(
         return {"messages": [note], "awaiting_confirmation": [], "proposals": proposals}
 
     async def save_turn(state: ChatState, runtime: Runtime[Context]) -> dict[str, Any]:
-        ctx = runtime.context
+        ctx = run_context(runtime)
         last = state["messages"][-1]
         reply = last.content if isinstance(last, AIMessage) and isinstance(last.content, str) else ""
         reply = reply.strip() or CAP_FALLBACK

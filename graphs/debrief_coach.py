@@ -24,7 +24,7 @@ from typing_extensions import TypedDict
 
 from coach.debrief_writer import write_debrief
 from coach.llm import get_chat_model
-from graphs.context import Context
+from graphs.context import Context, run_context
 from memory.athlete_store import AthleteStore, FactChange, RideRecord, validate_athlete_id
 from tools.deps import CoachDeps, get_coach_deps
 from training.debrief import athlete_parameters, ride_fact_changes, ride_record
@@ -91,7 +91,7 @@ def build_graph(
         return (await _deps()).athlete_store
 
     async def load_ride(state: DebriefState, runtime: Runtime[Context]) -> dict[str, Any]:
-        athlete_id = validate_athlete_id(runtime.context.athlete_id)
+        athlete_id = validate_athlete_id(run_context(runtime).athlete_id)
         db = await _store()
         facts = await db.current_facts(athlete_id)
         record: RideRecord | None
@@ -135,7 +135,7 @@ def build_graph(
         return {"debrief": text, "writer": writer}
 
     async def save(state: DebriefState, runtime: Runtime[Context]) -> dict[str, Any]:
-        athlete_id = validate_athlete_id(runtime.context.athlete_id)
+        athlete_id = validate_athlete_id(run_context(runtime).athlete_id)
         db = await _store()
         record = _ride_record(state["ride"])
         changes = [FactChange(**c) for c in state.get("fact_changes", [])]

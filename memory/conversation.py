@@ -44,9 +44,18 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from coach.settings import Settings, get_settings
-from memory.archive import Archive, ChatMessage, ImportResult, SearchHit, validate_session_id
+from memory.archive import (
+    Archive,
+    ChatMessage,
+    ImportResult,
+    SearchHit,
+    SearchResult,
+    validate_session_id,
+    warn_once,
+)
 from memory.athlete_store import AthleteStore, FactChange, FactSource, validate_athlete_id
 from memory.db import CONNECTION_KWARGS, DictPool
+from memory.embeddings import ArchiveEmbedder, get_embedder
 from memory.errors import StoreUnavailableError
 from memory.facts_cache import Facts, FactsCache
 from memory.outbox import OUTBOX_STREAM, PG_DOWN_ERRORS, LocalSpool, Outbox
@@ -208,6 +217,8 @@ class ConversationMemory:
         spool_dir: directory of the last-resort local spool (both servers down); None: such turns are lost.
         ensure_schema: apply the athlete store's migrations on the first successful Postgres probe.
         owns_clients: whether `close()` closes `redis` and `pool` (True for `from_settings`).
+        embedder: embeds archived messages (in the outbox drain and imports, never on the reply path) and search
+            queries, for hybrid recall; None: recall ranks by full text alone.
 
     A pool from `memory.db.open_pool` works too, but its 300 s `reconnect_timeout` can delay noticing a Postgres
     restart by a minute or more.
@@ -229,6 +240,7 @@ class ConversationMemory:
         spool_dir: Path | None = None,
         ensure_schema: bool = False,
         owns_clients: bool = False,
+        embedder: ArchiveEmbedder | None = None,
     ) -> None:
         """Wire the tiers; no I/O."""
         self.redis = redis
@@ -246,7 +258,8 @@ class ConversationMemory:
         self.window = SessionWindow(redis, store_cap=store_cap, ttl_s=window_ttl_s) if redis is not None else None
         self.facts_cache = FactsCache(redis, ttl_s=facts_ttl_s) if redis is not None else None
         self.outbox = Outbox(redis, stream=outbox_stream) if redis is not None else None
-        self.archive = Archive(pool, timeout_s=pg_timeout_s) if pool is not None else None
+        self.embedder = embedder
+        self.archive = Archive(pool, timeout_s=pg_timeout_s, embedder=embedder) if pool is not None else None
         self.store = AthleteStore(pool) if pool is not None else None
         self.spool = LocalSpool(spool_dir) if spool_dir is not None else None
         self.stale_sessions: set[tuple[str, str]] = set()
@@ -303,6 +316,7 @@ class ConversationMemory:
             spool_dir=spool_dir,
             ensure_schema=True,
             owns_clients=True,
+            embedder=get_embedder(settings),
         )
         await memory.check_health()
         await memory._warn_unless_appendonly()
@@ -518,8 +532,9 @@ class ConversationMemory:
 
         1. Redis up: XADD every message (user, tool, assistant) to the outbox, then append the user and assistant
            messages to the window (each one MULTI/EXEC); a drain to Postgres is started in the background.
-        2. Redis down: write every message straight to the archive (at most `pg_timeout_s`); the session's
-           Redis window is marked stale and rebuilt from the archive when Redis returns.
+        2. Redis down: write every message straight to the archive (at most `pg_timeout_s`; the embeddings are
+           computed afterwards in the background); the session's Redis window is marked stale and rebuilt from
+           the archive when Redis returns.
         3. Both down: the turn cannot be saved to memory. With a `spool_dir`, it is appended to a local JSONL
            spool file that the next `drain_outbox` moves to Postgres; without one it is lost (logged).
 
@@ -558,6 +573,8 @@ class ConversationMemory:
             with contextlib.suppress(_Down):
                 await self._pg_call(lambda: archive.write(messages))
                 saved = True
+                if self.embedder is not None:  # written without vectors: embed them in the background
+                    self._spawn(self._embed_quietly([m.id for m in messages]))
         if not saved and self.spool is not None:
             try:
                 await self.spool.append(messages)
@@ -672,7 +689,19 @@ class ConversationMemory:
     async def search(
         self, athlete_id: str, query: str, *, k: int = 3, exclude_ids: Iterable[str] = ()
     ) -> list[SearchHit]:
-        """Search the athlete's archive (see `Archive.search`).
+        """Search the athlete's archive: the hits of `recall`.
+
+        Raises:
+            StoreUnavailableError: Postgres is down (recall is unavailable).
+        """
+        return (await self.recall(athlete_id, query, k=k, exclude_ids=exclude_ids)).hits
+
+    async def recall(self, athlete_id: str, query: str, *, k: int = 3, exclude_ids: Iterable[str] = ()) -> SearchResult:
+        """Search the athlete's archive (see `Archive.search_ranked`) and say how the hits were ranked.
+
+        The query is embedded first (the embedder's model loads on the first call of the process), outside the
+        Postgres timeout; then one SQL statement ranks. The ranking is `full_text` (BM25 alone) when there is no
+        embedder, no pgvector, or the query could not be embedded; each of those is logged once per process.
 
         Raises:
             StoreUnavailableError: Postgres is down (recall is unavailable).
@@ -681,10 +710,69 @@ class ConversationMemory:
         if archive is None:
             raise StoreUnavailableError("the conversation archive is not configured")
         try:
-            return await self._pg_call(lambda: archive.search(athlete_id, query, k=k, exclude_ids=exclude_ids))
+            vectors = await self._pg_call(archive.vectors_enabled)
+            vector = await self._query_embedding(query) if vectors else None
+            return await self._pg_call(
+                lambda: archive.search_ranked(athlete_id, query, k=k, exclude_ids=exclude_ids, query_embedding=vector)
+            )
         except _Down as exc:
             self._schedule_probes()
             raise StoreUnavailableError("the conversation archive (Postgres) is unavailable") from exc
+
+    async def _query_embedding(self, query: str) -> list[float] | None:
+        if self.embedder is None:
+            warn_once("no_embedder", "no embedding model configured: conversation recall uses full-text ranking only")
+            return None
+        if not query.strip():
+            return None
+        try:
+            return await self.embedder.embed_query(query)
+        except Exception as exc:  # noqa: BLE001 - any model failure: rank by full text, say so
+            warn_once(f"query_embedding:{type(exc).__name__}", f"query embedding failed ({exc}): full-text recall")
+            return None
+
+    async def reindex(
+        self,
+        athlete_id: str | None = None,
+        *,
+        force: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> int:
+        """Embed the archived messages that lack an embedding of the current model (`coach reindex`).
+
+        Runs the schema's vector setup first, so a pgvector installed after `setup()` gets its column and index.
+
+        Args:
+            athlete_id: one athlete's messages; None: every athlete's.
+            force: re-embed the messages that already have a vector of the current model too.
+            progress: called as `progress(done, total)`, see `Archive.embed_pending`.
+
+        Returns:
+            The number of messages embedded; 0 when there is no pgvector or no embedder (see `vectors_enabled`).
+
+        Raises:
+            StoreUnavailableError: Postgres is down.
+        """
+        archive = self.archive
+        if archive is None:
+            raise StoreUnavailableError("the conversation archive is not configured")
+        try:
+            await self._pg_call(archive.ensure_vectors, explicit=True)
+            return await self._pg_call(
+                lambda: archive.embed_pending(athlete_id=athlete_id, force=force, progress=progress), explicit=True
+            )
+        except _Down as exc:
+            raise StoreUnavailableError("the conversation archive (Postgres) is unavailable") from exc
+
+    async def _embed_quietly(self, message_ids: list[str]) -> None:
+        """Embed messages written without vectors (a background task: failures are logged, `reindex` repairs)."""
+        archive = self.archive
+        if archive is None:
+            return
+        try:
+            await archive.embed_pending(message_ids=message_ids)
+        except Exception:  # a background task must not die silently
+            logger.exception("embedding %d archived messages failed (run `coach reindex`)", len(message_ids))
 
     async def replies_to(self, athlete_id: str, message_ids: Sequence[str]) -> dict[str, ChatMessage]:
         """The coach's reply to each given user message (see `Archive.replies_to`).

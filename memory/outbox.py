@@ -1,7 +1,8 @@
 """Durable outboxes of archive writes, so that a write never blocks the reply nor gets lost (design section 7).
 
 `Outbox`: a Redis Stream (`outbox:archive`). The reply path only XADDs; `drain` later moves the entries to
-Postgres with `Archive.write` (idempotent by message id) and XDELs them. A crash between the Postgres commit and
+Postgres with `Archive.write` (idempotent by message id; with the messages' embeddings, computed here, off the
+reply path) and XDELs them. A crash between the Postgres commit and
 the XDEL rewrites the same ids, which the archive skips: each message is archived exactly once. The stream is only
 as durable as Redis: run Redis with `appendonly yes`.
 
@@ -112,7 +113,7 @@ class Outbox:
                         logger.error("outbox entry %s is not a message (%s): dead-lettered", entry_id, exc)
                         bad.append((str(entry_id), fields))
                 try:
-                    await archive.write([m for _, m in good])
+                    await archive.write([m for _, m in good], embed=True)
                 except PG_DOWN_ERRORS as exc:
                     logger.warning("outbox drain stopped, Postgres unreachable: %s", exc)
                     self.last_error = exc
@@ -136,7 +137,7 @@ class Outbox:
         rejected = []
         for entry_id, m in good:
             try:
-                await archive.write([m])
+                await archive.write([m], embed=True)
             except PG_DOWN_ERRORS as exc:
                 self.last_error = exc
                 return None
@@ -238,7 +239,7 @@ class LocalSpool:
                         except ValueError as exc:
                             logger.error("spool %s line %d is not a message (%s): dropped", path, n, exc)
                     try:
-                        await archive.write(messages)
+                        await archive.write(messages, embed=True)
                     except PG_DOWN_ERRORS as exc:
                         logger.warning("spool drain stopped, Postgres unreachable: %s", exc)
                         self.last_error = exc

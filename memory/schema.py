@@ -11,6 +11,27 @@ from typing import Any
 
 from psycopg import AsyncConnection, Connection
 
+VECTOR_SETUP = """DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')
+       AND EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'vector') THEN
+        BEGIN
+            CREATE EXTENSION IF NOT EXISTS vector;
+        EXCEPTION WHEN insufficient_privilege THEN
+            RAISE WARNING 'pgvector is installed but this role may not create it: recall is full-text only';
+        END;
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector') AND NOT EXISTS (
+        SELECT 1 FROM pg_attribute WHERE attrelid = 'messages'::regclass AND attname = 'embedding' AND NOT attisdropped
+    ) THEN
+        ALTER TABLE messages ADD COLUMN embedding vector(384);
+        CREATE INDEX IF NOT EXISTS messages_embedding_hnsw_idx ON messages USING hnsw (embedding vector_cosine_ops);
+    END IF;
+END
+$$"""
+"""Create the pgvector extension, `messages.embedding vector(384)` and its HNSW index (cosine), when the server
+has pgvector; otherwise do nothing, so `setup()` works without it. Idempotent."""
+
 MIGRATIONS: list[str] = [
     # v0: the migrations table itself.
     """CREATE TABLE IF NOT EXISTS coach_migrations (
@@ -139,7 +160,26 @@ MIGRATIONS: list[str] = [
     )""",
     """CREATE INDEX IF NOT EXISTS plan_change_proposals_athlete_idx
         ON plan_change_proposals (athlete_id, status, created_at)""",
+    # v18: embeddings for semantic recall: the model that made a vector, and (only where the pgvector extension
+    # can be had) the vector and its HNSW index. Without pgvector recall runs on full-text ranking alone.
+    """ALTER TABLE messages ADD COLUMN IF NOT EXISTS embedding_model TEXT""",
+    # v19: see VECTOR_SETUP (also run by `coach reindex`, so that a pgvector installed later is picked up).
+    VECTOR_SETUP,
+    # v20: the lexical document of recall: the message's date (UTC; "8 May 2023, Monday") and its content, so
+    # that "what did I say on 8 May" and "in May 2023" match. to_char without the TM prefix always writes
+    # English names in a fixed format, so the function is immutable as declared.
+    """CREATE OR REPLACE FUNCTION coach_search_document(created_at TIMESTAMPTZ, content TEXT) RETURNS TSVECTOR
+        LANGUAGE sql IMMUTABLE PARALLEL SAFE
+        RETURN to_tsvector('english',
+                           to_char(created_at AT TIME ZONE 'UTC', 'FMDD FMMonth YYYY, FMDay') || ': ' || content)""",
+    """ALTER TABLE messages ADD COLUMN IF NOT EXISTS search_tsv TSVECTOR
+        GENERATED ALWAYS AS (coach_search_document(created_at, content)) STORED""",
+    """CREATE INDEX IF NOT EXISTS messages_search_tsv_idx ON messages USING GIN (search_tsv)""",
+    # v23: the content-only tsvector (v8) is superseded by search_tsv.
+    """DROP INDEX IF EXISTS messages_tsv_idx""",
+    """ALTER TABLE messages DROP COLUMN IF EXISTS tsv""",
 ]
+
 
 # One advisory-lock key for the whole schema, so two processes running setup() at once do not race.
 _SETUP_LOCK_KEY = 7_261_034_551

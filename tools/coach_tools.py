@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -18,8 +18,9 @@ import psycopg
 import psycopg_pool
 from pydantic import BaseModel, ValidationError
 
+from memory.audit_store import AuditStore
 from memory.errors import InvalidFactError, StoreUnavailableError
-from memory.ride_queries import daily_load, rides_on_day
+from memory.ride_queries import rides_on_day
 from memory.session_window import trim_text
 from tools.deps import CoachDeps
 from tools.specs import (
@@ -32,11 +33,12 @@ from tools.specs import (
 )
 from training.compare import compare_day
 from training.dates import DateResolutionError, Prefer, resolve_day
-from training.load import training_load_summary
+from training.flags import assess_load, event_date_from_facts
+from training.load import LOAD_HISTORY_DAYS
+from training.patterns import compliance_days
 
 MAX_SNIPPET_CHARS = 399  # snippets stay under 400 characters (DESIGN section 6)
 MAX_TOOL_RESULT_CHARS = 4000  # a tool result longer than this is cut before it reaches the prompt
-LOAD_HISTORY_DAYS = 120  # days of rides read for CTL (42-day constant: ~3 time constants)
 
 
 @dataclass
@@ -106,10 +108,13 @@ async def search_conversation(deps: CoachDeps, ctx: ToolCallContext, args: Searc
     """At most 3 dated snippets (< 400 characters each) of the athlete's older conversations.
 
     A hit on something the athlete said is followed by the coach's reply to it (the advice usually shares few
-    words with the question), as long as the 3 snippets allow.
+    words with the question), as long as the 3 snippets allow. `ranking` says how the archive ranked:
+    `hybrid` (full text and embeddings) or `full_text` (no pgvector or no embedding model: paraphrases that share
+    no word with the query are missed).
     """
     limit = min(args.max_items, 3)
-    hits = await deps.memory.search(ctx.athlete_id, args.query, k=limit, exclude_ids=ctx.window_message_ids)
+    result = await deps.memory.recall(ctx.athlete_id, args.query, k=limit, exclude_ids=ctx.window_message_ids)
+    hits = result.hits
     replies = await deps.memory.replies_to(ctx.athlete_id, [h.message_id for h in hits if h.role == "user"])
     excluded = set(ctx.window_message_ids)
     snippets: list[dict[str, Any]] = []
@@ -133,7 +138,7 @@ async def search_conversation(deps: CoachDeps, ctx: ToolCallContext, args: Searc
                     "text": trim_text(reply.content, MAX_SNIPPET_CHARS),
                 }
             )
-    return ToolOutcome({"snippets": snippets})
+    return ToolOutcome({"snippets": snippets, "ranking": result.ranking})
 
 
 async def get_last_query_context(deps: CoachDeps, ctx: ToolCallContext, _: BaseModel) -> ToolOutcome:
@@ -194,13 +199,24 @@ async def compare_workout_to_plan(deps: CoachDeps, ctx: ToolCallContext, args: C
 
 
 async def get_training_load(deps: CoachDeps, ctx: ToolCallContext, args: TrainingLoadArgs) -> ToolOutcome:
-    """Fitness, fatigue, form and ramp rate as of a day (default today in the athlete's time zone)."""
+    """Fitness, fatigue, form, ramp rate, ACWR, monotony, strain and flags as of a day (default today).
+
+    The Training Load Auditor's computation (`training.flags.assess_load`) on the same inputs
+    (`memory.audit_store.AuditStore.read_inputs`), the last 7 days' compliance included; nothing is written.
+    """
     resolved = _day_from(args, ctx)
-    as_of = resolved[1] if resolved else ctx.now.astimezone(ZoneInfo(ctx.timezone)).date()
-    loads = await daily_load(
-        deps.athlete_store.pool, ctx.athlete_id, as_of - timedelta(days=LOAD_HISTORY_DAYS), as_of, ctx.timezone
+    today = ctx.now.astimezone(ZoneInfo(ctx.timezone)).date()
+    as_of = resolved[1] if resolved else today
+    facts = await deps.memory.current_facts(ctx.athlete_id)
+    inputs = await AuditStore(deps.athlete_store.pool).read_inputs(
+        ctx.athlete_id, as_of, ctx.timezone, history_days=LOAD_HISTORY_DAYS, lookback_days=7, ahead_days=0
     )
-    return ToolOutcome(training_load_summary(loads, as_of))
+    recent = compliance_days(
+        inputs.planned, inputs.rides_by_day, inputs.plan_start, as_of, open_day=today if as_of == today else None
+    )
+    snapshot = assess_load(inputs.daily_tss, as_of, recent_days=recent, event_date=event_date_from_facts(facts))
+    snapshot["form_zone"] = snapshot["form_zone"]["label"]
+    return ToolOutcome(snapshot)
 
 
 TOOL_FUNCS: dict[str, tuple[ToolFunc, type[BaseModel]]] = {

@@ -46,3 +46,12 @@ async def get_coach_deps() -> CoachDeps:
         if _deps is None:
             _deps = await open_coach_deps()
     return _deps
+
+
+async def close_process_deps() -> None:
+    """Close the process-wide deps if they were opened (the server's shutdown); a later use opens them again."""
+    global _deps
+    async with _lock:
+        if _deps is not None:
+            deps, _deps = _deps, None
+            await close_coach_deps(deps)

@@ -10,9 +10,29 @@ trainingpeaks.com/learn/articles/what-is-the-performance-management-chart/):
 * training stress balance, "form": TrainingPeaks shows on day d yesterday's fitness minus yesterday's fatigue,
   ``TSB_d = CTL_{d-1} - ATL_{d-1}``: the form the athlete brings into day d, before its training. This module
   returns exactly that: a point's `tsb` is NOT its own ``ctl - atl`` (that is the next day's form).
-* ramp rate: the change of CTL over 7 days, ``CTL_d - CTL_{d-7}`` (TrainingPeaks "Fitness ramp rate").
+* ramp rate: the change of CTL over 7 days, ``CTL_d - CTL_{d-7}`` (TrainingPeaks "Fitness ramp rate"), in CTL
+  points per week.
 
-A day without an entry in the daily TSS is a rest day (TSS 0). Values are in TSS points per day.
+`load_series` gives every day's point with that day's TSB (the TrainingPeaks chart convention). A summary "as of"
+day d (`training_load_summary`, the Training Load Auditor, the chat tool `get_training_load`) reports instead
+``tsb = CTL_d - ATL_d``: the form the athlete takes into day d + 1, its date given as ``tsb_for`` (DESIGN section 8:
+"TSB = CTL - ATL, for the next day"). That is TrainingPeaks' TSB on d + 1 and intervals.icu's "form" on d
+(intervals.icu subtracts the same day's fatigue from the same day's fitness; its CTL and ATL are TrainingPeaks').
+
+Week-scale measures, over the days up to and including d (rest days count as 0):
+
+* acute:chronic workload ratio (Gabbett, T. J., "The training-injury prevention paradox: should athletes be
+  training smarter and harder?", Br J Sports Med 50:273-280, 2016): ``ACWR = (7-day load / 7) / (28-day load / 28)``
+  with rolling averages. This is the *coupled* ratio: the 28 days include the 7 acute days (as in Gabbett's
+  paper); Lolli et al. (Br J Sports Med 53:921-922, 2019) argue for the uncoupled one (chronic = days 8-28), which
+  reads higher when load rises. None when the 28-day load is 0.
+* monotony (Foster, C., "Monitoring training in athletes with reference to overtraining syndrome", Med Sci
+  Sports Exerc 30(7):1164-1168, 1998): mean / standard deviation of the last 7 daily loads, with the population
+  standard deviation (ddof = 0; the sample one would give a monotony lower by sqrt(6/7)). None when the standard
+  deviation is 0 (no load at all, or the very same load every day: see `training.flags` for the latter).
+* strain (Foster 1998): the 7-day load times the monotony; None when the monotony is None.
+
+A day without an entry in the daily TSS is a rest day (TSS 0). Loads are in TSS points (per day for CTL, ATL, TSB).
 """
 
 from __future__ import annotations
@@ -34,6 +54,19 @@ RAMP_RATE_DAYS = 7
 
 SUMMARY_DEFAULT_HISTORY_DAYS = 90
 """`training_load_summary` starts at least this many days before `as_of` (earlier when data starts earlier)."""
+
+LOAD_HISTORY_DAYS = 365
+"""Days of rides before `as_of` read to compute CTL: a load this old weighs (41/42)^365 ≈ 1.5e-4 of its day's
+share, so starting from 0 a year back changes CTL by less than 0.02 % of what it was then."""
+
+ACWR_ACUTE_DAYS = 7
+"""Acute window of the acute:chronic workload ratio, days (Gabbett 2016)."""
+
+ACWR_CHRONIC_DAYS = 28
+"""Chronic window of the acute:chronic workload ratio, days (Gabbett 2016); it includes the acute days."""
+
+MONOTONY_DAYS = 7
+"""Monotony and strain are computed over this many days (Foster 1998: one week)."""
 
 
 @dataclass(frozen=True)
@@ -96,22 +129,30 @@ def load_series(
 
 
 def training_load_summary(daily_tss: Mapping[date, float], as_of: date) -> dict[str, Any]:
-    """Summarise training load on day `as_of`, the way a Performance Management Chart reads that day.
+    """Summarise training load on day `as_of`: the Training Load Auditor's and `get_training_load`'s figures.
 
     The series starts from zero on the earlier of the first day with data and ``as_of − 90 days`` (starting at the
-    first day with data loses nothing: the loads are 0 before it), so all history is used. TSS after `as_of` is
-    ignored.
+    first day with data loses nothing: the loads are 0 before it), so all history given is used. TSS after `as_of`
+    is ignored.
 
     Args:
         daily_tss: TSS per day (rest days may be absent).
-        as_of: the day summarised.
+        as_of: the day summarised (its TSS included).
 
     Returns:
-        ``{"as_of": date, "ctl": float, "atl": float, "tsb": float, "ramp_rate": float, "days_of_data": int}``:
-        CTL and ATL at the end of `as_of` (its TSS included), TSB the form for `as_of` (CTL − ATL at the end of
-        the day before, see the module docstring), ramp rate ``CTL(as_of) − CTL(as_of − 7 days)``, all rounded
-        to 1 decimal; `days_of_data` the number of days from the first day with TSS > 0 up to `as_of`, both
-        included (0 when there is none): below 42 days, CTL is still building up and understates fitness.
+        A dict (floats rounded: loads to 1 decimal, ratios to 2, strain to 0)::
+
+            {"as_of": date, "tsb_for": date (as_of + 1),
+             "ctl": float, "atl": float,   # at the end of as_of, its TSS included
+             "tsb": float,                 # CTL − ATL at the end of as_of: form for `tsb_for`
+             "ramp_rate": float,           # CTL(as_of) − CTL(as_of − 7 days), CTL points per week
+             "acwr": float | None, "monotony": float | None, "strain": float | None,
+             "weekly_tss": float,          # load of the 7 days ending on as_of
+             "chronic_daily_tss": float,   # mean daily load of the 28 days ending on as_of
+             "days_of_data": int}
+
+        `days_of_data` counts the days from the first day with TSS > 0 up to `as_of`, both included (0 when there
+        is none): below 42 days CTL is still building up from 0 and understates fitness.
 
     Raises:
         ValueError: a TSS up to `as_of` that is negative or not finite.
@@ -126,14 +167,85 @@ def training_load_summary(daily_tss: Mapping[date, float], as_of: date) -> dict[
         start = first
     series = load_series(daily_tss, start, as_of)
     today, week_ago = series[-1], series[-1 - RAMP_RATE_DAYS]
+    weekly = window_load(daily_tss, as_of, ACWR_ACUTE_DAYS)
+    ratio = acute_chronic_ratio(daily_tss, as_of)
+    mono = monotony(daily_tss, as_of)
+    week_strain = strain(daily_tss, as_of)
     return {
         "as_of": as_of,
+        "tsb_for": as_of + timedelta(days=1),
         "ctl": round(today.ctl, 1),
         "atl": round(today.atl, 1),
-        "tsb": round(today.tsb, 1),
+        "tsb": round(today.ctl - today.atl, 1),
         "ramp_rate": round(today.ctl - week_ago.ctl, 1),
+        "acwr": None if ratio is None else round(ratio, 2),
+        "monotony": None if mono is None else round(mono, 2),
+        "strain": None if week_strain is None else round(week_strain),
+        "weekly_tss": round(weekly, 1),
+        "chronic_daily_tss": round(window_load(daily_tss, as_of, ACWR_CHRONIC_DAYS) / ACWR_CHRONIC_DAYS, 1),
         "days_of_data": 0 if first is None else (as_of - first).days + 1,
     }
+
+
+def window_loads(daily_tss: Mapping[date, float], end: date, days: int) -> list[float]:
+    """Return the daily loads of the `days` days ending on `end` (included), oldest first, rest days as 0.
+
+    Raises:
+        ValueError: `days` < 1, or a load in the window that is negative or not finite.
+    """
+    if days < 1:
+        raise ValueError(f"days must be at least 1, got {days}")
+    loads = []
+    for offset in range(days - 1, -1, -1):
+        day = end - timedelta(days=offset)
+        tss = float(daily_tss.get(day, 0.0))
+        _check_load(f"TSS on {day}", tss)
+        loads.append(tss)
+    return loads
+
+
+def window_load(daily_tss: Mapping[date, float], end: date, days: int) -> float:
+    """Total load (TSS) of the `days` days ending on `end` (included); see `window_loads`."""
+    return float(sum(window_loads(daily_tss, end, days)))
+
+
+def acute_chronic_ratio(daily_tss: Mapping[date, float], as_of: date) -> float | None:
+    """Acute:chronic workload ratio on `as_of`, coupled rolling averages (Gabbett 2016; module docstring).
+
+    ``(load of the 7 days ending on as_of / 7) / (load of the 28 days ending on as_of / 28)``.
+
+    Returns:
+        The ratio (dimensionless; 1.0 for a steady load), or None when the 28-day load is 0.
+    """
+    chronic = window_load(daily_tss, as_of, ACWR_CHRONIC_DAYS) / ACWR_CHRONIC_DAYS
+    if chronic <= 0:
+        return None
+    return (window_load(daily_tss, as_of, ACWR_ACUTE_DAYS) / ACWR_ACUTE_DAYS) / chronic
+
+
+def monotony(daily_tss: Mapping[date, float], as_of: date) -> float | None:
+    """Training monotony of the 7 days ending on `as_of` (Foster 1998): mean / population standard deviation.
+
+    Returns:
+        The monotony (dimensionless), or None when the standard deviation is 0 (every day the same load, rest
+        weeks included): the ratio is then undefined.
+    """
+    loads = window_loads(daily_tss, as_of, MONOTONY_DAYS)
+    mean = sum(loads) / len(loads)
+    sd = math.sqrt(sum((x - mean) ** 2 for x in loads) / len(loads))
+    if sd <= 1e-9 * max(1.0, mean):
+        return None
+    return mean / sd
+
+
+def strain(daily_tss: Mapping[date, float], as_of: date) -> float | None:
+    """Training strain of the 7 days ending on `as_of` (Foster 1998): weekly load (TSS) × monotony.
+
+    Returns:
+        The strain (TSS), or None when the monotony is None.
+    """
+    mono = monotony(daily_tss, as_of)
+    return None if mono is None else window_load(daily_tss, as_of, MONOTONY_DAYS) * mono
 
 
 def _check_load(name: str, value: float) -> None:

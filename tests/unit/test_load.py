@@ -85,14 +85,24 @@ def test_summary_of_a_steady_ramp():
     as_of = D0 + timedelta(days=73)
     summary = training_load_summary(daily, as_of)
     series = load_series(daily, D0, as_of)
+    loads = [daily.get(as_of - timedelta(days=i), 0.0) for i in range(7)]
+    mean = sum(loads) / 7
     assert summary == {
         "as_of": as_of,
+        "tsb_for": as_of + timedelta(days=1),
         "ctl": round(series[-1].ctl, 1),
         "atl": round(series[-1].atl, 1),
-        "tsb": round(series[-1].tsb, 1),
+        # form for the next day: this day's CTL - ATL, i.e. the next day's point on the chart
+        "tsb": round(series[-1].ctl - series[-1].atl, 1),
         "ramp_rate": round(series[-1].ctl - series[-8].ctl, 1),
+        "acwr": round((700 / 7) / ((14 * 100 + 14 * 50) / 28), 2),
+        "monotony": None,  # 7 identical days: the standard deviation is 0
+        "strain": None,
+        "weekly_tss": round(7 * mean, 1),
+        "chronic_daily_tss": 75.0,
         "days_of_data": 74,
     }
+    assert summary["tsb"] == round(load_series(daily, D0, as_of + timedelta(days=1))[-1].tsb, 1)
     assert summary["ramp_rate"] > 5  # CTL is climbing
     assert summary["tsb"] < 0
 
@@ -118,9 +128,15 @@ def test_summary_uses_all_history_and_ignores_the_future():
 def test_summary_without_data():
     assert training_load_summary({}, D0) == {
         "as_of": D0,
+        "tsb_for": D0 + timedelta(days=1),
         "ctl": 0.0,
         "atl": 0.0,
         "tsb": 0.0,
         "ramp_rate": 0.0,
+        "acwr": None,
+        "monotony": None,
+        "strain": None,
+        "weekly_tss": 0.0,
+        "chronic_daily_tss": 0.0,
         "days_of_data": 0,
     }

@@ -1,0 +1,315 @@
+"""Recall at scale: search latency per athlete and archive ingest throughput with 1,000,000 archived messages.
+
+Builds a separate database (default `<the DATABASE_URL database>_recall_scale`, dropped at the end unless
+`--keep`; a kept one of the same size is reused) with the athlete store's schema (`memory.schema.setup`,
+pgvector, HNSW and GIN indexes included), then:
+
+1. Bulk load: `--messages` messages (default 1,000,000) across `--athletes` athletes (default 10,000; 10
+   sessions each), in random athlete order (as they would arrive), the text of each drawn from the LoCoMo turns
+   of `--data` (`"<speaker>: <text>"`). The ~3k unique texts are embedded once with the local model and the
+   vectors reused: the load is a COPY, not the ingest path, and is reported as such. The secondary indexes are
+   built after the COPY (timed).
+2. Search latency: `--queries` searches (default 1,000), each for one random athlete with one random LoCoMo
+   question, through `Archive.search_ranked` (the SQL behind `search_conversation`): hybrid (query embedding
+   computed beforehand), full-text only, and hybrid end to end (query embedding by MiniLM included). p50, p95,
+   p99 after 50 warm-up searches.
+3. Ingest throughput: `--ingest` messages (default 2,000) written through `Archive.write(..., embed=True)` in
+   batches of 500, the outbox drain's path (embeddings computed, rows and indexes written, HNSW included) into the
+   1 M-row table; reported with the embedding's share, next to the same write without embeddings.
+
+Usage: ``uv run python benchmarks/recall_scale.py [--messages N] [--athletes N] [--queries N] [--ingest N]
+[--database NAME] [--keep] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import statistics
+import sys
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from coach.settings import get_settings
+from memory.archive import Archive, ChatMessage, new_message_id
+from memory.db import open_pool
+from memory.embeddings import ArchiveEmbedder, get_embedder, vector_literal
+from memory.schema import setup
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
+SESSIONS_PER_ATHLETE = 10
+WARMUP = 50
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+SECONDARY_INDEXES = ("messages_session_idx", "messages_search_tsv_idx", "messages_embedding_hnsw_idx")
+
+
+def locomo_texts(path: Path) -> tuple[list[str], list[str]]:
+    """The unique turn texts (`"<speaker>: <text>"`) and the questions of a LoCoMo file."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    texts: dict[str, None] = {}
+    questions: dict[str, None] = {}
+    for sample in data:
+        for key, turns in sample["conversation"].items():
+            if key.startswith("session_") and isinstance(turns, list):
+                for t in turns:
+                    texts[f"{t['speaker']}: {t['text']}"] = None
+        for qa in sample.get("qa", []):
+            questions[qa["question"]] = None
+    return list(texts), list(questions)
+
+
+def scale_url(base_url: str, database: str) -> str:
+    """`base_url` pointing at another database of the same server."""
+    info = psycopg.conninfo.conninfo_to_dict(base_url)
+    info["dbname"] = database
+    return psycopg.conninfo.make_conninfo(**info)  # type: ignore[arg-type]
+
+
+def athlete(i: int) -> str:
+    return f"scale-{i:06d}"
+
+
+def rows(n_messages: int, n_athletes: int, texts: list[str], vectors: list[str], model: str) -> Iterator[tuple]:
+    """The bulk-load rows, in random athlete order; each athlete's messages in time order."""
+    rng = random.Random(7)
+    per_athlete = [n_messages // n_athletes + (1 if i < n_messages % n_athletes else 0) for i in range(n_athletes)]
+    cursor = [0] * n_athletes
+    order = [i for i, n in enumerate(per_athlete) for _ in range(n)]
+    rng.shuffle(order)
+    per_session = max(1, max(per_athlete) // SESSIONS_PER_ATHLETE)
+    for a in order:
+        j = cursor[a]
+        cursor[a] += 1
+        session = min(j // per_session, SESSIONS_PER_ATHLETE - 1)
+        t = rng.randrange(len(texts))
+        created = T0 + timedelta(days=a % 300 + 7 * session, minutes=j)
+        yield (
+            str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            athlete(a),
+            f"s{session}",
+            ("user", "assistant")[j % 2],
+            texts[t],
+            created.isoformat(),
+            vectors[t],
+            model,
+        )
+
+
+def build(url: str, args: argparse.Namespace, texts: list[str], embedder: ArchiveEmbedder) -> dict[str, Any]:
+    """Create the schema and bulk-load the messages; returns the load's figures."""
+    figures: dict[str, Any] = {}
+    with psycopg.connect(url, autocommit=True) as conn:
+        setup(conn)
+        row = conn.execute("SELECT count(*) FROM messages").fetchone()
+        if row and row[0] == args.messages:
+            figures["reused"] = True
+            return figures
+        conn.execute("TRUNCATE messages, conversations")
+        started = time.perf_counter()
+        vectors = [vector_literal(v) for v in asyncio.run(embedder.embed_documents(texts))]
+        figures["unique_texts"] = len(texts)
+        figures["embed_unique_s"] = time.perf_counter() - started
+        print(f"  embedded {len(texts)} unique texts in {figures['embed_unique_s']:.1f} s", file=sys.stderr)
+        for name in SECONDARY_INDEXES:
+            conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
+        started = time.perf_counter()
+        with conn.cursor().copy("COPY conversations (athlete_id, session_id, title) FROM STDIN") as copy:
+            for a in range(args.athletes):
+                for s in range(SESSIONS_PER_ATHLETE):
+                    copy.write_row((athlete(a), f"s{s}", None))
+        with conn.cursor().copy(
+            "COPY messages (id, athlete_id, session_id, role, content, created_at, embedding, embedding_model)"
+            " FROM STDIN"
+        ) as copy:
+            for i, r in enumerate(rows(args.messages, args.athletes, texts, vectors, embedder.model_id), 1):
+                copy.write_row(r)
+                if i % 100_000 == 0:
+                    print(f"  copied {i:,} messages", file=sys.stderr)
+        figures["copy_s"] = time.perf_counter() - started
+        figures["copy_messages_per_s"] = args.messages / figures["copy_s"]
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        for name, ddl in (
+            ("btree (athlete_id, session_id, created_at)", "CREATE INDEX messages_session_idx ON messages "
+             "(athlete_id, session_id, created_at DESC)"),
+            ("GIN (search_tsv)", "CREATE INDEX messages_search_tsv_idx ON messages USING GIN (search_tsv)"),
+            ("HNSW (embedding vector_cosine_ops)", "CREATE INDEX messages_embedding_hnsw_idx ON messages "
+             "USING hnsw (embedding vector_cosine_ops)"),
+        ):  # fmt: skip
+            started = time.perf_counter()
+            conn.execute(ddl)  # type: ignore[arg-type]
+            figures[f"index {name} s"] = time.perf_counter() - started
+            print(f"  built {name} in {figures[f'index {name} s']:.0f} s", file=sys.stderr)
+        conn.execute("VACUUM ANALYZE messages")
+        conn.execute("VACUUM ANALYZE conversations")
+        size = conn.execute("SELECT pg_size_pretty(pg_total_relation_size('messages'))").fetchone()
+        figures["messages_size"] = size[0] if size else None
+    return figures
+
+
+async def latency(url: str, args: argparse.Namespace, questions: list[str], embedder: ArchiveEmbedder) -> dict:
+    rng = random.Random(11)
+    picks = [(athlete(rng.randrange(args.athletes)), rng.choice(questions)) for _ in range(WARMUP + args.queries)]
+    pool = await open_pool(url, max_size=2)
+    archive = Archive(pool, embedder=embedder)
+    try:
+        vectors = [await embedder.embed_query(q) for _, q in picks]
+        out: dict[str, Any] = {}
+        for name in ("hybrid", "full_text", "hybrid_with_query_embedding"):
+            ms: list[float] = []
+            hits = 0
+            for i, ((a, q), v) in enumerate(zip(picks, vectors, strict=True)):
+                started = time.perf_counter()
+                if name == "hybrid_with_query_embedding":
+                    v = await embedder.embed_query(q)
+                result = await archive.search_ranked(a, q, k=3, query_embedding=None if name == "full_text" else v)
+                if i >= WARMUP:
+                    ms.append((time.perf_counter() - started) * 1000)
+                    hits += len(result.hits)
+                assert result.ranking == ("full_text" if name == "full_text" else "hybrid")
+            out[name] = {**_percentiles(ms), "mean_hits": hits / len(ms)}
+            print(f"  {name}: {out[name]}", file=sys.stderr)
+        return out
+    finally:
+        await pool.close()
+
+
+async def ingest(url: str, args: argparse.Namespace, texts: list[str], embedder: ArchiveEmbedder) -> dict:
+    rng = random.Random(13)
+    pool = await open_pool(url, max_size=2)
+    out: dict[str, Any] = {}
+    try:
+        for name, embed in (("with_embeddings", True), ("without_embeddings", False)):
+            archive = Archive(pool, embedder=embedder)
+            batches = []
+            for b in range(0, args.ingest, 500):
+                a = f"ingest-{name}-{b // 500}"
+                batches.append(
+                    [
+                        ChatMessage(
+                            new_message_id(),
+                            a,
+                            "s",
+                            ("user", "assistant")[j % 2],  # type: ignore[arg-type]
+                            rng.choice(texts),
+                            T0 + timedelta(seconds=j),
+                        )
+                        for j in range(min(500, args.ingest - b))
+                    ]
+                )
+            started = time.perf_counter()
+            embed_s = 0.0
+            for batch in batches:
+                if embed:  # the embedding's share, timed on the same texts (the write embeds them again)
+                    t = time.perf_counter()
+                    await embedder.embed_documents([m.content for m in batch])
+                    embed_s += time.perf_counter() - t
+            written = 0
+            started = time.perf_counter()
+            for batch in batches:
+                written += await archive.write(batch, embed=embed)
+            total_s = time.perf_counter() - started
+            out[name] = {
+                "messages": written,
+                "seconds": total_s,
+                "messages_per_s": written / total_s,
+                "embedding_s": embed_s if embed else 0.0,
+            }
+            print(f"  ingest {name}: {out[name]}", file=sys.stderr)
+            async with pool.connection() as conn:
+                await conn.execute("DELETE FROM messages WHERE athlete_id LIKE 'ingest-%'")
+                await conn.execute("DELETE FROM conversations WHERE athlete_id LIKE 'ingest-%'")
+        return out
+    finally:
+        await pool.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--athletes", type=int, default=10_000)
+    parser.add_argument("--queries", type=int, default=1_000)
+    parser.add_argument("--ingest", type=int, default=2_000, help="messages written through the ingest path")
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="LoCoMo file whose turns and questions are used"
+    )
+    parser.add_argument("--database", help="database to build (default: <DATABASE_URL's database>_recall_scale)")
+    parser.add_argument("--keep", action="store_true", help="keep the database (a rerun of the same size reuses it)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if args.messages < args.athletes or args.athletes < 1:
+        parser.error("need at least one message per athlete")
+
+    base = get_settings().database_url
+    name = args.database or f"{psycopg.conninfo.conninfo_to_dict(base).get('dbname') or 'coach'}_recall_scale"
+    url = scale_url(base, name)
+    embedder = get_embedder(get_settings().model_copy(update={"embedding_provider": "local"}))
+    assert embedder is not None
+    texts, questions = locomo_texts(args.data)
+    with psycopg.connect(base, autocommit=True) as admin:
+        if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    report: dict[str, Any] = {"database": name, "messages": args.messages, "athletes": args.athletes}
+    try:
+        print(f"building {name}: {args.messages:,} messages, {args.athletes:,} athletes", file=sys.stderr)
+        report["load"] = build(url, args, texts, embedder)
+        print("searching", file=sys.stderr)
+        report["search_ms"] = asyncio.run(latency(url, args, questions, embedder))
+        print("ingesting", file=sys.stderr)
+        report["ingest"] = asyncio.run(ingest(url, args, texts, embedder))
+    finally:
+        if not args.keep:
+            with psycopg.connect(base, autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print_report(report)
+    return 0
+
+
+def print_report(r: dict[str, Any]) -> None:
+    print(f"Recall at scale: {r['messages']:,} messages, {r['athletes']:,} athletes (database {r['database']})")
+    load = r["load"]
+    if load.get("reused"):
+        print("load: reused a kept database of the same size")
+    else:
+        print(
+            f"load: {load['unique_texts']} unique LoCoMo texts embedded once in {load['embed_unique_s']:.1f} s;"
+            f" COPY {load['copy_s']:.0f} s ({load['copy_messages_per_s']:,.0f} messages/s, vectors reused);"
+            f" table + indexes {load['messages_size']}"
+        )
+        for key, value in load.items():
+            if key.startswith("index "):
+                print(f"  {key[6:-2]}: built in {value:.0f} s")
+    print(f"search, one athlete at a time, k=3 ({r['search_ms']['hybrid']['n']} queries after {WARMUP} warm-up):")
+    for name, s in r["search_ms"].items():
+        print(f"  {name:28s} p50 {s['p50']:6.1f} ms  p95 {s['p95']:6.1f} ms  p99 {s['p99']:6.1f} ms")
+    print("ingest through Archive.write, batches of 500 (the outbox drain's path):")
+    for name, s in r["ingest"].items():
+        share = f", embedding {s['embedding_s']:.1f} s of it" if s["embedding_s"] else ""
+        print(
+            f"  {name:20s} {s['messages']} messages in {s['seconds']:.1f} s: {s['messages_per_s']:.0f} messages/s{share}"
+        )
+
+
+def _percentiles(ms: Sequence[float]) -> dict[str, float]:
+    ordered = sorted(ms)
+
+    def pct(p: float) -> float:
+        return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+    return {"n": len(ordered), "p50": pct(50), "p95": pct(95), "p99": pct(99), "mean": statistics.fmean(ordered)}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,352 @@
+"""Per-athlete authentication and authorization of the API server (`langgraph dev`; DESIGN section 10).
+
+Loaded by the server through `langgraph.json` (`"auth": {"path": "./coach/auth.py:auth"}`); Studio's own
+sign-in is turned off there (`disable_studio_auth`), so every request, Studio's included, carries a bearer token.
+
+Authentication: `Authorization: Bearer <token>` is mapped to an athlete id by the token resolver. The default
+resolver reads development tokens from configuration (`COACH_AUTH_TOKENS`, a JSON object `{token: athlete_id}`,
+and/or the JSON file `COACH_AUTH_TOKENS_FILE`); a real deployment replaces it with `set_token_resolver` (for
+example a function that verifies a JWT and returns its subject). No token, or an unknown one: 401.
+
+Authorization (the athlete is the user's identity, `ctx.user.identity`):
+
+- threads, runs and crons are stamped `metadata.owner = <athlete>` when created, and every read, search,
+  update, delete, run and cron on them is filtered by that owner, so another athlete's thread answers 404;
+- a thread's state cannot be written by a client: `POST /threads/{id}/state`, state `supersteps` on thread
+  creation, and runs whose `command` carries `update` or `goto` are refused (403); a run may only resume an
+  interrupt (`command.resume`) or send new input;
+- a run's `ride_path` must lie inside the athlete's own inbox folder (`coach.inbox`), so no file of another
+  athlete, or of the server, can be read through the Debrief Coach;
+- assistants can be read and searched (they are the graphs' definitions) but not created, changed or deleted;
+- the LangGraph store is restricted to namespaces that start with the athlete id (the coach keeps its memory in
+  Postgres and Redis, which the graphs reach only for the athlete of the run: `graphs.context.run_context`);
+- anything else is denied.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from langgraph_sdk import Auth
+from langgraph_sdk.auth.types import (
+    AssistantsRead,
+    AssistantsSearch,
+    AuthContext,
+    CronsCreate,
+    CronsDelete,
+    CronsRead,
+    CronsSearch,
+    CronsUpdate,
+    MinimalUserDict,
+    RunsCreate,
+    ThreadsCreate,
+    ThreadsDelete,
+    ThreadsRead,
+    ThreadsSearch,
+    ThreadsUpdate,
+)
+
+from coach.inbox import is_in_athlete_inbox
+from coach.settings import Settings, get_settings
+from memory.athlete_store import validate_athlete_id
+from memory.errors import InvalidAthleteIdError
+
+OWNER_KEY = "owner"
+"""The metadata key holding the athlete that owns a thread, run or cron."""
+
+TokenResolver = Callable[[str], Awaitable[str | None]]
+"""Maps a bearer token to an athlete id, or None when the token is not valid."""
+
+
+class TokenTable:
+    """Development tokens: `{token: athlete_id}`, looked up by the token's SHA-256 (not by the secret itself)."""
+
+    def __init__(self, tokens: Mapping[str, str]) -> None:
+        """Check every pair: tokens of at least 16 characters, valid athlete ids.
+
+        Raises:
+            ValueError: a token is too short or an athlete id invalid.
+        """
+        self._by_digest: dict[str, str] = {}
+        for token, athlete_id in tokens.items():
+            if not isinstance(token, str) or len(token) < 16:
+                raise ValueError("auth tokens must be strings of at least 16 characters")
+            try:
+                validate_athlete_id(athlete_id)
+            except InvalidAthleteIdError as exc:
+                raise ValueError(f"auth token for an invalid athlete id: {exc}") from None
+            self._by_digest[_digest(token)] = athlete_id
+
+    def __len__(self) -> int:
+        """The number of tokens."""
+        return len(self._by_digest)
+
+    def athlete_for(self, token: str) -> str | None:
+        """The athlete of `token`, or None."""
+        return self._by_digest.get(_digest(token))
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> TokenTable:
+        """The tokens of `COACH_AUTH_TOKENS` and of the file `COACH_AUTH_TOKENS_FILE` (reads the file).
+
+        Raises:
+            ValueError: the file is not a JSON object of strings, or a pair is invalid (see `__init__`).
+        """
+        settings = settings or get_settings()
+        tokens = parse_tokens(settings.coach_auth_tokens, "COACH_AUTH_TOKENS") if settings.coach_auth_tokens else {}
+        if settings.coach_auth_tokens_file is not None:
+            tokens.update(read_token_file(settings.coach_auth_tokens_file))
+        return cls(tokens)
+
+
+def parse_tokens(text: str, where: str) -> dict[str, str]:
+    """Parse a JSON object `{token: athlete_id}`.
+
+    Raises:
+        ValueError: not JSON, or not such an object.
+    """
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{where} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
+        raise ValueError(f"{where} must hold a JSON object of token -> athlete id strings")
+    return data
+
+
+def read_token_file(path: Path) -> dict[str, str]:
+    """Read a JSON file holding an object `{token: athlete_id}`.
+
+    Raises:
+        ValueError: the file cannot be read or is not such an object.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"cannot read the auth token file {path}: {exc}") from None
+    return parse_tokens(text, f"the auth token file {path}")
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+_table: TokenTable | None = None
+_table_lock = asyncio.Lock()
+
+
+async def configured_token_athlete(token: str) -> str | None:
+    """The default resolver: the development tokens from configuration, read once (in a thread) on first use."""
+    global _table
+    if _table is None:
+        async with _table_lock:
+            if _table is None:
+                _table = await asyncio.to_thread(TokenTable.from_settings)
+    return _table.athlete_for(token)
+
+
+_resolver: TokenResolver = configured_token_athlete
+
+
+def set_token_resolver(resolver: TokenResolver | None) -> None:
+    """Replace how tokens map to athletes (None restores the configured development tokens)."""
+    global _resolver, _table
+    _resolver = resolver or configured_token_athlete
+    _table = None
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header value, or None."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def _unauthorized(detail: str) -> Auth.exceptions.HTTPException:
+    return Auth.exceptions.HTTPException(status_code=401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _forbidden(detail: str) -> Auth.exceptions.HTTPException:
+    return Auth.exceptions.HTTPException(status_code=403, detail=detail)
+
+
+auth = Auth()
+
+
+@auth.authenticate
+async def authenticate(authorization: str | None) -> MinimalUserDict:
+    """Map the bearer token to its athlete; 401 without a valid token."""
+    token = bearer_token(authorization)
+    if token is None:
+        raise _unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
+    athlete_id = await _resolver(token)
+    if athlete_id is None:
+        raise _unauthorized("invalid token")
+    return {"identity": validate_athlete_id(athlete_id), "display_name": athlete_id, "permissions": ["athlete"]}
+
+
+def _athlete(ctx: AuthContext) -> str:
+    return str(ctx.user.identity)
+
+
+def _owned(ctx: AuthContext) -> dict[str, str]:
+    return {OWNER_KEY: _athlete(ctx)}
+
+
+def _stamp_owner(ctx: AuthContext, value: Any) -> None:
+    """Set `metadata.owner` to the athlete, refusing a request that names another owner."""
+    metadata = value.get("metadata")
+    if metadata is None:
+        metadata = value["metadata"] = {}
+    owner = metadata.get(OWNER_KEY)
+    if owner is not None and owner != _athlete(ctx):
+        raise _forbidden("metadata.owner is set by the server")
+    metadata[OWNER_KEY] = _athlete(ctx)
+
+
+async def _check_run_payload(ctx: AuthContext, payload: Mapping[str, Any] | None) -> None:
+    """A run (or a cron's run) may send input and resume an interrupt, nothing that writes the state directly."""
+    payload = payload or {}
+    command = payload.get("command")
+    if isinstance(command, Mapping) and (command.get("update") is not None or command.get("goto") is not None):
+        raise _forbidden("a run may resume an interrupt (command.resume) but not update the state or jump (goto)")
+    run_input = payload.get("input")
+    if isinstance(run_input, Mapping) and run_input.get("ride_path") is not None:
+        path = run_input["ride_path"]
+        inside = isinstance(path, str) and await asyncio.to_thread(is_in_athlete_inbox, path, _athlete(ctx))
+        if not inside:
+            raise _forbidden("ride_path must be a file in your inbox folder (or upload it: PUT /inbox/{file_name})")
+
+
+@auth.on.threads.create
+async def on_thread_create(ctx: AuthContext, value: ThreadsCreate) -> dict[str, str]:
+    """New threads belong to the athlete; an existing thread of another athlete is a conflict, never shared."""
+    _stamp_owner(ctx, value)
+    return _owned(ctx)
+
+
+def _pin_context_athlete(ctx: AuthContext, kwargs: Any) -> None:
+    """Overwrite the run context's `athlete_id` with the authenticated athlete, whatever the request said.
+
+    The graphs read the athlete from the authenticated user already (`graphs.context.run_context`); this makes
+    a graph that reads `runtime.context.athlete_id` directly safe as well.
+    """
+    if not isinstance(kwargs, dict):
+        return
+    context = kwargs.get("context")
+    if not isinstance(context, dict):
+        context = kwargs["context"] = {}
+    context["athlete_id"] = _athlete(ctx)
+    configurable = (kwargs.get("config") or {}).get("configurable")
+    if isinstance(configurable, dict) and "athlete_id" in configurable:
+        configurable["athlete_id"] = _athlete(ctx)
+
+
+@auth.on.threads.create_run
+async def on_run_create(ctx: AuthContext, value: RunsCreate) -> dict[str, str]:
+    """Runs belong to the athlete, on the athlete's threads only, with input or a resume only, as the athlete."""
+    _stamp_owner(ctx, value)
+    await _check_run_payload(ctx, value.get("kwargs"))
+    _pin_context_athlete(ctx, value.get("kwargs"))
+    return _owned(ctx)
+
+
+@auth.on.threads.read
+async def on_thread_read(ctx: AuthContext, value: ThreadsRead) -> dict[str, str]:
+    """Threads, their state, history, runs and streams: the athlete's own only."""
+    return _owned(ctx)
+
+
+@auth.on.threads.search
+async def on_thread_search(ctx: AuthContext, value: ThreadsSearch) -> dict[str, str]:
+    """Searches and counts of threads and runs see the athlete's own only."""
+    return _owned(ctx)
+
+
+@auth.on.threads.delete
+async def on_thread_delete(ctx: AuthContext, value: ThreadsDelete) -> dict[str, str]:
+    """Deleting threads and runs: the athlete's own only."""
+    return _owned(ctx)
+
+
+@auth.on.threads.update
+async def on_thread_update(ctx: AuthContext, value: ThreadsUpdate) -> dict[str, str]:
+    """Thread metadata and run cancellation on the athlete's threads; writing a thread's state is refused.
+
+    The server asks this handler for three things: a metadata patch (`metadata` given), a run cancellation
+    (`action` given), and a state write (`POST /threads/{id}/state`, or `supersteps` when creating a thread),
+    which carries neither. The coach's state is written by its graphs only.
+    """
+    if "metadata" not in value and value.get("action") is None:
+        raise _forbidden("a thread's state is written by the coach's graphs only")
+    if "metadata" in value and value.get("action") is None:
+        _stamp_owner(ctx, value)
+    return _owned(ctx)
+
+
+@auth.on.assistants.read
+async def on_assistant_read(ctx: AuthContext, value: AssistantsRead) -> None:
+    """Assistants (the graphs' definitions) can be read by any athlete."""
+    return None
+
+
+@auth.on.assistants.search
+async def on_assistant_search(ctx: AuthContext, value: AssistantsSearch) -> None:
+    """Assistants can be listed by any athlete."""
+    return None
+
+
+@auth.on.crons.create
+async def on_cron_create(ctx: AuthContext, value: CronsCreate) -> dict[str, str]:
+    """Crons belong to the athlete; their runs are checked like runs (and run as the athlete)."""
+    _stamp_owner(ctx, value)
+    await _check_run_payload(ctx, value.get("payload"))
+    return _owned(ctx)
+
+
+@auth.on.crons.update
+async def on_cron_update(ctx: AuthContext, value: CronsUpdate) -> dict[str, str]:
+    """Changing a cron: the athlete's own only, with a run payload checked like a run."""
+    if "metadata" in value:
+        _stamp_owner(ctx, value)
+    await _check_run_payload(ctx, value.get("payload"))
+    return _owned(ctx)
+
+
+@auth.on.crons.read
+async def on_cron_read(ctx: AuthContext, value: CronsRead) -> dict[str, str]:
+    """Reading a cron: the athlete's own only."""
+    return _owned(ctx)
+
+
+@auth.on.crons.search
+async def on_cron_search(ctx: AuthContext, value: CronsSearch) -> dict[str, str]:
+    """Listing crons: the athlete's own only."""
+    return _owned(ctx)
+
+
+@auth.on.crons.delete
+async def on_cron_delete(ctx: AuthContext, value: CronsDelete) -> dict[str, str]:
+    """Deleting a cron: the athlete's own only."""
+    return _owned(ctx)
+
+
+@auth.on.store()
+async def on_store(ctx: AuthContext, value: Any) -> None:
+    """The LangGraph store: only namespaces that start with the athlete id."""
+    namespace = tuple(value.get("namespace") or ())
+    if not namespace or namespace[0] != _athlete(ctx):
+        raise _forbidden("store namespaces must start with your athlete id")
+
+
+@auth.on
+async def deny_everything_else(ctx: AuthContext, value: Any) -> bool:
+    """Anything not allowed above (creating or changing assistants, for example) is refused."""
+    return False

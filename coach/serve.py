@@ -1,0 +1,96 @@
+"""`make serve`: the LangGraph dev server (`langgraph dev`) for the coach's graphs, offline, on a free port.
+
+    uv run python -m coach.serve [--port N] [--host 127.0.0.1] [--config langgraph.json]
+
+Runs `langgraph dev` without analytics, version check, browser or reload, on loopback by default (the Docker
+image passes `--host 0.0.0.0`), on `--port` (or `$PORT`), else on a free port; prints the API, the Studio link,
+the ride inbox and the athletes' tokens before it starts. With no tokens configured (`COACH_AUTH_TOKENS`,
+`COACH_AUTH_TOKENS_FILE`), it makes two development tokens, for `demo-athlete` and `guest-athlete`, kept in
+`.langgraph_api/coach-dev-tokens.json` (git-ignored) so they survive restarts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import socket
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from coach.settings import get_settings
+
+DEV_TOKENS_FILE = Path(".langgraph_api") / "coach-dev-tokens.json"
+DEV_ATHLETES = ("demo-athlete", "guest-athlete")
+STUDIO_URL = "https://smith.langchain.com/studio/?baseUrl={api}"
+OFFLINE_ENV = {"LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "true"}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on `host` right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def dev_tokens(path: Path = DEV_TOKENS_FILE) -> dict[str, str]:
+    """The development tokens in `path`, made (one random token per `DEV_ATHLETES` entry) if it does not exist."""
+    if path.is_file():
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    tokens = {f"dev-{secrets.token_urlsafe(24)}": athlete for athlete in DEV_ATHLETES}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(tokens, fh, indent=2)
+    return tokens
+
+
+def dev_command(host: str, port: int, config: str) -> list[str]:
+    """The `langgraph dev` command line."""
+    exe = shutil.which("langgraph") or str(Path(sys.executable).with_name("langgraph"))
+    return [exe, "dev", "--no-browser", "--no-reload", "--host", host, "--port", str(port), "--config", config]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Print how to reach the server, then replace this process with `langgraph dev`."""
+    parser = argparse.ArgumentParser(prog="python -m coach.serve", description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 0), help="port (default: free)")
+    parser.add_argument("--config", default="langgraph.json", help="the LangGraph configuration file")
+    args = parser.parse_args(argv)
+
+    settings = get_settings()
+    env = {**os.environ, **OFFLINE_ENV}
+    lines = []
+    if settings.coach_auth_tokens or settings.coach_auth_tokens_file:
+        lines.append("  tokens:    from COACH_AUTH_TOKENS / COACH_AUTH_TOKENS_FILE")
+    else:
+        tokens = dev_tokens()
+        env["COACH_AUTH_TOKENS_FILE"] = str(DEV_TOKENS_FILE.absolute())
+        lines.append(f"  tokens:    development tokens ({DEV_TOKENS_FILE}):")
+        lines.extend(f"             {athlete}: Authorization: Bearer {token}" for token, athlete in tokens.items())
+    port = args.port or free_port("127.0.0.1" if args.host in ("127.0.0.1", "localhost") else args.host)
+    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    api = f"http://{shown}:{port}"
+    print(
+        "\n".join(
+            [
+                f"Endurance coach API on {api}  (langgraph dev, in-memory threads; Ctrl-C stops it)",
+                f"  Studio:    {STUDIO_URL.format(api=api)}",
+                "             (in Studio's connection settings, add the header Authorization: Bearer <token>)",
+                f"  API docs:  {api}/docs",
+                f"  inbox:     {settings.inbox_dir.absolute()}/<athlete>/  (or PUT {api}/inbox/<file name>)",
+                *lines,
+            ]
+        ),
+        flush=True,
+    )
+    command = dev_command(args.host, port, args.config)
+    os.execvpe(command[0], command, env)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Scheduled post-ride debriefs (DESIGN section 10): debrief every pending ride of the run's athlete.
+
+    START ─► find_pending ─► debrief_rides ─► END
+
+`find_pending` lists the athlete's rides waiting for a debrief (`coach.inbox.pending_rides`: inbox files whose
+ride has no debrief yet, and stored rides without one), oldest first; `debrief_rides` runs the Debrief Coach on
+each, at most `max_rides` per run, and reports every result and every failure (a failed ride stays pending and
+is tried again next time). The Debrief Coach decides "once per ride" itself (by the file's content), so two
+overlapping runs never debrief a ride twice.
+
+A LangGraph cron runs this graph on the server for the authenticated athlete; `coach debrief --pending` runs it
+from a system cron for every athlete with an inbox folder. It is a graph of its own, not a mode of the Debrief
+Coach, so the Debrief Coach keeps its one-ride input and its tests, and is reused here whole.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import psycopg_pool
+from langgraph.graph import END, START, StateGraph
+from langgraph.runtime import Runtime
+from langgraph.types import Checkpointer
+from typing_extensions import TypedDict
+
+from coach.inbox import pending_rides
+from graphs.context import Context, run_context
+from graphs.debrief_coach import RideNotFoundError
+from graphs.debrief_coach import build_graph as build_debrief_graph
+from memory.athlete_store import validate_athlete_id
+from memory.errors import MemoryError_
+from tools.deps import CoachDeps, get_coach_deps
+from training.ride_files import RideFileError
+
+DEFAULT_MAX_RIDES = 20
+
+
+class PendingInput(TypedDict, total=False):
+    """What a client (or a cron's payload) sends: optionally, the most rides to debrief in this run."""
+
+    max_rides: int
+
+
+class PendingOutput(TypedDict, total=False):
+    """What a run returns.
+
+    `debriefed` holds one Debrief Coach result per ride (`ride`, `debrief`, `writer`, `facts_changed`,
+    `already_debriefed`) with its `file` (None for a stored ride); `errors` one `{file, ride_id, code, message}`
+    per ride that failed; `remaining` the pending rides left for the next run.
+    """
+
+    debriefed: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
+    remaining: int
+
+
+class PendingState(PendingInput, PendingOutput, total=False):
+    """Working state: the pending rides found."""
+
+    pending: list[dict[str, Any]]
+
+
+_EXPECTED_ERRORS = (RideFileError, RideNotFoundError, MemoryError_, psycopg.OperationalError, psycopg_pool.PoolTimeout)
+
+
+def build_graph(checkpointer: Checkpointer = None, store: CoachDeps | None = None) -> Any:
+    """Build and compile the pending-debriefs graph.
+
+    Args:
+        checkpointer: LangGraph checkpointer (the command line passes its Postgres one); None for the exported
+            graph, whose server supplies its own.
+        store: the memory and stores; None takes the process-wide ones (`tools.deps.get_coach_deps`).
+
+    Returns:
+        The compiled graph; invoke with `{}` or `{"max_rides": n}` and `context=Context(athlete_id=...)`.
+    """
+    # One ride per Debrief Coach run, without checkpoints of its own: each ride is stored in one transaction.
+    debrief = build_debrief_graph(checkpointer=False, store=store)
+
+    async def _deps() -> CoachDeps:
+        return store if store is not None else await get_coach_deps()
+
+    async def find_pending(state: PendingState, runtime: Runtime[Context]) -> dict[str, Any]:
+        athlete_id = validate_athlete_id(run_context(runtime).athlete_id)
+        found = await pending_rides((await _deps()).athlete_store, athlete_id)
+        return {"pending": [{"ride_id": p.ride_id, "ride_path": p.ride_path} for p in found]}
+
+    async def debrief_rides(state: PendingState, runtime: Runtime[Context]) -> dict[str, Any]:
+        ctx = run_context(runtime)
+        limit = max(1, int(state.get("max_rides") or DEFAULT_MAX_RIDES))
+        pending = state.get("pending") or []
+        done: list[dict[str, Any]] = []
+        errors: list[dict[str, Any]] = []
+        for ride in pending[:limit]:
+            ride_input = {"ride_path": ride["ride_path"]} if ride["ride_path"] else {"ride_id": ride["ride_id"]}
+            try:
+                result = await debrief.ainvoke(ride_input, context=ctx)
+            except _EXPECTED_ERRORS as exc:
+                code = getattr(exc, "code", None) or "store_unavailable"
+                message = getattr(exc, "message", None) or str(exc)
+                errors.append({"file": ride["ride_path"], "ride_id": ride["ride_id"], "code": code, "message": message})
+                continue
+            done.append({"file": ride["ride_path"], **result})
+        return {"debriefed": done, "errors": errors, "remaining": max(0, len(pending) - limit)}
+
+    builder = StateGraph(PendingState, context_schema=Context, input_schema=PendingInput, output_schema=PendingOutput)
+    builder.add_node("find_pending", find_pending)
+    builder.add_node("debrief_rides", debrief_rides)
+    builder.add_edge(START, "find_pending")
+    builder.add_edge("find_pending", "debrief_rides")
+    builder.add_edge("debrief_rides", END)
+    return builder.compile(checkpointer=checkpointer, name="pending_debriefs")
+
+
+graph = build_graph()
