@@ -189,10 +189,16 @@ def _compare_reply(message: str, result: dict[str, Any]) -> str:
 
 
 def _load_reply(message: str, result: dict[str, Any]) -> str:
-    return (
+    text = (
         f"As of {result.get('as_of')}: fitness (CTL) {result.get('ctl')}, fatigue (ATL) {result.get('atl')}, "
         f"form (TSB) {result.get('tsb')}, ramp rate {result.get('ramp_rate')} per week."
     )
+    if result.get("acwr") is not None:
+        text += f" Acute:chronic ratio {result['acwr']}."
+    flags = result.get("flags") or []
+    if flags:
+        text += " Worth a look: " + " ".join(f["message"] for f in flags[:2])
+    return text
 
 
 def _context_reply(message: str, result: dict[str, Any]) -> str:

@@ -82,7 +82,9 @@ TOOL_DESCRIPTIONS: dict[str, tuple[str, type[BaseModel]]] = {
         CompareArgs,
     ),
     "get_training_load": (
-        "Fitness (CTL), fatigue (ATL), form (TSB) and ramp rate from ride TSS, as of a day (default today).",
+        "Fitness (CTL), fatigue (ATL), form (TSB), ramp rate, acute:chronic ratio, monotony, strain and risk "
+        "flags (each with its source) from ride TSS, as of a day (default today). A flag is a prompt to look, "
+        "not a diagnosis.",
         TrainingLoadArgs,
     ),
 }
