@@ -7,6 +7,7 @@ language model would call, then composes its reply from their results. Every rep
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import Sequence
@@ -14,12 +15,13 @@ from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from training.dates import find_day_in_text
 
 LABEL = "[offline coach]"
+PROPOSALS_NOTE_PREFIX = "Fact proposals: "  # the chat graph's note after the athlete answered a confirmation
 
 _FACT_KEYS = {
     "goal": "goal",
@@ -257,7 +259,9 @@ class OfflineCoachModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        return ChatResult(generations=[ChatGeneration(message=self.respond(messages))])
+        # dateparser may read the machine's time zone from disk: keep that off the event loop.
+        message = await asyncio.to_thread(self.respond, messages)
+        return ChatResult(generations=[ChatGeneration(message=message)])
 
     @staticmethod
     def respond(messages: Sequence[BaseMessage]) -> AIMessage:
@@ -271,6 +275,14 @@ class OfflineCoachModel(BaseChatModel):
                 return AIMessage(compose_reply(message, None, None))
             name, args = planned
             return AIMessage("", tool_calls=[{"name": name, "args": args, "id": "offline-1", "type": "tool_call"}])
+        decided = [
+            m
+            for m in messages[last_human + 1 :]
+            if isinstance(m, SystemMessage) and str(m.content).startswith(PROPOSALS_NOTE_PREFIX)
+        ]
+        if decided:  # the athlete just answered a confirmation: say what became of the proposal
+            note = str(decided[-1].content).removeprefix(PROPOSALS_NOTE_PREFIX).split(". Tell")[0]
+            return AIMessage(f"{LABEL} Noted: {note}.")
         last = results[-1]
         try:
             result = json.loads(str(last.content))

@@ -27,7 +27,7 @@ from langgraph.types import Checkpointer, interrupt
 from typing_extensions import TypedDict
 
 from coach.llm import get_chat_model
-from coach.offline import OfflineCoachModel
+from coach.offline import PROPOSALS_NOTE_PREFIX, OfflineCoachModel
 from coach.prompt import CAP_NOTE, assemble_prompt, prompt_tokens
 from coach.settings import get_settings
 from graphs.context import Context, run_context
@@ -252,7 +252,7 @@ def build_graph(
                 p = {**p, "status": status}
                 notes.append(f"{p['key']} = {json.dumps(p['value'])}: {status} by the athlete")
             proposals.append(p)
-        note = SystemMessage("Fact proposals: " + "; ".join(notes) + ". Tell the athlete briefly.")
+        note = SystemMessage(PROPOSALS_NOTE_PREFIX + "; ".join(notes) + ". Tell the athlete briefly.")
         return {"messages": [note], "awaiting_confirmation": [], "proposals": proposals}
 
     async def save_turn(state: ChatState, runtime: Runtime[Context]) -> dict[str, Any]:

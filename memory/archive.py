@@ -241,7 +241,7 @@ class Archive:
     async def vectors_enabled(self) -> bool:
         """Whether `messages` has the `embedding` column (pgvector installed); checked once, then remembered.
 
-        Logs a warning the first time it finds no column: recall then ranks by full text alone.
+        Logs a warning when it finds no column (once per `Archive`): recall then ranks by full text alone.
 
         Raises:
             psycopg.OperationalError, psycopg_pool.PoolTimeout: Postgres cannot be reached.
@@ -256,7 +256,7 @@ class Archive:
                 row = await cur.fetchone()
             self._vectors = bool(row and row["ok"])
             if not self._vectors:
-                warn_once("no_pgvector", "pgvector is not installed: conversation recall uses full-text ranking only")
+                logger.warning("pgvector is not installed: conversation recall uses full-text ranking only")
         return self._vectors
 
     async def ensure_vectors(self) -> bool:

@@ -179,6 +179,7 @@ async def test_goal_confirmed_in_session_1_known_in_session_5(deps, athlete_id):
 
     confirmed = await chat.resume(True, session_id="session-1")
     assert confirmed["proposals"][0]["status"] == "confirmed"
+    assert "confirmed by the athlete" in confirmed["reply"] and "once you confirm" not in confirmed["reply"]
     facts = await deps.memory.current_facts(athlete_id)
     assert facts["goal"]["value"] == "to ride the Étape du Tour in under 9 hours"
     assert facts["goal"]["source"] == "user"

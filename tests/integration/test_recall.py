@@ -203,7 +203,7 @@ async def test_reindex_backfills_missing_vectors(archive: Archive, memory: Conve
     messages = seed(athlete_id)
     await archive.write(messages)  # no vectors (as a direct write, or an archive from before this feature)
     assert await embedded(archive, [m.id for m in messages]) == 0
-    assert (await memory.recall(athlete_id, PARAPHRASE, k=1)).hits[0].message_id != messages[0].id
+    assert messages[0].id not in {h.message_id for h in (await memory.recall(athlete_id, PARAPHRASE, k=3)).hits}
 
     seen: list[tuple[int, int]] = []
     assert await memory.reindex(athlete_id, progress=lambda done, total: seen.append((done, total))) == len(messages)
@@ -211,13 +211,22 @@ async def test_reindex_backfills_missing_vectors(archive: Archive, memory: Conve
     assert await memory.reindex(athlete_id) == 0  # nothing left
     assert (await memory.recall(athlete_id, PARAPHRASE, k=1)).hits[0].message_id == messages[0].id
 
-    other = f"{athlete_id}-cli"
-    await archive.write(seed(other))
-    done = coach("reindex", "--athlete", other)
+
+def test_coach_reindex_command(athlete_id: str) -> None:
+    async def write_without_vectors() -> int:
+        pool = await open_pool(get_settings().database_url, max_size=1)
+        try:
+            return await Archive(pool).write(seed(athlete_id))
+        finally:
+            await pool.close()
+
+    n = asyncio.run(write_without_vectors())
+    done = coach("reindex", "--athlete", athlete_id)
     assert done.returncode == 0, done.stderr
-    assert f"embedded {len(messages)} messages of athlete {other} with local:all-MiniLM-L6-v2" in done.stdout
+    assert f"embedded {n} messages of athlete {athlete_id} with local:all-MiniLM-L6-v2" in done.stdout
+    assert "embedded 0 messages" in coach("reindex", "--athlete", athlete_id).stdout
     assert coach("reindex").returncode == 2
-    assert coach("reindex", "--athlete", other, "--all").returncode == 2
+    assert coach("reindex", "--athlete", athlete_id, "--all").returncode == 2
 
 
 class BrokenEmbeddings(Embeddings):

@@ -1,0 +1,148 @@
+"""A `langgraph dev` server for the end-to-end tests: started once per session, on a free loopback port.
+
+The server runs the project's `langgraph.json` (copied with absolute paths, no `.env` reload and no file
+persistence, run from a temporary folder, so the tests leave no threads or crons in the developer's
+`.langgraph_api/`) through the same
+launcher as `make serve` (`python -m coach.serve`), against the real Postgres and Redis of `.env`. Two athletes
+with fresh ids and random tokens (from `COACH_AUTH_TOKENS`) make every run independent of the previous ones. The
+model is the offline responder (no endpoint configured), which is deterministic.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from coach.serve import OFFLINE_ENV, free_port
+from coach.settings import get_settings
+from tests.conftest import PROJECT_ROOT
+
+START_TIMEOUT_S = 90
+
+
+@dataclass(frozen=True)
+class Athlete:
+    """An athlete of the test server and its bearer token."""
+
+    athlete_id: str
+    token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The request headers that authenticate as this athlete."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+
+@dataclass(frozen=True)
+class CoachServer:
+    """A running test server."""
+
+    url: str
+    a: Athlete
+    b: Athlete
+    inbox_dir: Path
+    log_path: Path
+
+    def log_tail(self, lines: int = 60) -> str:
+        """The end of the server's log (for failure messages)."""
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+
+def _test_config(tmp: Path) -> Path:
+    """The project's `langgraph.json` with absolute paths, no `.env` reload, no file persistence."""
+    config = json.loads((PROJECT_ROOT / "langgraph.json").read_text())
+
+    def absolute(spec: str) -> str:
+        path, _, attr = spec.partition(":")
+        return f"{(PROJECT_ROOT / path).resolve()}:{attr}"
+
+    config["graphs"] = {name: absolute(spec) for name, spec in config["graphs"].items()}
+    config["auth"]["path"] = absolute(config["auth"]["path"])
+    config["http"]["app"] = absolute(config["http"]["app"])
+    config["env"] = {}  # the server gets the test's environment as is
+    config["disable_persistence"] = True
+    path = tmp / "langgraph.json"
+    path.write_text(json.dumps(config, indent=2))
+    return path
+
+
+@pytest.fixture(scope="session")
+def coach_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServer]:
+    """Start `python -m coach.serve` on a free port and stop it at the end of the session."""
+    tmp = tmp_path_factory.mktemp("coach-server")
+    run = uuid.uuid4().hex[:10]
+    a = Athlete(f"e2e-a-{run}", secrets.token_urlsafe(24))
+    b = Athlete(f"e2e-b-{run}", secrets.token_urlsafe(24))
+    inbox = tmp / "inbox"
+    inbox.mkdir()
+    settings = get_settings()
+    port = free_port()
+    env = {
+        **os.environ,
+        **OFFLINE_ENV,
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url,
+        "COACH_AUTH_TOKENS": json.dumps({a.token: a.athlete_id, b.token: b.athlete_id}),
+        "INBOX_DIR": str(inbox),
+        "OPENAI_API_KEY": "",  # the offline responder: deterministic replies
+        "OPENAI_BASE_URL": "",
+        "EMBEDDING_PROVIDER": "none",  # no embedding model to load in the test server
+        "CRON_SCHEDULER_SLEEP_TIME": "1",  # the scheduler looks for due crons every second
+        "PYTHONUNBUFFERED": "1",
+    }
+    env.pop("COACH_AUTH_TOKENS_FILE", None)
+    log_path = tmp / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "coach.serve", "--port", str(port), "--config", str(_test_config(tmp))],
+            cwd=tmp,  # the server's `.langgraph_api/` goes there, not into the project
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, stopped as a whole below
+        )
+    server = CoachServer(url=f"http://127.0.0.1:{port}", a=a, b=b, inbox_dir=inbox, log_path=log_path)
+    try:
+        deadline = time.monotonic() + START_TIMEOUT_S
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"the server exited with {proc.returncode}:\n{server.log_tail()}")
+            try:
+                if httpx.get(f"{server.url}/ok", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"the server did not answer /ok within {START_TIMEOUT_S} s:\n{server.log_tail()}")
+            time.sleep(0.25)
+        yield server
+    finally:
+        _stop(proc)
+    # The coach's connections are closed when the server stops (coach.server's lifespan).
+    assert "coach memory closed" in server.log_tail(200), server.log_tail()
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the server's process group, then SIGKILL it if it is still there after 20 s."""
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)

@@ -1,0 +1,66 @@
+"""`coach debrief --pending`, as a system cron runs it: every ride in the inbox debriefed once."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from coach.cli import app
+from coach.settings import get_settings
+from tests.conftest import RIDES_DIR
+
+pytestmark = pytest.mark.integration
+
+OLDER, NEWER = "fitparse_indoor-trainer-2011-11-02.fit", "gc_edge1030-virtual-14582164182.fit"
+
+
+@pytest.fixture
+def inbox(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    monkeypatch.setenv("INBOX_DIR", str(tmp_path / "inbox"))
+    get_settings.cache_clear()
+    yield tmp_path / "inbox"
+    get_settings.cache_clear()
+
+
+def pending(*args: str) -> tuple[int, list[dict[str, Any]], str]:
+    result = CliRunner().invoke(app, ["debrief", "--pending", *args], catch_exceptions=False)
+    lines = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    return result.exit_code, lines, result.stdout + result.stderr
+
+
+def test_pending_rides_are_debriefed_once_oldest_first(inbox: Path) -> None:
+    athlete = f"cron-{uuid.uuid4().hex[:10]}"
+    folder = inbox / athlete
+    folder.mkdir(parents=True)
+    for name in (NEWER, OLDER):
+        shutil.copy(RIDES_DIR / name, folder / name)
+    (folder / "broken.fit").write_bytes(b"not a FIT file")
+    (folder / "notes.txt").write_text("ignored")
+
+    code, lines, output = pending("--json")
+    assert code == 1, output  # the broken file is reported
+    mine = [line for line in lines if line["athlete_id"] == athlete]
+    assert [Path(line["file"]).name for line in mine] == [OLDER, NEWER, "broken.fit"]
+    assert all(line["debrief"] and not line["already_debriefed"] for line in mine[:2])
+    assert mine[2]["error"]["code"] == "corrupt_file"
+
+    code, lines, output = pending("--athlete", athlete, "--json")
+    assert code == 1 and [Path(line["file"]).name for line in lines] == ["broken.fit"], output
+
+    (folder / "broken.fit").unlink()
+    code, lines, output = pending("--athlete", athlete)
+    assert code == 0 and not lines and "No rides waiting" in output
+
+
+def test_pending_takes_no_paths(inbox: Path) -> None:
+    result = CliRunner().invoke(app, ["debrief", "--pending", str(RIDES_DIR)], catch_exceptions=False)
+    assert result.exit_code == 2 and "--pending takes no ride paths" in result.stderr
+    result = CliRunner().invoke(app, ["debrief", str(RIDES_DIR)], catch_exceptions=False)
+    assert result.exit_code == 2 and "--athlete" in result.stderr
