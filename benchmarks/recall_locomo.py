@@ -77,6 +77,7 @@ class Run:
     retrieved: list[list[str]] = field(default_factory=list)
 
     def add(self, q: Question, result: SearchResult, ms: float) -> None:
+        """Score one question's hits."""
         ids = [h.external_id or "" for h in result.hits]
         evidence = set(q.evidence)
         self.ranking = result.ranking
@@ -88,6 +89,8 @@ class Run:
         self.retrieved.append(ids)
 
     def summary(self) -> dict[str, Any]:
+        """Means overall and per category, latency percentiles."""
+
         def scores(rows: Sequence[int]) -> dict[str, float | int]:
             return {
                 "n": len(rows),
@@ -341,7 +344,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _describe(p: RankingParams) -> str:
-    return f"BM25 k1={p.k1} b={p.b}, weight {p.lexical_weight} x BM25/max + {1 - p.lexical_weight:.1f} x cosine, depth {p.depth}"
+    weights = f"{p.lexical_weight} x BM25/max + {1 - p.lexical_weight:.1f} x cosine"
+    return f"BM25 k1={p.k1} b={p.b}, {weights}, depth {p.depth}"
 
 
 def _mean(values: Sequence[float]) -> float:

@@ -206,7 +206,6 @@ async def ingest(url: str, args: argparse.Namespace, texts: list[str], embedder:
                         for j in range(min(500, args.ingest - b))
                     ]
                 )
-            started = time.perf_counter()
             embed_s = 0.0
             for batch in batches:
                 if embed:  # the embedding's share, timed on the same texts (the write embeds them again)
@@ -297,9 +296,8 @@ def print_report(r: dict[str, Any]) -> None:
     print("ingest through Archive.write, batches of 500 (the outbox drain's path):")
     for name, s in r["ingest"].items():
         share = f", embedding {s['embedding_s']:.1f} s of it" if s["embedding_s"] else ""
-        print(
-            f"  {name:20s} {s['messages']} messages in {s['seconds']:.1f} s: {s['messages_per_s']:.0f} messages/s{share}"
-        )
+        rate = f"{s['messages_per_s']:.0f} messages/s"
+        print(f"  {name:20s} {s['messages']} messages in {s['seconds']:.1f} s: {rate}{share}")
 
 
 def _percentiles(ms: Sequence[float]) -> dict[str, float]:

@@ -668,11 +668,13 @@ q AS (
     FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l
     WHERE length(l) > 1
 ),
-matched AS MATERIALIZED (
-    SELECT m.id, m.search_tsv, length(m.search_tsv) AS dl
-    FROM messages m, q
+mine AS MATERIALIZED (
+    SELECT m.id, m.search_tsv FROM messages m
     WHERE m.athlete_id = %(athlete_id)s AND m.role IN ('user', 'assistant')
-      AND m.search_tsv @@ q.tsq AND NOT (m.id = ANY(%(excluded)s::uuid[]))
+      AND NOT (m.id = ANY(%(excluded)s::uuid[]))
+),
+matched AS MATERIALIZED (
+    SELECT mi.id, mi.search_tsv, length(mi.search_tsv) AS dl FROM mine mi, q WHERE mi.search_tsv @@ q.tsq
 ),
 tf AS (
     SELECT mt.id, mt.dl, t.lexeme, coalesce(array_length(t.positions, 1), 1) AS tf
@@ -680,11 +682,7 @@ tf AS (
     WHERE t.lexeme = ANY(q.lexemes)
 ),
 df AS (SELECT lexeme, count(*) AS df FROM tf GROUP BY lexeme),
-stats AS (
-    SELECT (SELECT count(*) FROM messages
-            WHERE athlete_id = %(athlete_id)s AND role IN ('user', 'assistant')) AS n,
-           (SELECT avg(dl) FROM matched) AS avgdl
-),
+stats AS (SELECT (SELECT count(*) FROM mine) AS n, (SELECT avg(dl) FROM matched) AS avgdl),
 bm25 AS (
     SELECT tf.id,
            sum(ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5))
