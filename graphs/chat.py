@@ -110,7 +110,7 @@ def build_graph(
     """Build and compile the chat graph.
 
     Args:
-        checkpointer: LangGraph checkpointer (the command line passes `AsyncPostgresSaver`); None for the
+        checkpointer: LangGraph checkpointer (the command line passes `CoachPostgresSaver`); None for the
             exported graph.
         store: the memory and stores the tools use; None takes the process-wide ones (`tools.deps`).
         model: the chat model; by default the model factory's, or the offline responder when none is configured.

@@ -73,7 +73,7 @@ def build_graph(
     """Build and compile the Debrief Coach graph.
 
     Args:
-        checkpointer: LangGraph checkpointer (the command line passes `AsyncPostgresSaver`); None for the
+        checkpointer: LangGraph checkpointer (the command line passes `CoachPostgresSaver`); None for the
             exported graph, whose server supplies its own.
         store: the athlete store and conversation memory (whose facts cache a fact change invalidates); None
             takes the process-wide ones (`tools.deps.get_coach_deps`).

@@ -127,7 +127,7 @@ class AthleteStore:
         """Write facts in one transaction; returns the keys that changed (see `FactChange`)."""
         validate_athlete_id(athlete_id)
         async with self.pool.connection() as conn, conn.transaction():
-            return await _apply_fact_changes(
+            return await apply_fact_changes(
                 conn, athlete_id, changes, source, source_session_id=source_session_id, source_ride_id=source_ride_id
             )
 
@@ -204,7 +204,7 @@ class AthleteStore:
             )
             if await cur.fetchone() is None:
                 return None  # already debriefed: the transaction commits nothing new (the ride row existed).
-            changed = await _apply_fact_changes(
+            changed = await apply_fact_changes(
                 conn, athlete_id, fact_changes, "debrief_coach", source_ride_id=ride.ride_id
             )
             await conn.execute(
@@ -293,7 +293,7 @@ class AthleteStore:
             if row is None:
                 raise ProposalNotFoundError(f"no pending proposal {proposal_id} for athlete {athlete_id!r}")
             if confirm:
-                await _apply_fact_changes(
+                await apply_fact_changes(
                     conn,
                     athlete_id,
                     [FactChange(row["fact_key"], row["value"])],
@@ -343,7 +343,7 @@ def validate_fact(key: str, value: Any) -> None:
     )
 
 
-async def _apply_fact_changes(
+async def apply_fact_changes(
     conn: AsyncConnection[DictRow],
     athlete_id: str,
     changes: Sequence[FactChange],
@@ -352,7 +352,26 @@ async def _apply_fact_changes(
     source_session_id: str | None = None,
     source_ride_id: str | None = None,
 ) -> list[str]:
-    """Close the current row of each changed key and insert the new one; the caller holds the transaction."""
+    """Write fact changes inside the caller's transaction (so facts commit with the rows they came from).
+
+    For each change that still applies (see `FactChange`), the current row of its key is closed (`valid_to`) and
+    the new value inserted; an unchanged value writes nothing.
+
+    Args:
+        conn: a connection inside a transaction the caller commits.
+        athlete_id: whose facts.
+        changes: the candidate changes.
+        source: `user`, `debrief_coach` or `training_load_auditor`.
+        source_session_id: the session the facts came from, if any.
+        source_ride_id: the ride the facts came from, if any.
+
+    Returns:
+        The keys that changed. Callers must invalidate the Redis facts cache after the commit
+        (`ConversationMemory.invalidate_facts`).
+
+    Raises:
+        ValueError: a value is a non-finite number.
+    """
     changed: list[str] = []
     for change in changes:
         if isinstance(change.value, float) and not math.isfinite(change.value):

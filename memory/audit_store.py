@@ -28,7 +28,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from memory.athlete_store import FactChange, FactSource, _apply_fact_changes, validate_athlete_id
+from memory.athlete_store import FactChange, FactSource, apply_fact_changes, validate_athlete_id
 from memory.db import DictPool
 from memory.errors import MemoryError_
 from memory.plans import PlanStore
@@ -212,7 +212,7 @@ class AuditStore:
         validate_athlete_id(athlete_id)
         async with self.pool.connection() as conn, conn.transaction():
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"audit:{athlete_id}",))
-            changed = await _apply_fact_changes(conn, athlete_id, fact_changes, AUDITOR_SOURCE)
+            changed = await apply_fact_changes(conn, athlete_id, fact_changes, AUDITOR_SOURCE)
             cleared: list[str] = []
             if clear_fact_keys:
                 cur = await conn.execute(
