@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 
 ATHLETE ?= demo-athlete
-RIDES ?= ../shared/data/rides
+RIDES ?= data/rides
 
 # Export .env (written by `make services`) into a recipe's shell; the app also reads it via pydantic-settings.
 LOAD_ENV = set -a; [ ! -f .env ] || . ./.env; set +a;

@@ -1,11 +1,12 @@
-"""Ingest benchmark: time to read the longest shared ride and to compute its metrics.
+"""Ingest benchmark: time to read the longest ride of a folder and to compute its metrics.
 
-The longest ride is chosen by 1 Hz sample count (recorded seconds, pauses excluded), which is what both
-the resampling and the metrics scale with; among the shared rides it is also the longest by elapsed time
+The folder is `--data` (default: the project's vendored rides, `data/rides/`). The longest ride is chosen by
+1 Hz sample count (recorded seconds, pauses excluded), which is what both the resampling and the metrics scale
+with; among the vendored rides (and those of `../shared/data/rides`) it is also the longest by elapsed time
 (fitparse_ELEMNT-2019-02-17.fit, 6:33:11 elapsed, ~13 500 samples). Each phase is timed over several
 repetitions; the median is reported, and metrics time as a ratio to parse time.
 
-Usage: ``uv run python benchmarks/ingest.py [--repeat N] [--file PATH] [--json]``.
+Usage: ``uv run python benchmarks/ingest.py [--repeat N] [--data FOLDER | --file PATH] [--json]``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,9 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.bench_data import RIDES_DIR
 from training.metrics import compute_metrics
 from training.ride_files import Ride, find_ride_files, read_ride
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-RIDES_DIR = (PROJECT_ROOT / ".." / "shared" / "data" / "rides").resolve()
 
 
 def longest_ride(rides_dir: Path) -> tuple[Path, Ride]:
@@ -68,13 +67,18 @@ def time_runs(path: Path, repeat: int) -> dict[str, object]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--repeat", type=int, default=5, help="repetitions per phase (default 5)")
-    parser.add_argument("--file", type=Path, help="benchmark this ride file instead of the longest shared ride")
+    parser.add_argument(
+        "--data", type=Path, default=RIDES_DIR, help=f"folder of ride files whose longest is used (default {RIDES_DIR})"
+    )
+    parser.add_argument("--file", type=Path, help="benchmark this ride file instead of the longest of --data")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     args = parser.parse_args(argv)
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
 
-    path = args.file if args.file is not None else longest_ride(RIDES_DIR)[0]
+    if args.file is None and not args.data.is_dir():
+        parser.error(f"--data {args.data}: not a folder of ride files")
+    path = args.file if args.file is not None else longest_ride(args.data)[0]
     result = time_runs(path, args.repeat)
     if args.json:
         print(json.dumps(result, indent=2))

@@ -40,12 +40,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from benchmarks.bench_data import LOCOMO_DEV, require_locomo
 from memory.archive import Archive, RankingParams, SearchResult
 from memory.conversation import ConversationMemory
 from tools.deps import CoachDeps, close_coach_deps, open_coach_deps
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
+DEFAULT_DATA = LOCOMO_DEV
 CATEGORIES = (1, 2, 3, 4)
 K = 10
 _DATE_FORMATS = ("%I:%M %p on %d %B, %Y", "%I:%M %p on %d %b, %Y", "%H:%M on %d %B, %Y")
@@ -334,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sweep", action="store_true", help="also rank with other fusion weights, b and depths")
     parser.add_argument("--keep", action="store_true", help="keep the imported athletes (next run skips the import)")
     args = parser.parse_args(argv)
+    require_locomo(args.data, parser)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     report = asyncio.run(main_async(args))
     if args.json:

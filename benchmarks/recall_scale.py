@@ -39,14 +39,14 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from benchmarks.bench_data import LOCOMO_DEV, require_locomo
 from coach.settings import get_settings
 from memory.archive import Archive, ChatMessage, new_message_id
 from memory.db import open_pool
 from memory.embeddings import ArchiveEmbedder, get_embedder, vector_literal
 from memory.schema import setup
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
+DEFAULT_DATA = LOCOMO_DEV
 SESSIONS_PER_ATHLETE = 10
 WARMUP = 50
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -245,6 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the database (a rerun of the same size reuses it)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    require_locomo(args.data, parser)
     if args.messages < args.athletes or args.athletes < 1:
         parser.error("need at least one message per athlete")
 

@@ -1,4 +1,4 @@
-"""Per-athlete authentication and authorization of the API server (`langgraph dev`; DESIGN section 10).
+"""Per-athlete authentication and authorization of the API server (`langgraph dev`; docs/architecture.md).
 
 Loaded by the server through `langgraph.json` (`"auth": {"path": "./coach/auth.py:auth"}`); Studio's own
 sign-in is turned off there (`disable_studio_auth`), so every request, Studio's included, carries a bearer token.

@@ -43,7 +43,8 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 170)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-DEFAULT_RIDES = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "rides"
+DEFAULT_RIDES = Path(__file__).resolve().parent.parent / "data" / "rides"
+"""The demo's rides: the MIT-licensed real rides vendored in the project (`data/rides/README.md`)."""
 
 # The fields of one `coach debrief --json` line, in order (the issue's contract).
 DEBRIEF_JSON_FIELDS = (
@@ -453,11 +454,11 @@ def facts_table(data: dict[str, dict[str, Any]], title: str) -> Table:
 @app.command()
 def demo(
     paths: Annotated[
-        list[str] | None, typer.Argument(help="Ride files or folders (default: the shared rides).")
+        list[str] | None, typer.Argument(help="Ride files or folders (default: the project's data/rides).")
     ] = None,
     athlete: AthleteOpt = "demo-athlete",
 ) -> None:
-    """Debrief every ride (default `../shared/data/rides`) for a demo athlete and print a readable report."""
+    """Debrief every ride (default `data/rides`, vendored) for a demo athlete and print a readable report."""
     athlete = _check_athlete(athlete)
     chosen = paths or [str(DEFAULT_RIDES)]
     out.print(f"Debriefing {', '.join(chosen)} for athlete [bold]{athlete}[/bold]")
@@ -488,9 +489,11 @@ def demo(
         out.print(f"\n[bold]Debrief of the latest ride[/bold] ({Path(latest['file']).name}, {latest['start_time']})")
         out.print(latest["debrief"], markup=False)
     if placed:
+        years = sorted({str(line["start_time"])[:4] for line in done if line["start_time"]})
+        span = years[0] if len(years) == 1 else f"{years[0]}-{years[-1]}"
         out.print(
-            "\n[bold]Replay (demo data)[/bold]: the rides above were recorded in 2009-2025, so the demo also places "
-            "a copy of each (named replay:...) on recent days, with a sample plan (Monday recovery rides that were "
+            f"\n[bold]Replay (demo data)[/bold]: the rides above were recorded in {span}, so the demo also places a "
+            "copy of each (named replay:...) on recent days, with a sample plan (Monday recovery rides that were "
             "skipped, and the next two days), so you can ask the coach about last week:"
         )
         out.print("  " + ", ".join(f"{day:%a %d %b} ← {name}" for day, name in placed))

@@ -1,4 +1,4 @@
-"""Model factory (DESIGN section 9): ChatOpenAI when an endpoint is configured, else None (offline)."""
+"""Model factory (docs/architecture.md): ChatOpenAI when an endpoint is configured, else None (offline)."""
 
 from __future__ import annotations
 

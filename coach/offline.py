@@ -1,4 +1,4 @@
-"""The offline responder (DESIGN section 9): a deterministic stand-in for the chat model.
+"""The offline responder (docs/architecture.md): a deterministic stand-in for the chat model.
 
 With no model endpoint configured, this chat model routes the athlete's message by intent to the same tools a
 language model would call, then composes its reply from their results. Every reply starts with

@@ -1,4 +1,4 @@
-"""The one place a chat turn's prompt is assembled (DESIGN section 5, step 2).
+"""The one place a chat turn's prompt is assembled (docs/architecture.md, the path of a chat turn).
 
 A turn's prompt is: a short system prompt, a compact facts block, the recent-turns block of the session window,
 and the athlete's new message. Nothing else: older discussion is reached through tools, so the prompt does not

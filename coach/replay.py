@@ -1,9 +1,9 @@
 """The demo's replay: copies of the debriefed rides placed on the last days, with a sample plan around them.
 
-The shared rides were recorded between 2009 and 2025, so "last Thursday" would find nothing. The demo therefore
-also stores a copy of each ride (file name prefixed `replay:`) on consecutive days ending yesterday, oldest
-ride first, and a sample plan for those days and the next two. This is demo data, said so in its output; the
-original rides stay as they were recorded.
+The demo's rides (`data/rides/`) were recorded between 2011 and 2019, so "last Thursday" would find nothing. The
+demo therefore also stores a copy of each ride (file name prefixed `replay:`) on consecutive days ending
+yesterday, oldest ride first, and a sample plan for those days and the next two. This is demo data, said so in
+its output; the original rides stay as they were recorded.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The chat coach graph (DESIGN section 5): one turn per run, with bounded state.
+"""The chat coach graph (docs/architecture.md, the path of a chat turn): one turn per run, with bounded state.
 
     START ─► load_context ─► agent ─┬─► tools ─┬─► agent …
                                     │          └─► confirm_facts ─► agent   (a fact was proposed, inline mode)

@@ -1,4 +1,4 @@
-"""The Debrief Coach graph (DESIGN section 8): ride file → metrics → facts → debrief → store.
+"""The Debrief Coach graph (docs/architecture.md, the three graphs): ride file → metrics → facts → debrief → store.
 
     load_ride ──(already debriefed)──► END
         │

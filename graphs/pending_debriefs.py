@@ -1,4 +1,4 @@
-"""Scheduled post-ride debriefs (DESIGN section 10): debrief every pending ride of the run's athlete.
+"""Scheduled post-ride debriefs (docs/architecture.md): debrief every pending ride of the run's athlete.
 
     START ─► find_pending ─► debrief_rides ─► END
 

@@ -1,4 +1,4 @@
-"""The Training Load Auditor graph (DESIGN section 8): weeks of load → figures, flags, patterns, plan proposals.
+"""The Training Load Auditor graph (docs/architecture.md): weeks of load → figures, flags, patterns, plan proposals.
 
     read_inputs ─► analyse ─► store ─┬─► END
                                      └─► confirm_plan_changes ─► END   (input `ask` and a proposal is pending)

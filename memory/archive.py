@@ -37,7 +37,7 @@ ROLES: tuple[str, ...] = get_args(Role)
 TITLE_CHARS = 80
 """Length of a conversation's title: the first characters of its first user message."""
 SNIPPET_MAX_CHARS = 400
-"""Hard cap on a search snippet's length, characters (design section 6: "each under 400 characters")."""
+"""Hard cap on a search snippet's length, characters (docs/architecture.md: each under 400 characters)."""
 IMPORT_BATCH_ROWS = 1000
 """Rows per `executemany` batch of `Archive.write` (one transaction for all batches)."""
 EMBED_BATCH_ROWS = 256

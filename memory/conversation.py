@@ -1,4 +1,4 @@
-"""The facade the chat graph calls: both memory tiers, the outbox and graceful degradation (design sections 3-7).
+"""The facade the chat graph calls: both memory tiers, the outbox and graceful degradation (docs/architecture.md).
 
 `ConversationMemory.load` gives a turn its recent-turns block and the athlete's current facts; `save_turn` appends
 the exchange to the window and queues it for the archive. Each server sits behind a `CircuitBreaker`: after a

@@ -1,4 +1,4 @@
-"""A read-through Redis cache of an athlete's current facts (design section 3, last bullet).
+"""A read-through Redis cache of an athlete's current facts (docs/architecture.md, the memory tiers).
 
 Hash `facts:{<athlete_id>}`: one field per fact key, its value the JSON of the fact's row
 `{"value", "source", "source_session_id", "source_ride_id", "updated_at"}`, plus the marker field `__cached__`

@@ -1,4 +1,4 @@
-"""Durable outboxes of archive writes, so that a write never blocks the reply nor gets lost (design section 7).
+"""Durable outboxes of archive writes, so that a write never blocks the reply nor gets lost (docs/architecture.md).
 
 `Outbox`: a Redis Stream (`outbox:archive`). The reply path only XADDs; `drain` later moves the entries to
 Postgres with `Archive.write` (idempotent by message id; with the messages' embeddings, computed here, off the

@@ -1,4 +1,4 @@
-"""Tier 1: the session window in Redis, and its rendering into the prompt's recent-turns block (design section 3).
+"""Tier 1: the session window in Redis, and its rendering into the prompt's recent-turns block (docs/architecture.md).
 
 One Redis list per session, key `session:{<athlete_id>}:<session_id>`: the braces are a Redis Cluster hash tag,
 so every key of one athlete lives in one slot. Each element is a JSON object

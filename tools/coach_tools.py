@@ -1,4 +1,4 @@
-"""The chat coach's tools (DESIGN section 6): memory and training functions, run for the run's athlete.
+"""The chat coach's tools (docs/architecture.md): memory and training functions, run for the run's athlete.
 
 Each tool takes a `ToolCallContext` (athlete, session, time zone, sticky context, the turn's window ids) and
 its validated arguments, and returns a `ToolOutcome`: a JSON-ready result for the model and, where the tool
@@ -37,7 +37,7 @@ from training.flags import assess_load, event_date_from_facts
 from training.load import LOAD_HISTORY_DAYS
 from training.patterns import compliance_days
 
-MAX_SNIPPET_CHARS = 399  # snippets stay under 400 characters (DESIGN section 6)
+MAX_SNIPPET_CHARS = 399  # snippets stay under 400 characters (docs/architecture.md)
 MAX_TOOL_RESULT_CHARS = 4000  # a tool result longer than this is cut before it reaches the prompt
 
 

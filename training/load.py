@@ -15,8 +15,8 @@ trainingpeaks.com/learn/articles/what-is-the-performance-management-chart/):
 
 `load_series` gives every day's point with that day's TSB (the TrainingPeaks chart convention). A summary "as of"
 day d (`training_load_summary`, the Training Load Auditor, the chat tool `get_training_load`) reports instead
-``tsb = CTL_d - ATL_d``: the form the athlete takes into day d + 1, its date given as ``tsb_for`` (DESIGN section 8:
-"TSB = CTL - ATL, for the next day"). That is TrainingPeaks' TSB on d + 1 and intervals.icu's "form" on d
+``tsb = CTL_d - ATL_d``: the form the athlete takes into day d + 1, its date given as ``tsb_for`` ("TSB = CTL -
+ATL, for the next day"; docs/architecture.md). That is TrainingPeaks' TSB on d + 1 and intervals.icu's "form" on d
 (intervals.icu subtracts the same day's fatigue from the same day's fitness; its CTL and ATL are TrainingPeaks').
 
 Week-scale measures, over the days up to and including d (rest days count as 0):

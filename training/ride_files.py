@@ -481,7 +481,7 @@ def peek_start_time(path: str | os.PathLike[str]) -> datetime | None:
 
     A FIT file is decoded only up to its first timestamped ``record`` (CRC checks off: the full read that
     follows checks them). TCX and GPX are read whole with :func:`read_ride` (their libraries parse the whole
-    document anyway; under a second for the shared rides).
+    document anyway; under a second for the rides of data/rides).
 
     Returns:
         The timezone-aware UTC time of the first sample, or None when the file cannot be read (the full read

@@ -3,7 +3,7 @@
 Bike computers record at 1 Hz, at irregular "smart recording" intervals, or with pauses (auto-pause, stops).
 Every metric in :mod:`training.metrics` assumes one sample per recorded second, so the readers in
 :mod:`training.ride_files` hand their raw records to :func:`resample_to_1hz`, which applies the reference method
-of the shared rides README (``../shared/data/rides/README.md``), the one its "NP ref" figures use:
+of the rides README (``data/rides/README.md``), the one its "NP ref" figures use:
 
 * timestamps are rounded to whole seconds; records that share a second are merged, the last value winning;
 * a gap of ``MAX_HOLD_GAP_S`` (10 s) or less between records is filled by holding the last value;
@@ -67,7 +67,7 @@ class RideSamples:
     def recorded_power_w(self) -> np.ndarray | None:
         """Power (W) on the seconds where it was recorded, shape ``(k,)`` with ``k <= n``; ``None`` without power.
 
-        This is the 1 Hz power series of the reference method (shared rides README): gaps of at most 10 s
+        This is the 1 Hz power series of the reference method (``data/rides/README.md``): gaps of at most 10 s
         held, longer gaps (pauses and power dropouts alike) dropped. NP, mean-max power, average power and
         power zones are computed on it.
         """
@@ -86,7 +86,7 @@ class RideSamples:
     def total_elapsed_s(self) -> int:
         """Seconds from the first to the last sample, pauses included (``last - first``).
 
-        This is the convention of FIT ``session.total_elapsed_time`` and of the shared rides README.
+        This is the convention of FIT ``session.total_elapsed_time`` and of the rides README (``data/rides/README.md``).
         """
         if self.elapsed_s.size == 0:
             return 0
@@ -101,7 +101,7 @@ class RideSamples:
 def resample_to_1hz(timestamps_s: np.ndarray, channels: dict[str, np.ndarray]) -> tuple[int, RideSamples] | None:
     """Put raw records on a 1 Hz grid of recorded seconds.
 
-    Method (the reference method of the shared rides README; Allen & Coggan 2010 work on 1 Hz data):
+    Method (the reference method of ``data/rides/README.md``; Allen & Coggan 2010 work on 1 Hz data):
     timestamps are rounded to whole seconds and records sorted stably by time; within one second the last
     non-missing value of each channel wins. Between consecutive recorded seconds a gap of at most
     ``MAX_HOLD_GAP_S`` is filled by holding the last values; a longer gap is a pause and is dropped. Each

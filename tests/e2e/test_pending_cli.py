@@ -18,7 +18,7 @@ from tests.conftest import RIDES_DIR
 
 pytestmark = pytest.mark.integration
 
-OLDER, NEWER = "fitparse_indoor-trainer-2011-11-02.fit", "gc_edge1030-virtual-14582164182.fit"
+OLDER, NEWER = "fitparse_indoor-trainer-2011-11-02.fit", "fitparse_Edge810-Vector-2013-08-16.fit"
 
 
 @pytest.fixture

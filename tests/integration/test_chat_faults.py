@@ -1,6 +1,6 @@
 """The chat graph under faults, as the athlete sees it: private servers stopped and restarted mid-conversation.
 
-Design sections 5 and 7, at the level of `graphs.chat` (the memory-level cases are in `test_memory_faults.py`):
+The degradation matrix of docs/architecture.md, at the level of `graphs.chat` (the memory-level cases are in `test_memory_faults.py`):
 Redis down -> `degraded:redis`, normal replies, turns archived, window rebuilt when Redis returns; Postgres down
 -> `degraded:postgres`, window and cached facts from Redis, recall says it is unreachable, queued turns archived
 exactly once when it returns; both down -> `unavailable` with the plain notice; concurrent turns of one session

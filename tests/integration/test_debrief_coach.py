@@ -20,6 +20,7 @@ pytestmark = pytest.mark.integration
 EDGE810 = "fitparse_Edge810-Vector-2013-08-16.fit"  # NP 301 W, best 20 min 312 W
 INDOOR = "fitparse_indoor-trainer-2011-11-02.fit"  # NP 228 W, best 20 min 229.5 W
 HR_ONLY = "fitparse_edge500-hr-only-2011-09-25.fit"
+SWEATPY = "sweatpy_edge1000-4078723797.fit"  # NP 267 W, best 20 min 306.8 W
 
 
 async def _count(store: AthleteStore, table: str, athlete_id: str) -> int:
@@ -90,8 +91,8 @@ async def test_better_ride_supersedes_facts_and_keeps_history(store, deps, athle
     assert history[1]["valid_to"] is not None
     assert history[1]["value"] < history[0]["value"]
 
-    # A weaker ride afterwards does not lower the FTP (a 37-min indoor ride vs the 312 W best 20 min).
-    again = await _debrief(deps, athlete_id, rides_dir / "gc_edge1030-virtual-14582164182.fit")
+    # A weaker ride afterwards does not lower the FTP (best 20 min 306.8 W vs the 312.2 W that set it).
+    again = await _debrief(deps, athlete_id, rides_dir / SWEATPY)
     assert "ftp_w" not in again["facts_changed"]
     assert (await store.current_facts(athlete_id))["ftp_w"]["value"] == history[0]["value"]
 

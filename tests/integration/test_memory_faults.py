@@ -1,6 +1,6 @@
 """Memory under faults, on private servers that the tests stop and restart (see `tests.integration.servers`).
 
-Design section 7: Redis down -> degraded:redis (writes straight to Postgres, window from the archive); Postgres
+The degradation matrix of docs/architecture.md: Redis down -> degraded:redis (writes straight to Postgres, window from the archive); Postgres
 down -> degraded:postgres (window and cached facts from Redis, writes queued in the outbox, recall unavailable);
 both down -> unavailable. Timings of a degraded turn are printed (run with `-s` to see them) and bounded.
 """

@@ -1,4 +1,8 @@
-"""Per-ride metrics: hand-computed synthetic series and the shared real rides' reference figures."""
+"""Per-ride metrics: hand-computed synthetic series and the real rides' reference figures.
+
+The real rides are the vendored ones (`data/rides/`) and, when present, the GoldenCheetah ones of
+`../shared/data/rides` (their tests are skipped with the reason otherwise; see tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from tests.conftest import needs_gpl_rides, ride_param
 from tests.unit.test_ride_files import needs_shared_rides, shared_ride
 from training.metrics import (
     aerobic_decoupling,
@@ -302,9 +307,10 @@ def test_to_dict_is_json_ready() -> None:
     assert data["mmp_w"]["60min"] == pytest.approx(200.0)
 
 
-# --- the shared real rides ------------------------------------------------------------------------------------------
+# --- the real rides ------------------------------------------------------------------------------------------------
 
-# The shared rides README: NP ref and best 20 min (W), Coggan method on the reference 1 Hz series.
+# The rides READMEs (data/rides/README.md; gc_*: ../shared/data/rides/README.md): NP ref and best 20 min (W),
+# Coggan method on the reference 1 Hz series.
 README_POWER = {
     "fitparse_ELEMNT-2019-02-17.fit": (153.6, 147.7),
     "fitparse_Edge810-Vector-2013-08-16.fit": (301.1, 312.2),
@@ -319,7 +325,7 @@ README_POWER = {
 
 
 @needs_shared_rides
-@pytest.mark.parametrize("name", sorted(README_POWER))
+@pytest.mark.parametrize("name", [ride_param(name) for name in sorted(README_POWER)])
 def test_np_and_best_20min_match_the_readme(name: str) -> None:
     np_ref_w, best_20min_ref_w = README_POWER[name]
     metrics = compute_metrics(shared_ride(name))
@@ -378,7 +384,7 @@ def test_elemnt_moving_time_excludes_pauses() -> None:
     assert 3.4 * 3600 < metrics.moving_s <= 13_471
 
 
-@needs_shared_rides
+@needs_gpl_rides
 def test_given_ftp_drives_if_tss_and_zones_on_a_real_ride() -> None:
     ride = shared_ride("gc_Garmin1000_withFirstbeat.fit")
     metrics = compute_metrics(ride, ftp_w=250.0)

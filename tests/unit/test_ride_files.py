@@ -1,4 +1,8 @@
-"""Reading FIT/TCX/GPX ride files into 1 Hz samples: the shared real rides, synthetic files, bad input."""
+"""Reading FIT/TCX/GPX ride files into 1 Hz samples: the real rides, synthetic files, bad input.
+
+The real rides are the vendored ones (`data/rides/`, MIT) and, when `../shared/data/rides` is present, the
+GoldenCheetah ones (GPL-2.0, not in the project): their tests are skipped with the reason when it is absent.
+"""
 
 from __future__ import annotations
 
@@ -11,23 +15,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import RIDES_DIR, SHARED_RIDES_DIR, needs_gpl_rides, ride_param, ride_path
 from training.ride_files import Ride, RideFileError, find_ride_files, read_ride
 from training.samples import MAX_HOLD_GAP_S, resample_to_1hz
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-RIDES_DIR = (PROJECT_ROOT / ".." / "shared" / "data" / "rides").resolve()
-
-# The shared rides are part of every checkout's environment: a missing folder fails (tests/conftest.py).
+# The vendored rides are part of the repository: a missing folder fails (tests/conftest.py).
 needs_shared_rides = pytest.mark.usefixtures("rides_dir")
 
 
 @functools.cache
+def _read_cached(path: Path) -> Ride:
+    return read_ride(path)
+
+
 def shared_ride(name: str) -> Ride:
-    """Read a shared ride once per test session (FIT and GPX parsing takes seconds)."""
-    return read_ride(RIDES_DIR / name)
+    """Read a real ride once per test session (FIT and GPX parsing takes seconds).
+
+    A vendored ride comes from `data/rides/`; a GoldenCheetah ride (`gc_*`) from the shared folder, and the
+    test is skipped with the reason when that folder is absent.
+    """
+    return _read_cached(ride_path(name))
 
 
-# The shared rides README table: start (UTC, to the minute), elapsed, samples (records), fields.
+# The rides README tables (data/rides/README.md; the gc_* rows: ../shared/data/rides/README.md):
+# start (UTC, to the minute), elapsed, samples (records), fields.
 README_TABLE: dict[str, tuple[str, str, int, str]] = {
     "fitparse_ELEMNT-2019-02-17.fit": ("2019-02-17 06:26", "6:33:11", 13471, "PHCSA"),
     "fitparse_Edge810-Vector-2013-08-16.fit": ("2013-08-16 18:05", "1:18:19", 4700, "PHCSA"),
@@ -52,7 +63,7 @@ def _hms_s(text: str) -> int:
 
 
 @needs_shared_rides
-@pytest.mark.parametrize("name", sorted(README_TABLE))
+@pytest.mark.parametrize("name", [ride_param(name) for name in sorted(README_TABLE)])
 def test_shared_ride_matches_readme_table(name: str) -> None:
     start, elapsed, n_records, fields = README_TABLE[name]
     ride = shared_ride(name)
@@ -69,11 +80,11 @@ def test_shared_ride_matches_readme_table(name: str) -> None:
 
 
 @needs_shared_rides
-@pytest.mark.parametrize("name", sorted(README_TABLE))
+@pytest.mark.parametrize("name", [ride_param(name) for name in sorted(README_TABLE)])
 def test_shared_ride_identity_and_sample_invariants(name: str) -> None:
     ride = shared_ride(name)
     samples = ride.samples
-    path = RIDES_DIR / name
+    path = ride_path(name)
 
     assert ride.file_path == str(path)
     assert ride.file_sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
@@ -103,7 +114,7 @@ def test_elemnt_pauses_are_dropped_not_filled() -> None:
     assert np.all(np.diff(samples.elapsed_s)[np.diff(samples.elapsed_s) > 1] > MAX_HOLD_GAP_S)
 
 
-@needs_shared_rides
+@needs_gpl_rides
 def test_smart_recording_tcx_is_resampled_to_1hz() -> None:
     ride = shared_ride("gc_smartrec_2009_09_19.tcx")
     samples = ride.samples
@@ -151,8 +162,14 @@ def test_gzipped_fit_reads_like_the_plain_file(tmp_path: Path) -> None:
 
 
 @needs_shared_rides
+def test_find_ride_files_expands_the_vendored_folder() -> None:
+    found = find_ride_files([RIDES_DIR])  # README.md and licenses/ are not ride files
+    assert [path.name for path in found] == sorted(n for n in README_TABLE if not n.startswith("gc_"))
+
+
+@needs_gpl_rides
 def test_find_ride_files_expands_the_shared_folder() -> None:
-    found = find_ride_files([RIDES_DIR])
+    found = find_ride_files([SHARED_RIDES_DIR])
     assert [path.name for path in found] == sorted(README_TABLE)
 
 
