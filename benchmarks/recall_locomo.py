@@ -42,7 +42,7 @@ from typing import Any
 
 from memory.archive import Archive, RankingParams, SearchResult
 from memory.conversation import ConversationMemory
-from tools.deps import CoachDeps, close_coach_deps, open_coach_deps
+from records.stores import CoachDeps, close_coach_deps, open_coach_deps
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = PROJECT_ROOT.parent / "shared" / "data" / "locomo" / "locomo_dev.json"
