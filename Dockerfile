@@ -29,4 +29,4 @@ RUN uv pip install --no-cache --no-deps -e .
 # rides to debrief in /data/inbox/<athlete>/.
 ENV INBOX_DIR=/data/inbox
 EXPOSE 2024
-CMD ["python", "-m", "coach.serve", "--host", "0.0.0.0", "--port", "2024"]
+CMD ["python", "-m", "server.serve", "--host", "0.0.0.0", "--port", "2024"]

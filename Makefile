@@ -27,7 +27,7 @@ demo: install services
 
 # The LangGraph dev server (API + Studio) on loopback, offline: `make serve` (a free port) or `make serve PORT=8123`.
 serve: install services
-	$(LOAD_ENV) uv run python -m coach.serve $(if $(PORT),--port $(PORT))
+	$(LOAD_ENV) uv run python -m server.serve $(if $(PORT),--port $(PORT))
 
 lint:
 	$(LOAD_ENV) uv run ruff check . && uv run ruff format --check . && uv run mypy

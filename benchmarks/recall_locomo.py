@@ -43,7 +43,7 @@ from typing import Any
 from benchmarks.bench_data import LOCOMO_DEV, require_locomo
 from memory.archive import Archive, RankingParams, SearchResult
 from memory.conversation import ConversationMemory
-from tools.deps import CoachDeps, close_coach_deps, open_coach_deps
+from records.stores import CoachDeps, close_coach_deps, open_coach_deps
 
 DEFAULT_DATA = LOCOMO_DEV
 CATEGORIES = (1, 2, 3, 4)

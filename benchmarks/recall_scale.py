@@ -40,7 +40,7 @@ import psycopg
 from psycopg import sql
 
 from benchmarks.bench_data import LOCOMO_DEV, require_locomo
-from coach.settings import get_settings
+from config.settings import get_settings
 from memory.archive import Archive, ChatMessage, new_message_id
 from memory.db import open_pool
 from memory.embeddings import ArchiveEmbedder, get_embedder, vector_literal

@@ -4,12 +4,12 @@ Both graphs run on one thread each, with the same fake model and the same `Async
 Postgres pool, as `coach chat` does), in the same process, one after the other:
 
 - **ours**: `graphs.chat.build_graph(checkpointer=saver, store=deps, model=fake)`, with the real memory
-  (`tools.deps.open_coach_deps()`: Redis window, facts cache, Redis outbox drained to the Postgres archive in the
+  (`records.stores.open_coach_deps()`: Redis window, facts cache, Redis outbox drained to the Postgres archive in the
   background). Per-turn state: the previous turn's messages are removed at the start of each turn.
 - **naive**: `StateGraph(MessagesState)` with one node that calls the model on the whole history; the history
   lives in the state (`add_messages`) and so in every checkpoint.
 
-Turns are invoked with `durability="exit"`, the mode of `coach.chat_commands.run_turn` (the CLI); with
+Turns are invoked with `durability="exit"`, the mode of `cli.chat.run_turn` (the CLI); with
 `--durability both` ours also runs with LangGraph's default, `durability="async"`, on its own thread (about 45 s
 more). Speed figures are printed as ratios to the naive graph (the baseline, always `durability="exit"`).
 
@@ -25,7 +25,7 @@ What is measured:
   `graphs.chat.assemble_prompt`/`graphs.chat.prompt_tokens` (looked up at call time by the graph's nodes) with
   timers; all are restored at the end. The same way the saver's `aget_tuple`/`aput`/`aput_writes` are timed
   (checkpointer share).
-- prompt tokens: ours from the turn's output `prompt_tokens`; naive: `coach.prompt.prompt_tokens` (one token
+- prompt tokens: ours from the turn's output `prompt_tokens`; naive: `llm.prompt.prompt_tokens` (one token
   per 4 characters, rounded up, per message) of the history sent to the model.
 - storage: `pg_column_size` of this thread's rows of `checkpoints`, `checkpoint_blobs` and `checkpoint_writes`
   (on-disk row size, after TOAST compression) plus, for ours, of this session's `messages` rows (the archive,
@@ -59,12 +59,12 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.graph import START, MessagesState, StateGraph
 
 import graphs.chat as chat_module
-from coach.prompt import prompt_tokens
 from graphs.context import Context
+from llm.prompt import prompt_tokens
 from memory.athlete_store import FactChange
 from memory.checkpointer import CoachPostgresSaver
+from records.stores import CoachDeps, close_coach_deps, open_coach_deps
 from tests.chat_helpers import ScriptedModel
-from tools.deps import CoachDeps, close_coach_deps, open_coach_deps
 
 T = TypeVar("T")
 

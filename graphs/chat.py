@@ -5,7 +5,7 @@
                                     └─► save_turn ─► END
 
 Input is the athlete's new message only; the client never sends history. `load_context` drops the previous
-turn's messages and assembles the prompt (`coach.prompt`) from the facts, the session window and the message.
+turn's messages and assembles the prompt (`llm.prompt`) from the facts, the session window and the message.
 `tools` runs at most `MAX_TOOL_CALLS` calls per turn and answers a repeated call from the earlier result.
 `save_turn` appends the exchange to the session window and the archive. The athlete comes from `Context`.
 """
@@ -26,16 +26,16 @@ from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer, interrupt
 from typing_extensions import TypedDict
 
-from coach.llm import get_chat_model
-from coach.offline import PROPOSALS_NOTE_PREFIX, OfflineCoachModel
-from coach.prompt import CAP_NOTE, assemble_prompt, prompt_tokens
-from coach.settings import get_settings
+from config.settings import get_settings
 from graphs.context import Context, run_context
+from llm.models import get_chat_model
+from llm.offline import PROPOSALS_NOTE_PREFIX, OfflineCoachModel
+from llm.prompt import CAP_NOTE, assemble_prompt, prompt_tokens
 from memory.archive import ChatMessage, new_message_id
 from memory.athlete_store import validate_athlete_id
 from memory.errors import ProposalNotFoundError
+from records.stores import CoachDeps, get_coach_deps
 from tools.coach_tools import ToolCallContext, ToolOutcome, result_text, run_tool
-from tools.deps import CoachDeps, get_coach_deps
 from tools.specs import model_tools
 
 MAX_TOOL_CALLS = 5
@@ -112,7 +112,7 @@ def build_graph(
     Args:
         checkpointer: LangGraph checkpointer (the command line passes `CoachPostgresSaver`); None for the
             exported graph.
-        store: the memory and stores the tools use; None takes the process-wide ones (`tools.deps`).
+        store: the memory and stores the tools use; None takes the process-wide ones (`records.stores`).
         model: the chat model; by default the model factory's, or the offline responder when none is configured.
 
     Returns:

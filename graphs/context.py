@@ -2,7 +2,7 @@
 
 The athlete id comes from here (the authenticated user, or the command line's `--athlete`), never from the
 model, a tool argument or the request body. On the API server (`langgraph dev`) the client's `context` is not
-trusted for it: `run_context` takes the athlete from the user that `coach.auth` authenticated, which the server
+trusted for it: `run_context` takes the athlete from the user that `server.auth` authenticated, which the server
 puts in the run's config (`configurable["langgraph_auth_user_id"]`), where no request can set it.
 """
 

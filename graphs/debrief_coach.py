@@ -22,11 +22,11 @@ from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
 from typing_extensions import TypedDict
 
-from coach.debrief_writer import write_debrief
-from coach.llm import get_chat_model
 from graphs.context import Context, run_context
+from llm.debrief_writer import write_debrief
+from llm.models import get_chat_model
 from memory.athlete_store import AthleteStore, FactChange, RideRecord, validate_athlete_id
-from tools.deps import CoachDeps, get_coach_deps
+from records.stores import CoachDeps, get_coach_deps
 from training.debrief import athlete_parameters, ride_fact_changes, ride_record
 from training.metrics import compute_metrics
 from training.ride_files import read_ride
@@ -76,7 +76,7 @@ def build_graph(
         checkpointer: LangGraph checkpointer (the command line passes `CoachPostgresSaver`); None for the
             exported graph, whose server supplies its own.
         store: the athlete store and conversation memory (whose facts cache a fact change invalidates); None
-            takes the process-wide ones (`tools.deps.get_coach_deps`).
+            takes the process-wide ones (`records.stores.get_coach_deps`).
         model: the chat model writing the debrief; by default the model factory's (None means offline).
 
     Returns:

@@ -2,7 +2,7 @@
 
     START ─► find_pending ─► debrief_rides ─► END
 
-`find_pending` lists the athlete's rides waiting for a debrief (`coach.inbox.pending_rides`: inbox files whose
+`find_pending` lists the athlete's rides waiting for a debrief (`records.inbox.pending_rides`: inbox files whose
 ride has no debrief yet, and stored rides without one), oldest first; `debrief_rides` runs the Debrief Coach on
 each, at most `max_rides` per run, and reports every result and every failure (a failed ride stays pending and
 is tried again next time). The Debrief Coach decides "once per ride" itself (by the file's content), so two
@@ -24,13 +24,13 @@ from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
 from typing_extensions import TypedDict
 
-from coach.inbox import pending_rides
 from graphs.context import Context, run_context
 from graphs.debrief_coach import RideNotFoundError
 from graphs.debrief_coach import build_graph as build_debrief_graph
 from memory.athlete_store import validate_athlete_id
 from memory.errors import MemoryError_
-from tools.deps import CoachDeps, get_coach_deps
+from records.inbox import pending_rides
+from records.stores import CoachDeps, get_coach_deps
 from training.ride_files import RideFileError
 
 DEFAULT_MAX_RIDES = 20
@@ -70,7 +70,7 @@ def build_graph(checkpointer: Checkpointer = None, store: CoachDeps | None = Non
     Args:
         checkpointer: LangGraph checkpointer (the command line passes its Postgres one); None for the exported
             graph, whose server supplies its own.
-        store: the memory and stores; None takes the process-wide ones (`tools.deps.get_coach_deps`).
+        store: the memory and stores; None takes the process-wide ones (`records.stores.get_coach_deps`).
 
     Returns:
         The compiled graph; invoke with `{}` or `{"max_rides": n}` and `context=Context(athlete_id=...)`.

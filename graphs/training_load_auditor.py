@@ -8,7 +8,7 @@
 (`training.flags.assess_load`, the very computation the chat tool `get_training_load` runs), compliance per day
 and week, recurring skipped workouts (`training.patterns`) and at most one plan-change proposal
 (`training.plan_changes`). `store` writes the pattern facts (source ``training_load_auditor``), clears the ones
-that no longer hold, stores the proposals and the report in one transaction (`memory.audit_store`), then drops the
+that no longer hold, stores the proposals and the report in one transaction (`records.audit_store`), then drops the
 athlete's cached facts. With ``ask``, `confirm_plan_changes` pauses on a LangGraph `interrupt` until the athlete
 accepts or rejects each pending proposal (`Command(resume=...)`); an accepted one changes the plan. Without it the
 proposals wait for `coach plan accept ID` / `coach plan reject ID`.
@@ -32,14 +32,14 @@ from typing_extensions import TypedDict
 
 from graphs.context import Context, run_context
 from memory.athlete_store import FactChange, validate_athlete_id
-from memory.audit_store import (
+from records.audit_store import (
     AUDITOR_SOURCE,
     AuditInputs,
     AuditStore,
     PlanChangeConflictError,
     PlanProposalNotFoundError,
 )
-from tools.deps import CoachDeps, get_coach_deps
+from records.stores import CoachDeps, get_coach_deps
 from training.flags import assess_load, event_date_from_facts
 from training.load import LOAD_HISTORY_DAYS, load_series
 from training.patterns import (
@@ -96,7 +96,7 @@ class AuditInput(TypedDict, total=False):
 
 
 class AuditOutput(TypedDict, total=False):
-    """What a run returns: the report as stored (see `analyse` and `memory.audit_store.AuditStore.save_audit`)."""
+    """What a run returns: the report as stored (see `analyse` and `records.audit_store.AuditStore.save_audit`)."""
 
     report: dict[str, Any]
 
@@ -237,7 +237,7 @@ def build_graph(checkpointer: Checkpointer = None, store: CoachDeps | None = Non
         checkpointer: LangGraph checkpointer, needed when the input asks for decisions (``ask``: the run pauses
             on an `interrupt`); None for the exported graph, whose server supplies its own.
         store: the conversation memory and athlete store; None takes the process-wide ones
-            (`tools.deps.get_coach_deps`).
+            (`records.stores.get_coach_deps`).
 
     Returns:
         The compiled graph: invoke with ``{"as_of": "YYYY-MM-DD"?, "ask": bool?}`` and

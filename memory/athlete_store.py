@@ -9,9 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
@@ -20,8 +18,10 @@ from psycopg.types.json import Jsonb
 from memory.db import DictPool
 from memory.errors import InvalidAthleteIdError, InvalidFactError, ProposalNotFoundError
 from memory.schema import asetup
+from training.records import FactChange, FactSource, RideRecord
 
-FactSource = Literal["user", "debrief_coach", "training_load_auditor"]
+__all__ = ["AthleteStore", "FactChange", "FactSource", "RideRecord", "validate_athlete_id"]
+
 _ATHLETE_ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
 
 
@@ -36,40 +36,6 @@ def validate_athlete_id(athlete_id: str) -> str:
             f"invalid athlete id {athlete_id!r}: use 1-128 characters of letters, digits, '_', '.', '@', '-'"
         )
     return athlete_id
-
-
-@dataclass(frozen=True)
-class FactChange:
-    """A fact to write if it still applies when the write happens.
-
-    Attributes:
-        key: fact key, e.g. `ftp_w`.
-        value: new value (JSON-serialisable).
-        only_if_higher: write only when there is no current value or `value` is greater than it (power bests,
-            FTP estimates); otherwise write whenever the value differs.
-    """
-
-    key: str
-    value: Any
-    only_if_higher: bool = False
-
-
-@dataclass(frozen=True)
-class RideRecord:
-    """A ride's row: identity, headline figures and the full metrics dictionary."""
-
-    ride_id: str
-    file_name: str
-    file_format: str
-    sport: str
-    start_time: datetime
-    elapsed_s: float
-    moving_s: float
-    distance_m: float | None
-    normalized_power_w: float | None
-    tss: float | None
-    hr_tss: float | None
-    metrics: dict[str, Any]
 
 
 class AthleteStore:

@@ -43,7 +43,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from coach.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from memory.archive import (
     Archive,
     ChatMessage,

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langchain_core.embeddings import Embeddings
 
 if TYPE_CHECKING:
-    from coach.settings import Settings
+    from config.settings import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from langgraph.types import Command
 from graphs.chat import build_graph
 from graphs.context import Context
 from memory.athlete_store import AthleteStore, RideRecord
-from memory.plans import PlanRow
-from tools.deps import CoachDeps
+from records.plans import PlanRow
+from records.stores import CoachDeps
 
 
 class ScriptedModel(GenericFakeChatModel):

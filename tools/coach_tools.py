@@ -18,11 +18,11 @@ import psycopg
 import psycopg_pool
 from pydantic import BaseModel, ValidationError
 
-from memory.audit_store import AuditStore
 from memory.errors import InvalidFactError, StoreUnavailableError
-from memory.ride_queries import rides_on_day
 from memory.session_window import trim_text
-from tools.deps import CoachDeps
+from records.audit_store import AuditStore
+from records.rides import rides_on_day
+from records.stores import CoachDeps
 from tools.specs import (
     TOOL_DESCRIPTIONS,
     CompareArgs,
@@ -202,7 +202,7 @@ async def get_training_load(deps: CoachDeps, ctx: ToolCallContext, args: Trainin
     """Fitness, fatigue, form, ramp rate, ACWR, monotony, strain and flags as of a day (default today).
 
     The Training Load Auditor's computation (`training.flags.assess_load`) on the same inputs
-    (`memory.audit_store.AuditStore.read_inputs`), the last 7 days' compliance included; nothing is written.
+    (`records.audit_store.AuditStore.read_inputs`), the last 7 days' compliance included; nothing is written.
     """
     resolved = _day_from(args, ctx)
     today = ctx.now.astimezone(ZoneInfo(ctx.timezone)).date()

@@ -44,9 +44,9 @@ def compare_day(planned: list[dict[str, Any]], rides: list[dict[str, Any]]) -> d
 
     Args:
         planned: workouts planned on the day, dicts with ``kind``, ``duration_s`` (s or None), ``tss`` (or None),
-            as returned by `memory.plans.PlanStore.plan_for_day`.
+            as returned by `records.plans.PlanStore.plan_for_day`.
         rides: rides of the day, dicts with ``moving_s`` (s), ``tss`` and ``hr_tss`` (or None), as returned by
-            `memory.ride_queries.rides_on_day`. A ride's TSS is its power TSS, else its hrTSS.
+            `records.rides.rides_on_day`. A ride's TSS is its power TSS, else its hrTSS.
 
     Returns:
         A dict:

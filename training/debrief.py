@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from memory.athlete_store import FactChange, RideRecord
 from training.metrics import RideMetrics
+from training.records import FactChange, RideRecord
 from training.ride_files import Ride
 
 # Mean-max power durations kept as athlete facts ("power bests"), by the metrics' MMP key.

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
 
-from memory.athlete_store import FactChange
 from training.compare import REST_KINDS, compare_day
+from training.records import FactChange
 
 PATTERN_LOOKBACK_DAYS = 56
 """Occurrences older than this many days before the audited day are not considered (8 weeks)."""

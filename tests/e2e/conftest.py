@@ -3,7 +3,7 @@
 The server runs the project's `langgraph.json` (copied with absolute paths, no `.env` reload and no file
 persistence, run from a temporary folder, so the tests leave no threads or crons in the developer's
 `.langgraph_api/`) through the same
-launcher as `make serve` (`python -m coach.serve`), against the real Postgres and Redis of `.env`. Two athletes
+launcher as `make serve` (`python -m server.serve`), against the real Postgres and Redis of `.env`. Two athletes
 with fresh ids and random tokens (from `COACH_AUTH_TOKENS`) make every run independent of the previous ones. The
 model is the offline responder (no endpoint configured), which is deterministic.
 """
@@ -25,8 +25,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from coach.serve import OFFLINE_ENV, free_port
-from coach.settings import get_settings
+from config.settings import get_settings
+from server.serve import OFFLINE_ENV, free_port
 from tests.conftest import PROJECT_ROOT
 
 START_TIMEOUT_S = 90
@@ -81,7 +81,7 @@ def _test_config(tmp: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def coach_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServer]:
-    """Start `python -m coach.serve` on a free port and stop it at the end of the session."""
+    """Start `python -m server.serve` on a free port and stop it at the end of the session."""
     tmp = tmp_path_factory.mktemp("coach-server")
     run = uuid.uuid4().hex[:10]
     a = Athlete(f"e2e-a-{run}", secrets.token_urlsafe(24))
@@ -107,7 +107,7 @@ def coach_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServ
     log_path = tmp / "server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "coach.serve", "--port", str(port), "--config", str(_test_config(tmp))],
+            [sys.executable, "-m", "server.serve", "--port", str(port), "--config", str(_test_config(tmp))],
             cwd=tmp,  # the server's `.langgraph_api/` goes there, not into the project
             env=env,
             stdin=subprocess.DEVNULL,
@@ -132,7 +132,7 @@ def coach_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServ
         yield server
     finally:
         _stop(proc)
-    # The coach's connections are closed when the server stops (coach.server's lifespan).
+    # The coach's connections are closed when the server stops (server.app's lifespan).
     assert "coach memory closed" in server.log_tail(200), server.log_tail()
 
 

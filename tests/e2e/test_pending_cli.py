@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from coach.cli import app
-from coach.settings import get_settings
+from cli.main import app
+from config.settings import get_settings
 from tests.conftest import RIDES_DIR
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
-from coach.settings import get_settings
+from config.settings import get_settings
 from memory.athlete_store import AthleteStore
 from memory.db import open_pool
 from memory.redis_client import open_redis

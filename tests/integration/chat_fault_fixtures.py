@@ -21,12 +21,12 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
-from coach.settings import Settings
+from config.settings import Settings
 from memory.conversation import DEFAULT_SPOOL_ROOT
 from memory.session_window import BLOCK_HEADER, WindowEntry
+from records.stores import CoachDeps, close_coach_deps, open_coach_deps
 from tests.chat_helpers import Chat
 from tests.integration.servers import PrivatePostgres, PrivateRedis, private_postgres, private_redis  # noqa: F401
-from tools.deps import CoachDeps, close_coach_deps, open_coach_deps
 
 Turn = tuple[str, str]
 """(the athlete's message, the coach's reply)."""

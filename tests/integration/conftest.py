@@ -8,10 +8,10 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from coach.settings import get_settings
+from config.settings import get_settings
 from memory.athlete_store import AthleteStore
 from memory.db import open_pool
-from tools.deps import CoachDeps, close_coach_deps, open_coach_deps
+from records.stores import CoachDeps, close_coach_deps, open_coach_deps
 
 pytestmark = pytest.mark.integration
 

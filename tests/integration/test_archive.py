@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 
-from coach.settings import get_settings
+from config.settings import get_settings
 from memory.archive import SNIPPET_MAX_CHARS, Archive, ChatMessage, SearchHit, make_snippet, new_message_id
 from memory.db import open_pool
 from memory.errors import InvalidTranscriptError

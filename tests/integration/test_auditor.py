@@ -17,13 +17,15 @@ from psycopg.types.json import Jsonb
 from rich.console import Console
 from typer.testing import CliRunner
 
-from coach import audit_commands, chat_commands, cli
+from cli import audit as audit_commands
+from cli import chat as chat_commands
+from cli import main as cli
 from graphs.context import Context
 from graphs.training_load_auditor import AuditDateError, build_graph
-from memory.audit_store import AuditStore, PlanChangeConflictError, PlanProposalNotFoundError
-from memory.plans import PlanRow
+from records.audit_store import AuditStore, PlanChangeConflictError, PlanProposalNotFoundError
+from records.plans import PlanRow
+from records.stores import CoachDeps
 from tools.coach_tools import ToolCallContext, run_tool
-from tools.deps import CoachDeps
 from training.load import training_load_summary
 
 pytestmark = pytest.mark.integration

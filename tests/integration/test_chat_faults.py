@@ -19,11 +19,12 @@ import psycopg
 import pytest
 from langchain_core.messages import AIMessage
 
-from coach.prompt import MEMORY_NOTICES
-from coach.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from graphs.chat import UNAVAILABLE_NOTICE, InvalidMessageError
+from llm.prompt import MEMORY_NOTICES
 from memory.athlete_store import FactChange
 from memory.session_window import BLOCK_HEADER, window_key
+from records.stores import CoachDeps
 from tests.chat_helpers import Chat, scripted
 from tests.integration.chat_fault_fixtures import (  # noqa: F401
     EchoModel,
@@ -40,7 +41,6 @@ from tests.integration.chat_fault_fixtures import (  # noqa: F401
     window_entries,
 )
 from tests.integration.servers import PrivatePostgres, PrivateRedis, private_postgres, private_redis  # noqa: F401
-from tools.deps import CoachDeps
 
 pytestmark = pytest.mark.integration
 

@@ -107,7 +107,7 @@ def test_plan_import_and_compare_with_sticky_context(athlete_id, tmp_path: Path)
 def test_interactive_chat_asks_to_confirm_a_proposal(athlete_id):
     from typer.testing import CliRunner
 
-    from coach.cli import app
+    from cli.main import app
 
     result = CliRunner().invoke(
         app,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from coach.cli import app
+from cli.main import app
 from tests.conftest import PROJECT_ROOT
 
 pytestmark = pytest.mark.integration
@@ -30,7 +30,7 @@ def coach(*args: str, env: dict[str, str] | None = None) -> Any:
         result = _runner.invoke(app, list(args), catch_exceptions=False)
         return SimpleNamespace(returncode=result.exit_code, stdout=result.stdout, stderr=result.stderr)
     return subprocess.run(
-        [sys.executable, "-m", "coach.cli", *args],
+        [sys.executable, "-m", "cli.main", *args],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,

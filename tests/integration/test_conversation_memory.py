@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from coach.settings import get_settings
+from config.settings import get_settings
 from memory.archive import ChatMessage, new_message_id
 from memory.athlete_store import FactChange
 from memory.conversation import ConversationMemory, open_memory_pool

@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage
 from graphs.context import Context
 from graphs.debrief_coach import RideNotFoundError, build_graph
 from memory.athlete_store import AthleteStore, FactChange
-from tools.deps import CoachDeps
+from records.stores import CoachDeps
 from training.ride_files import RideFileError
 
 pytestmark = pytest.mark.integration

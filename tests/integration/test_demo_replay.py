@@ -6,9 +6,9 @@ from datetime import date
 
 import pytest
 
-from coach.cli import debrief_paths
-from coach.replay import REPLAY_PREFIX, replay_days, replay_recent
-from memory.ride_queries import rides_on_day
+from cli.main import debrief_paths
+from cli.replay import REPLAY_PREFIX, replay_days, replay_recent
+from records.rides import rides_on_day
 
 pytestmark = pytest.mark.integration
 

@@ -1,4 +1,4 @@
-"""Planned workouts and ride reads on the real athlete store (memory.plans, memory.ride_queries)."""
+"""Planned workouts and ride reads on the real athlete store (records.plans, records.rides)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from psycopg.types.json import Jsonb
 
 from memory.athlete_store import AthleteStore
 from memory.errors import InvalidAthleteIdError
-from memory.plans import PlanStore, parse_plan_csv
-from memory.ride_queries import daily_load, last_ride, rides_on_day
+from records.plans import PlanStore, parse_plan_csv
+from records.rides import daily_load, last_ride, rides_on_day
 from training.compare import compare_day
 
 pytestmark = pytest.mark.integration

@@ -15,17 +15,17 @@ import pytest_asyncio
 from langchain_core.embeddings import Embeddings
 from psycopg import sql
 
-from coach.settings import get_settings
+from config.settings import get_settings
 from memory.archive import SNIPPET_MAX_CHARS, Archive, ChatMessage, new_message_id
 from memory.conversation import ConversationMemory, open_memory_pool
 from memory.db import open_pool
 from memory.embeddings import ArchiveEmbedder, get_embedder
-from memory.plans import PlanStore
 from memory.redis_client import open_redis
 from memory.schema import asetup
+from records.plans import PlanStore
+from records.stores import CoachDeps
 from tests.integration.test_cli_debrief import coach
 from tools.coach_tools import ToolCallContext, search_conversation
-from tools.deps import CoachDeps
 from tools.specs import SearchConversationArgs
 
 pytestmark = pytest.mark.integration

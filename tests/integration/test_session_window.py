@@ -11,7 +11,7 @@ import pytest
 import pytest_asyncio
 from redis.asyncio import Redis
 
-from coach.settings import get_settings
+from config.settings import get_settings
 from memory.errors import InvalidAthleteIdError
 from memory.redis_client import open_redis, probe_redis
 from memory.session_window import SessionWindow, WindowEntry, window_key

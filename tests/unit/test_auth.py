@@ -1,4 +1,4 @@
-"""Per-athlete auth of the API server (`coach.auth`) and the athlete of a run (`graphs.context.run_context`).
+"""Per-athlete auth of the API server (`server.auth`) and the athlete of a run (`graphs.context.run_context`).
 
 The handlers are called as the server calls them (an `AuthContext` and the request's value); the end-to-end
 tests (`tests/e2e`) check the same rules through a running server.
@@ -19,9 +19,9 @@ from langgraph_sdk import Auth
 from langgraph_sdk.auth.types import AuthContext
 from typing_extensions import TypedDict
 
-from coach import auth
-from coach.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from graphs.context import Context, run_context
+from server import auth
 
 A, B = "athlete-a", "athlete-b"
 TOKEN_A, TOKEN_B = "token-of-athlete-a-0001", "token-of-athlete-b-0002"

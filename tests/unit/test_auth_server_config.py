@@ -1,4 +1,4 @@
-"""`langgraph.json`, the graphs it exports, the server's ride upload helpers (`coach.inbox`) and `make serve`."""
+"""`langgraph.json`, the graphs it exports, the server's ride upload helpers (`records.inbox`) and `make serve`."""
 
 from __future__ import annotations
 
@@ -11,8 +11,15 @@ from typing import Any
 
 import pytest
 
-from coach import serve
-from coach.inbox import InvalidUploadError, file_ride_id, inbox_athletes, inbox_files, is_in_athlete_inbox, save_upload
+from records.inbox import (
+    InvalidUploadError,
+    file_ride_id,
+    inbox_athletes,
+    inbox_files,
+    is_in_athlete_inbox,
+    save_upload,
+)
+from server import serve
 from tests.conftest import PROJECT_ROOT
 
 CONFIG = json.loads((PROJECT_ROOT / "langgraph.json").read_text())
@@ -30,7 +37,7 @@ def _load(spec: str) -> Any:
 
 def test_langgraph_json_lists_the_graphs_auth_and_app() -> None:
     assert {"chat", "debrief_coach", "training_load_auditor", "pending_debriefs"} <= set(CONFIG["graphs"])
-    assert CONFIG["auth"]["path"] == "./coach/auth.py:auth" and CONFIG["auth"]["disable_studio_auth"] is True
+    assert CONFIG["auth"]["path"] == "./server/auth.py:auth" and CONFIG["auth"]["disable_studio_auth"] is True
     assert CONFIG["http"]["enable_custom_route_auth"] is True
     assert CONFIG["env"] == ".env" and CONFIG["dependencies"] == ["."]
 

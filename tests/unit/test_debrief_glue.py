@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from coach.debrief_writer import offline_debrief
+from llm.debrief_writer import offline_debrief
 from memory.athlete_store import validate_athlete_id
 from memory.errors import InvalidAthleteIdError
 from training.debrief import athlete_parameters, ride_fact_changes

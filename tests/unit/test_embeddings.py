@@ -9,7 +9,7 @@ import sys
 import pytest
 from langchain_core.embeddings import DeterministicFakeEmbedding
 
-from coach.settings import Settings
+from config.settings import Settings
 from memory.embeddings import (
     EMBEDDING_DIMENSIONS,
     ArchiveEmbedder,
@@ -80,7 +80,7 @@ async def test_local_minilm_gives_unit_vectors_that_see_paraphrases() -> None:
 
 def test_importing_the_app_loads_no_model() -> None:
     code = (
-        "import sys, graphs.chat, tools.coach_tools, memory.conversation, coach.cli\n"
+        "import sys, graphs.chat, tools.coach_tools, memory.conversation, cli.main\n"
         "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))"
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)

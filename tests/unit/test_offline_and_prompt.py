@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
 
-from coach.offline import OfflineCoachModel, compose_reply, plan_tool_call
-from coach.prompt import MEMORY_NOTICES, assemble_prompt, estimate_tokens, facts_block, prompt_tokens
+from llm.offline import OfflineCoachModel, compose_reply, plan_tool_call
+from llm.prompt import MEMORY_NOTICES, assemble_prompt, estimate_tokens, facts_block, prompt_tokens
 
 
 @pytest.mark.parametrize(

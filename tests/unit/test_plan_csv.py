@@ -1,4 +1,4 @@
-"""Parsing plan CSV files (memory.plans.parse_plan_csv)."""
+"""Parsing plan CSV files (records.plans.parse_plan_csv)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from memory.plans import PlanImportError, PlanRow, parse_plan_csv
+from records.plans import PlanImportError, PlanRow, parse_plan_csv
 
 GOOD = """date,kind,duration_s,tss,description
 2026-11-23,Recovery,2700,25,Easy spin Z1

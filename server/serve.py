@@ -1,6 +1,6 @@
 """`make serve`: the LangGraph dev server (`langgraph dev`) for the coach's graphs, offline, on a free port.
 
-    uv run python -m coach.serve [--port N] [--host 127.0.0.1] [--config langgraph.json]
+    uv run python -m server.serve [--port N] [--host 127.0.0.1] [--config langgraph.json]
 
 Runs `langgraph dev` without analytics, version check, browser or reload, on loopback by default (the Docker
 image passes `--host 0.0.0.0`), on `--port` (or `$PORT`), else on a free port; prints the API, the Studio link,
@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from coach.settings import get_settings
+from config.settings import get_settings
 
 DEV_TOKENS_FILE = Path(".langgraph_api") / "coach-dev-tokens.json"
 DEV_ATHLETES = ("demo-athlete", "guest-athlete")
@@ -56,7 +56,7 @@ def dev_command(host: str, port: int, config: str) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Print how to reach the server, then replace this process with `langgraph dev`."""
-    parser = argparse.ArgumentParser(prog="python -m coach.serve", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m server.serve", description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 0), help="port (default: free)")
     parser.add_argument("--config", default="langgraph.json", help="the LangGraph configuration file")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from coach.settings import Settings
+from config.settings import Settings
 from memory.athlete_store import AthleteStore
 from memory.conversation import ConversationMemory
-from memory.plans import PlanStore
+from records.plans import PlanStore
 
 
 @dataclass

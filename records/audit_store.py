@@ -31,12 +31,12 @@ from psycopg.types.json import Jsonb
 from memory.athlete_store import FactChange, FactSource, apply_fact_changes, validate_athlete_id
 from memory.db import DictPool
 from memory.errors import MemoryError_
-from memory.plans import PlanStore
-from memory.ride_queries import daily_load
+from records.plans import PlanStore
+from records.rides import daily_load
 
 AUDITOR_SOURCE: FactSource = "training_load_auditor"
 _PROPOSAL_COLUMNS = "id, as_of, status, change, reason, flag_code, created_at, decided_at"
-_MARGIN = timedelta(days=2)  # UTC offsets lie within -12 h..+14 h (as memory.ride_queries)
+_MARGIN = timedelta(days=2)  # UTC offsets lie within -12 h..+14 h (as records.rides)
 
 
 class PlanProposalNotFoundError(MemoryError_, LookupError):
@@ -57,8 +57,8 @@ class AuditInputs:
 
     Attributes:
         daily_tss: ``{day: TSS}`` from `history_start` to the day audited; days with rides only (a ride's TSS is
-            its power TSS, else its hrTSS, else 0), as `memory.ride_queries.daily_load`.
-        planned: planned workouts from `plan_start` to `plan_end` (`memory.plans.PlanStore` rows).
+            its power TSS, else its hrTSS, else 0), as `records.rides.daily_load`.
+        planned: planned workouts from `plan_start` to `plan_end` (`records.plans.PlanStore` rows).
         rides_by_day: ``{day: [{"moving_s", "tss", "hr_tss"}, ...]}`` from `plan_start` to the day audited.
         history_start: first day of `daily_tss`.
         plan_start: first day of `planned` and `rides_by_day`.

@@ -1,6 +1,6 @@
 """Per-athlete authentication and authorization of the API server (`langgraph dev`; docs/architecture.md).
 
-Loaded by the server through `langgraph.json` (`"auth": {"path": "./coach/auth.py:auth"}`); Studio's own
+Loaded by the server through `langgraph.json` (`"auth": {"path": "./server/auth.py:auth"}`); Studio's own
 sign-in is turned off there (`disable_studio_auth`), so every request, Studio's included, carries a bearer token.
 
 Authentication: `Authorization: Bearer <token>` is mapped to an athlete id by the token resolver. The default
@@ -15,7 +15,7 @@ Authorization (the athlete is the user's identity, `ctx.user.identity`):
 - a thread's state cannot be written by a client: `POST /threads/{id}/state`, state `supersteps` on thread
   creation, and runs whose `command` carries `update` or `goto` are refused (403); a run may only resume an
   interrupt (`command.resume`) or send new input;
-- a run's `ride_path` must lie inside the athlete's own inbox folder (`coach.inbox`), so no file of another
+- a run's `ride_path` must lie inside the athlete's own inbox folder (`records.inbox`), so no file of another
   athlete, or of the server, can be read through the Debrief Coach;
 - assistants can be read and searched (they are the graphs' definitions) but not created, changed or deleted;
 - the LangGraph store is restricted to namespaces that start with the athlete id (the coach keeps its memory in
@@ -51,10 +51,10 @@ from langgraph_sdk.auth.types import (
     ThreadsUpdate,
 )
 
-from coach.inbox import is_in_athlete_inbox
-from coach.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 from memory.athlete_store import validate_athlete_id
 from memory.errors import InvalidAthleteIdError
+from records.inbox import is_in_athlete_inbox
 
 OWNER_KEY = "owner"
 """The metadata key holding the athlete that owns a thread, run or cron."""

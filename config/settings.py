@@ -35,7 +35,7 @@ class Settings(BaseSettings):
             `.gpx`) waiting for their debrief (`coach debrief --pending`, the `pending_debriefs` graph's cron).
             A relative path is taken from the working directory.
         coach_auth_tokens: bearer tokens of the API server (`langgraph dev`): a JSON object `{token: athlete_id}`
-            in `COACH_AUTH_TOKENS` (empty: none); development tokens, read by `coach.auth`.
+            in `COACH_AUTH_TOKENS` (empty: none); development tokens, read by `server.auth`.
         coach_auth_tokens_file: a JSON file of more `{token: athlete_id}` pairs (`COACH_AUTH_TOKENS_FILE`).
         embedding_provider: embeddings of archived messages for recall (`memory.embeddings`): `local`
             (all-MiniLM-L6-v2, offline), `openai` (`OpenAIEmbeddings`), `none` (full-text recall only), or `auto`

@@ -12,7 +12,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
-from coach.llm import OFFLINE_LABEL, model_label
+from llm.models import OFFLINE_LABEL, model_label
 
 DEBRIEF_SYSTEM_PROMPT = (
     "You are an endurance cycling coach writing a short post-ride debrief (at most 5 sentences). Use only the "

@@ -2,7 +2,7 @@
 
 Also the helpers `coach debrief --chart DIR` and `coach demo` call (`print_debrief_charts`, `print_demo_audit`).
 
-Registered on the `coach` Typer app by `coach.cli` (``audit_commands.register(app, _run, _check_athlete)``, after
+Registered on the `coach` Typer app by `cli.main` (``audit_commands.register(app, _run, _check_athlete)``, after
 `chat_commands.register`, which creates the `plan` sub-app). Every command acts for `--athlete`.
 
 `coach audit --json` prints one JSON object::
@@ -36,17 +36,17 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from coach.chat_commands import local_timezone
+from cli.chat import local_timezone
 from graphs.context import Context
 from graphs.training_load_auditor import AuditDateError
 from graphs.training_load_auditor import build_graph as build_auditor_graph
-from memory.audit_store import AuditStore
-from tools.deps import close_coach_deps, open_coach_deps
+from records.audit_store import AuditStore
+from records.stores import close_coach_deps, open_coach_deps
 from training.charts import ChartUnavailableError, curve_from_mmp, pmc_chart, power_curve_chart
 from training.compare import format_duration
 from training.dates import DateResolutionError, resolve_day
 
-# Wide enough for the tables when the output is a pipe or a file (rich assumes 80 columns there), as coach.cli.
+# Wide enough for the tables when the output is a pipe or a file (rich assumes 80 columns there), as cli.main.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 170)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 AthleteOpt = Annotated[str, typer.Option("--athlete", help="Athlete id.")]
@@ -308,7 +308,7 @@ def print_debrief_charts(lines: Sequence[Mapping[str, Any]], athlete_id: str, ch
         lines: `coach debrief --json` lines (lines with an error are skipped).
         athlete_id: the athlete.
         chart_dir: folder of the PNG files.
-        run: `coach.cli._run` (turns store errors into an exit code).
+        run: `cli.main._run` (turns store errors into an exit code).
 
     Returns:
         False when no chart could be drawn at all (matplotlib missing), else True. Messages go to standard error,
@@ -368,7 +368,7 @@ def _plan_app(app: typer.Typer) -> typer.Typer:
 
 
 def register(app: typer.Typer, run: Any, check_athlete: Any) -> None:
-    """Add `audit` and `plan proposals|accept|reject` to the `coach` app (`run`, `check_athlete` from coach.cli)."""
+    """Add `audit` and `plan proposals|accept|reject` to the `coach` app (`run`, `check_athlete` from cli.main)."""
     plan_app = _plan_app(app)
 
     @app.command()

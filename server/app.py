@@ -1,12 +1,12 @@
-"""The coach's part of the API server (`langgraph.json` → `"http": {"app": "./coach/server.py:app"}`).
+"""The coach's part of the API server (`langgraph.json` → `"http": {"app": "./server/app.py:app"}`).
 
 The LangGraph server mounts this Starlette app beside its own routes and runs its lifespan with its own:
 
 - **warm-up**: what the first turn would otherwise load inside the event loop is loaded in a thread first;
-- **connections**: Postgres and Redis (`tools.deps`: the conversation memory, the athlete store, the plans) are
+- **connections**: Postgres and Redis (`records.stores`: the conversation memory, the athlete store, the plans) are
   opened once per server process at start-up and closed at shutdown; the graphs share them;
 - **ride upload**: `PUT /inbox/{file_name}` (the body is the ride file) stores the file in the authenticated
-  athlete's inbox folder (`coach.inbox`); the scheduled debrief (`pending_debriefs`) then picks it up. The route
+  athlete's inbox folder (`records.inbox`); the scheduled debrief (`pending_debriefs`) then picks it up. The route
   goes through the same authentication as the rest of the API (`enable_custom_route_auth`).
 """
 
@@ -22,9 +22,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from coach.inbox import MAX_UPLOAD_BYTES, InvalidUploadError, file_ride_id, inbox_root, save_upload
-from coach.settings import get_settings
-from tools.deps import close_process_deps, get_coach_deps
+from config.settings import get_settings
+from records.inbox import MAX_UPLOAD_BYTES, InvalidUploadError, file_ride_id, inbox_root, save_upload
+from records.stores import close_process_deps, get_coach_deps
 from training.dates import find_day_in_text
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from memory.athlete_store import AthleteStore, RideRecord
-from memory.plans import PlanRow, PlanStore
+from records.plans import PlanRow, PlanStore
 
 REPLAY_PREFIX = "replay:"
 REPLAY_MONDAYS = 4  # planned (and skipped) Monday recovery rides, counting back from the last Monday

@@ -22,10 +22,10 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from coach import audit_commands, chat_commands
-from coach.inbox import inbox_athletes
-from coach.replay import replay_recent
-from coach.settings import get_settings
+from cli import audit as audit_commands
+from cli import chat as chat_commands
+from cli.replay import replay_recent
+from config.settings import get_settings
 from graphs.context import Context
 from graphs.debrief_coach import build_graph as build_debrief_graph
 from graphs.pending_debriefs import build_graph as build_pending_graph
@@ -33,7 +33,8 @@ from memory.athlete_store import AthleteStore, validate_athlete_id
 from memory.checkpointer import open_checkpointer
 from memory.db import aprobe, open_pool
 from memory.errors import MemoryError_, StoreUnavailableError
-from tools.deps import close_coach_deps, open_coach_deps
+from records.inbox import inbox_athletes
+from records.stores import close_coach_deps, open_coach_deps
 from training.ride_files import RideFileError, find_ride_files, peek_start_time
 
 app = typer.Typer(
@@ -323,7 +324,7 @@ def debrief(
 
 
 async def debrief_pending(athlete_id: str | None) -> list[dict[str, Any]]:
-    """Debrief the pending rides (`coach.inbox`) of one athlete, or of every athlete with an inbox folder.
+    """Debrief the pending rides (`records.inbox`) of one athlete, or of every athlete with an inbox folder.
 
     Runs the `pending_debriefs` graph (the one the server's cron runs) per athlete until no ride is left, so a
     system cron (`*/15 * * * * cd /path/to/project && uv run coach debrief --pending`) does what the server's

@@ -1,6 +1,6 @@
 """Chat-side commands of `coach`: chat, import-transcript, search, reindex, plan import, proposal decisions.
 
-Registered on the `coach` Typer app by `coach.cli`. Every command acts for `--athlete`; a chat sends only the
+Registered on the `coach` Typer app by `cli.main`. Every command acts for `--athlete`; a chat sends only the
 new message (the graph builds everything else from memory).
 """
 
@@ -26,8 +26,8 @@ from graphs.chat import InvalidMessageError
 from graphs.chat import build_graph as build_chat_graph
 from graphs.context import Context
 from memory.checkpointer import open_checkpointer
-from memory.plans import PlanImportError, parse_plan_csv
-from tools.deps import CoachDeps, close_coach_deps, open_coach_deps
+from records.plans import PlanImportError, parse_plan_csv
+from records.stores import CoachDeps, close_coach_deps, open_coach_deps
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -172,7 +172,7 @@ def _print_error(code: str, message: str, as_json: bool) -> None:
 
 
 def register(app: typer.Typer, run: Any, check_athlete: Any) -> None:
-    """Add the chat-side commands to the `coach` app (`run` and `check_athlete` come from `coach.cli`)."""
+    """Add the chat-side commands to the `coach` app (`run` and `check_athlete` come from `cli.main`)."""
 
     @app.command()
     def chat(

@@ -4,7 +4,7 @@ Layout (`Settings.inbox_dir`, default `./inbox`)::
 
     <inbox_dir>/<athlete_id>/<ride file>      .fit, .fit.gz, .tcx, .tcx.gz, .gpx, .gpx.gz
 
-A device sync, a script or the server's upload route (`PUT /inbox/{file_name}`, `coach.server`) drops files
+A device sync, a script or the server's upload route (`PUT /inbox/{file_name}`, `server.app`) drops files
 there; the scheduled debrief (`coach debrief --pending`, or the `pending_debriefs` graph run by a LangGraph cron)
 debriefs every *pending* ride: an inbox file whose ride (identified by its content, as `read_ride` does) has no
 debrief yet for that athlete, and a stored ride with no debrief. Files stay where they are: a ride already
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from coach.settings import get_settings
+from config.settings import get_settings
 from memory.athlete_store import AthleteStore, validate_athlete_id
 from memory.errors import InvalidAthleteIdError
 from training.ride_files import RIDE_FILE_SUFFIXES, peek_start_time

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langchain_core.language_models import BaseChatModel
 
-from coach.settings import Settings, get_settings
+from config.settings import Settings, get_settings
 
 OFFLINE_LABEL = "offline"
 

@@ -1,0 +1,48 @@
+"""The domain's own records: a fact change to write and a debriefed ride's row.
+
+These are plain values the domain computes (`training.debrief`, `training.patterns`) and the stores persist
+(`memory.athlete_store`, `records.rides`): the domain owns their shape, the stores import it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+FactSource = Literal["user", "debrief_coach", "training_load_auditor"]
+"""Who wrote a fact: the athlete (a confirmed proposal or `coach facts --set`) or one of the graphs."""
+
+
+@dataclass(frozen=True)
+class FactChange:
+    """A fact to write if it still applies when the write happens.
+
+    Attributes:
+        key: fact key, e.g. `ftp_w`.
+        value: new value (JSON-serialisable).
+        only_if_higher: write only when there is no current value or `value` is greater than it (power bests,
+            FTP estimates); otherwise write whenever the value differs.
+    """
+
+    key: str
+    value: Any
+    only_if_higher: bool = False
+
+
+@dataclass(frozen=True)
+class RideRecord:
+    """A ride's row: identity, headline figures and the full metrics dictionary."""
+
+    ride_id: str
+    file_name: str
+    file_format: str
+    sport: str
+    start_time: datetime
+    elapsed_s: float
+    moving_s: float
+    distance_m: float | None
+    normalized_power_w: float | None
+    tss: float | None
+    hr_tss: float | None
+    metrics: dict[str, Any]
