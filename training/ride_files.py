@@ -201,7 +201,7 @@ def read_ride(
             gzipped = fh.read(2) == _GZIP_MAGIC
             fh.seek(0)
             if gzipped:
-                data_bytes = gunzipped_size(fh, limit, name)
+                data_bytes = gunzipped_size(fh, limit, name, _what(file_format))
                 fh.seek(0)
                 stream: io.BufferedIOBase | BinaryIO = gzip.GzipFile(fileobj=fh, mode="rb")
             else:
@@ -237,7 +237,7 @@ def read_ride(
     )
 
 
-def gunzipped_size(fh: BinaryIO, limit_bytes: int, name: str) -> int:
+def gunzipped_size(fh: BinaryIO, limit_bytes: int, name: str, what: str = "ride data") -> int:
     """Size of a gzip's content, decompressed as a stream and discarded, stopping past ``limit_bytes``.
 
     Memory stays at one chunk (1 MB) whatever the content's size: a gzip bomb is refused after ``limit_bytes``
@@ -247,6 +247,7 @@ def gunzipped_size(fh: BinaryIO, limit_bytes: int, name: str) -> int:
         fh: the gzip file, positioned at its start (left at an unspecified position).
         limit_bytes: the cap, bytes.
         name: the file's name, for the messages.
+        what: what the content is, for the message.
 
     Returns:
         The content's size, bytes (at most ``limit_bytes``).
@@ -262,7 +263,8 @@ def gunzipped_size(fh: BinaryIO, limit_bytes: int, name: str) -> int:
                 total += len(chunk)
                 if total > limit_bytes:
                     raise RideFileError(
-                        "file_too_large", f"{name}: the gzip holds more than {_mb(limit_bytes)} (the limit)"
+                        "file_too_large",
+                        f"{name}: the {what} in the gzip is larger than {_mb(limit_bytes)} (the limit)",
                     )
     except (OSError, EOFError, zlib.error) as exc:
         raise RideFileError("corrupt_file", f"{name}: damaged gzip data ({_one_line(exc)})") from exc
@@ -272,8 +274,13 @@ def gunzipped_size(fh: BinaryIO, limit_bytes: int, name: str) -> int:
 
 
 def _too_large(name: str, file_format: str, limit_bytes: int) -> RideFileError:
-    what = "ride data" if file_format == "fit" else f"{file_format.upper()} document"
-    return RideFileError("file_too_large", f"{name}: the {what} is larger than {_mb(limit_bytes)} (the limit)")
+    return RideFileError(
+        "file_too_large", f"{name}: the {_what(file_format)} is larger than {_mb(limit_bytes)} (the limit)"
+    )
+
+
+def _what(file_format: str) -> str:
+    return "ride data" if file_format == "fit" else f"{file_format.upper()} document"
 
 
 def _mb(size_bytes: int) -> str:
