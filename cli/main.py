@@ -35,7 +35,8 @@ from memory.db import aprobe, open_pool
 from memory.errors import MemoryError_, StoreUnavailableError
 from records.inbox import inbox_athletes
 from records.stores import close_coach_deps, open_coach_deps
-from training.ride_files import RideFileError, find_ride_files, peek_start_time
+from training.ride_files import RideFileError, find_ride_files
+from training.ride_peek import peek_start_time
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, help="Endurance coach with memory."
@@ -265,6 +266,13 @@ def _print_debrief_results(lines: list[dict[str, Any]], as_json: bool) -> None:
         return
     for line in lines:
         name = Path(line["file"]).name
+        if "skipped" in line:
+            known = line["skipped"]
+            err.print(
+                f"[yellow]–[/yellow] {escape(name)}: skipped, it failed before ({known['code']}: "
+                f"{escape(known['message'])}); fix or remove it, or debrief it by its path to read it again"
+            )
+            continue
         if "error" in line:
             err.print(f"[red]✗[/red] {escape(line['error']['message'])} ({line['error']['code']})")
             continue
@@ -331,8 +339,9 @@ async def debrief_pending(athlete_id: str | None) -> list[dict[str, Any]]:
     LangGraph cron does. Each ride is debriefed once: a ride already debriefed is skipped by its content.
 
     Returns:
-        One `coach debrief --json` line per ride debriefed, or `{"file", "error"}` per ride that failed; each
-        with `athlete_id` first.
+        One `coach debrief --json` line per ride debriefed, `{"file", "error"}` per ride that failed, and
+        `{"file", "skipped": {"code", "message", "failed_at"}}` per inbox file not read again because its content
+        failed before (`memory.failed_files`); each with `athlete_id` first.
 
     Raises:
         StoreUnavailableError: Postgres cannot be reached at the start.
@@ -345,6 +354,7 @@ async def debrief_pending(athlete_id: str | None) -> list[dict[str, Any]]:
         checkpointer = await open_checkpointer(deps.athlete_store.pool)
         graph = build_pending_graph(checkpointer=checkpointer, store=deps)
         for athlete in athletes:
+            skipped: dict[str, dict[str, Any]] = {}
             while True:
                 config = {"configurable": {"thread_id": f"pending-{athlete}-{uuid.uuid4().hex}"}}
                 out = await graph.ainvoke({}, config=config, context=Context(athlete_id=athlete, session_id="debrief"))
@@ -355,9 +365,12 @@ async def debrief_pending(athlete_id: str | None) -> list[dict[str, Any]]:
                     label = problem["file"] or f"ride:{problem['ride_id']}"
                     line = _error_line(label, problem["code"], problem["message"])
                     results.append({"athlete_id": athlete, **line})
+                for known in out.get("skipped", []):
+                    skipped[known["file"]] = {k: known[k] for k in ("code", "message", "failed_at")}
                 # Another batch while rides are left, unless this one only failed (they stay pending).
                 if not out.get("remaining") or not out.get("debriefed"):
                     break
+            results.extend({"athlete_id": athlete, "file": f, "skipped": known} for f, known in skipped.items())
     finally:
         await close_coach_deps(deps)
     return results

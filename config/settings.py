@@ -10,7 +10,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import ByteSize, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -34,6 +34,15 @@ class Settings(BaseSettings):
         inbox_dir: the ride inbox: `<inbox_dir>/<athlete_id>/` holds ride files (`.fit`, `.fit.gz`, `.tcx`,
             `.gpx`) waiting for their debrief (`coach debrief --pending`, the `pending_debriefs` graph's cron).
             A relative path is taken from the working directory.
+        ride_max_bytes: largest ride data read from one file, after gunzip, bytes (`RIDE_MAX_BYTES`; a size
+            such as `256MiB` works too). A `.fit.gz` is decompressed as a stream and refused with the error code
+            `file_too_large` as soon as it passes this; a plain file larger than this is refused unread.
+        ride_max_xml_bytes: largest TCX or GPX document parsed, after gunzip, bytes (`file_too_large` past it,
+            checked before parsing).
+        inbox_max_file_bytes: largest ride file the upload route (`PUT /inbox/{file_name}`) accepts, bytes:
+            past it the answer is 413.
+        inbox_quota_bytes: most bytes of ride files one athlete's inbox folder may hold: an upload that would
+            pass it is answered 507.
         coach_auth_tokens: bearer tokens of the API server (`langgraph dev`): a JSON object `{token: athlete_id}`
             in `COACH_AUTH_TOKENS` (empty: none); development tokens, read by `server.auth`.
         coach_auth_tokens_file: a JSON file of more `{token: athlete_id}` pairs (`COACH_AUTH_TOKENS_FILE`).
@@ -58,6 +67,10 @@ class Settings(BaseSettings):
     facts_cache_ttl_s: int = 30 * 24 * 3600
     max_message_chars: int = 8000
     inbox_dir: Path = Path("inbox")
+    ride_max_bytes: ByteSize = Field(default=ByteSize(256 * 1024 * 1024), gt=0)
+    ride_max_xml_bytes: ByteSize = Field(default=ByteSize(64 * 1024 * 1024), gt=0)
+    inbox_max_file_bytes: ByteSize = Field(default=ByteSize(64 * 1024 * 1024), gt=0)
+    inbox_quota_bytes: ByteSize = Field(default=ByteSize(1024 * 1024 * 1024), gt=0)
     coach_auth_tokens: str = Field(default="", repr=False)
     coach_auth_tokens_file: Path | None = None
     embedding_provider: Literal["auto", "local", "openai", "none"] = "auto"

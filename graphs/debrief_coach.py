@@ -22,6 +22,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import Checkpointer
 from typing_extensions import TypedDict
 
+from config.settings import get_settings
 from graphs.context import Context, run_context
 from llm.debrief_writer import write_debrief
 from llm.models import get_chat_model
@@ -104,7 +105,10 @@ def build_graph(
             ride_id = await asyncio.to_thread(_file_ride_id, path)
             record = await db.get_ride(athlete_id, ride_id) if ride_id else None
             if record is None:
-                ride = await asyncio.to_thread(read_ride, path)
+                limits = get_settings()
+                ride = await asyncio.to_thread(
+                    read_ride, path, max_bytes=limits.ride_max_bytes, max_xml_bytes=limits.ride_max_xml_bytes
+                )
                 metrics = await asyncio.to_thread(compute_metrics, ride, **athlete_parameters(facts))
                 record = ride_record(ride, metrics)
         else:

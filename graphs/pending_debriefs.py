@@ -2,11 +2,13 @@
 
     START ─► find_pending ─► debrief_rides ─► END
 
-`find_pending` lists the athlete's rides waiting for a debrief (`records.inbox.pending_rides`: inbox files whose
+`find_pending` lists the athlete's rides waiting for a debrief (`records.inbox.scan_inbox`: inbox files whose
 ride has no debrief yet, and stored rides without one), oldest first; `debrief_rides` runs the Debrief Coach on
-each, at most `max_rides` per run, and reports every result and every failure (a failed ride stays pending and
-is tried again next time). The Debrief Coach decides "once per ride" itself (by the file's content), so two
-overlapping runs never debrief a ride twice.
+each, at most `max_rides` per run, and reports every result and every failure. A file whose content cannot be
+read (a `RideFileError` of `records.inbox.REMEMBERED_ERROR_CODES`: corrupt, too large, ...) is remembered by its
+content hash (`memory.failed_files`) and not read again: later runs list it under `skipped`. Other failures (the
+store unavailable, a file that could not be opened) leave the ride pending, tried again next time. The Debrief
+Coach decides "once per ride" itself (by the file's content), so two overlapping runs never debrief a ride twice.
 
 A LangGraph cron runs this graph on the server for the authenticated athlete; `coach debrief --pending` runs it
 from a system cron for every athlete with an inbox folder. It is a graph of its own, not a mode of the Debrief
@@ -15,6 +17,7 @@ Coach, so the Debrief Coach keeps its one-ride input and its tests, and is reuse
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -29,7 +32,8 @@ from graphs.debrief_coach import RideNotFoundError
 from graphs.debrief_coach import build_graph as build_debrief_graph
 from memory.athlete_store import validate_athlete_id
 from memory.errors import MemoryError_
-from records.inbox import pending_rides
+from memory.failed_files import record_failed_file
+from records.inbox import REMEMBERED_ERROR_CODES, scan_inbox
 from records.stores import CoachDeps, get_coach_deps
 from training.ride_files import RideFileError
 
@@ -47,11 +51,13 @@ class PendingOutput(TypedDict, total=False):
 
     `debriefed` holds one Debrief Coach result per ride (`ride`, `debrief`, `writer`, `facts_changed`,
     `already_debriefed`) with its `file` (None for a stored ride); `errors` one `{file, ride_id, code, message}`
-    per ride that failed; `remaining` the pending rides left for the next run.
+    per ride that failed in this run; `skipped` one `{file, ride_id, code, message, failed_at}` per inbox file
+    not read because its content failed before; `remaining` the pending rides left for the next run.
     """
 
     debriefed: list[dict[str, Any]]
     errors: list[dict[str, Any]]
+    skipped: list[dict[str, Any]]
     remaining: int
 
 
@@ -83,8 +89,18 @@ def build_graph(checkpointer: Checkpointer = None, store: CoachDeps | None = Non
 
     async def find_pending(state: PendingState, runtime: Runtime[Context]) -> dict[str, Any]:
         athlete_id = validate_athlete_id(run_context(runtime).athlete_id)
-        found = await pending_rides((await _deps()).athlete_store, athlete_id)
-        return {"pending": [{"ride_id": p.ride_id, "ride_path": p.ride_path} for p in found]}
+        scan = await scan_inbox((await _deps()).athlete_store, athlete_id)
+        skipped = [
+            {
+                "file": s.ride_path,
+                "ride_id": s.ride_id,
+                "code": s.code,
+                "message": s.message,
+                "failed_at": s.failed_at.isoformat(),
+            }
+            for s in scan.skipped
+        ]
+        return {"pending": [{"ride_id": p.ride_id, "ride_path": p.ride_path} for p in scan.pending], "skipped": skipped}
 
     async def debrief_rides(state: PendingState, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx = run_context(runtime)
@@ -100,9 +116,22 @@ def build_graph(checkpointer: Checkpointer = None, store: CoachDeps | None = Non
                 code = getattr(exc, "code", None) or "store_unavailable"
                 message = getattr(exc, "message", None) or str(exc)
                 errors.append({"file": ride["ride_path"], "ride_id": ride["ride_id"], "code": code, "message": message})
+                if (
+                    ride["ride_path"]
+                    and code in REMEMBERED_ERROR_CODES
+                    and not ride["ride_id"].startswith("unreadable:")
+                ):
+                    await _remember_failure(ctx.athlete_id, ride["ride_id"], ride["ride_path"], code, message)
                 continue
             done.append({"file": ride["ride_path"], **result})
         return {"debriefed": done, "errors": errors, "remaining": max(0, len(pending) - limit)}
+
+    async def _remember_failure(athlete_id: str, ride_id: str, path: str, code: str, message: str) -> None:
+        try:
+            pool = (await _deps()).athlete_store.pool
+            await record_failed_file(pool, athlete_id, ride_id, Path(path).name, code, message)
+        except (MemoryError_, psycopg.OperationalError, psycopg_pool.PoolTimeout):
+            pass  # not remembered: the next run reads the file again and reports it again
 
     builder = StateGraph(PendingState, context_schema=Context, input_schema=PendingInput, output_schema=PendingOutput)
     builder.add_node("find_pending", find_pending)

@@ -178,6 +178,17 @@ MIGRATIONS: list[str] = [
     # v23: the content-only tsvector (v8) is superseded by search_tsv.
     """DROP INDEX IF EXISTS messages_tsv_idx""",
     """ALTER TABLE messages DROP COLUMN IF EXISTS tsv""",
+    # v25: inbox files that could not be read, per athlete and content (`ride_id`: the SHA-256 prefix of the
+    # file's bytes, as for rides), with the error code, so that the inbox scan does not read them again.
+    """CREATE TABLE IF NOT EXISTS failed_inbox_files (
+        athlete_id TEXT NOT NULL,
+        ride_id TEXT NOT NULL,
+        file_name TEXT NOT NULL,
+        code TEXT NOT NULL,
+        message TEXT NOT NULL,
+        failed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (athlete_id, ride_id)
+    )""",
 ]
 
 

@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from config.settings import get_settings
-from records.inbox import MAX_UPLOAD_BYTES, InvalidUploadError, file_ride_id, inbox_root, save_upload
+from records.inbox import InboxUpload, InvalidUploadError, inbox_root
 from records.stores import close_process_deps, get_coach_deps
 from training.dates import find_day_in_text
 
@@ -56,20 +56,44 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 async def upload_ride(request: Request) -> JSONResponse:
-    """Store a ride file in the athlete's inbox: 201 with its path and ride id, 400 for a bad name or size."""
+    """Store a ride file (the body) in the athlete's inbox, streamed to disk (`records.inbox.InboxUpload`).
+
+    Answers: 201 `{file, ride_id, size_bytes, status: "pending"}` when stored; 200 with `status: "duplicate"` and
+    the file already holding the same bytes (nothing stored twice); 400 (a bad name, an empty body), 413 (larger
+    than `Settings.inbox_max_file_bytes`) and 507 (the athlete's inbox would pass `Settings.inbox_quota_bytes`),
+    each `{detail, code}` (`invalid_upload`, `file_too_large`, `inbox_quota_exceeded`). A declared
+    `Content-Length` past a limit is refused before the body is read.
+    """
     athlete_id = request.user.identity
     file_name = request.path_params["file_name"]
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_UPLOAD_BYTES:
-            return JSONResponse({"detail": f"the file is larger than {MAX_UPLOAD_BYTES} bytes"}, status_code=413)
     try:
-        path = await asyncio.to_thread(save_upload, athlete_id, file_name, bytes(body))
+        upload = await asyncio.to_thread(InboxUpload, athlete_id, file_name)
     except InvalidUploadError as exc:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-    ride_id = await asyncio.to_thread(file_ride_id, path)
-    return JSONResponse({"file": path.name, "ride_id": ride_id, "status": "pending"}, status_code=201)
+        return JSONResponse({"detail": str(exc), "code": exc.code}, status_code=exc.http_status)
+    try:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit():
+            await asyncio.to_thread(upload.check_declared_size, int(declared))
+        buffer = bytearray()
+        async for chunk in request.stream():
+            buffer.extend(chunk)
+            if len(buffer) >= _UPLOAD_WRITE_BYTES:
+                await asyncio.to_thread(upload.write, bytes(buffer))
+                buffer.clear()
+        await asyncio.to_thread(upload.write, bytes(buffer))
+        stored = await asyncio.to_thread(upload.commit)
+    except InvalidUploadError as exc:
+        return JSONResponse({"detail": str(exc), "code": exc.code}, status_code=exc.http_status)
+    finally:
+        await asyncio.to_thread(upload.discard)
+    body = {"file": stored.path.name, "ride_id": stored.ride_id, "size_bytes": stored.size_bytes}
+    if stored.duplicate:
+        return JSONResponse({**body, "status": "duplicate"}, status_code=200)
+    return JSONResponse({**body, "status": "pending"}, status_code=201)
+
+
+_UPLOAD_WRITE_BYTES = 1024 * 1024
+"""The upload route writes the body to disk in pieces of about this size (one thread hop each)."""
 
 
 app = Starlette(routes=[Route("/inbox/{file_name}", upload_ride, methods=["PUT"])], lifespan=lifespan)

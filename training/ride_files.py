@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import fitdecode
 import gpxpy
@@ -49,6 +49,7 @@ ERROR_CODES = frozenset(
         "no_samples",
         "no_power_or_hr",
         "no_ride_files",
+        "file_too_large",
     }
 )
 """Codes carried by :class:`RideFileError`."""
@@ -58,7 +59,20 @@ RIDE_FILE_SUFFIXES = (".fit", ".fit.gz", ".tcx", ".tcx.gz", ".gpx", ".gpx.gz")
 
 DEFAULT_SPORT = "cycling"
 
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+"""Default cap of a ride file's data (after gunzip), bytes: `Settings.ride_max_bytes` (a 10-hour 1 Hz FIT file
+is a few MB)."""
+
+DEFAULT_MAX_XML_BYTES = 64 * 1024 * 1024
+"""Default cap of a TCX or GPX document (after gunzip), bytes, checked before parsing: `Settings.ride_max_xml_bytes`
+(a 24-hour 1 Hz TCX is about 30 MB)."""
+
+MAX_RECORDS = 2_000_000
+"""Most timestamped records read from one file (23 days at 1 Hz): past it the file is ``'file_too_large'``, so that a
+small file of tiny FIT records cannot fill the memory with rows."""
+
 _GZIP_MAGIC = b"\x1f\x8b"
+_CHUNK_BYTES = 1024 * 1024
 
 # Sport names as written by devices and apps, mapped to this project's names.
 _SPORT_ALIASES = {
@@ -86,7 +100,7 @@ class RideFileError(Exception):
 
     Attributes:
         code: one of ``ERROR_CODES``: ``'empty_file'``, ``'corrupt_file'``, ``'unsupported_format'``,
-            ``'not_a_file'``, ``'no_samples'``, ``'no_power_or_hr'``, ``'no_ride_files'``.
+            ``'not_a_file'``, ``'no_samples'``, ``'no_power_or_hr'``, ``'no_ride_files'``, ``'file_too_large'``.
         message: a one-line explanation naming the file.
     """
 
@@ -136,23 +150,35 @@ class Ride:
         return self.file_sha256[:32]
 
 
-def read_ride(path: str | os.PathLike[str]) -> Ride:
+def read_ride(
+    path: str | os.PathLike[str],
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_xml_bytes: int = DEFAULT_MAX_XML_BYTES,
+) -> Ride:
     """Read a FIT, TCX or GPX ride file (optionally gzipped) into 1 Hz samples.
 
     The format comes from the file name: ``.fit``, ``.tcx``, ``.gpx``, each optionally followed by ``.gz``
     (case-insensitive). Gzip is also detected from the content, so a gzipped file named ``.fit`` reads too.
 
+    Sizes are checked before anything is parsed: a gzip is first decompressed as a stream into nothing, counting
+    its bytes (memory: one 1 MB chunk), and refused as soon as the count passes the cap; a FIT file is then
+    decoded from the decompressing stream, never held whole in memory.
+
     Args:
         path: the ride file.
+        max_bytes: largest data (after gunzip) read, bytes.
+        max_xml_bytes: largest TCX or GPX document (after gunzip) parsed, bytes.
 
     Returns:
         The ride, with samples resampled per :func:`training.samples.resample_to_1hz`.
 
     Raises:
         RideFileError: ``'not_a_file'`` (missing, a folder, or unreadable), ``'unsupported_format'`` (unknown
-            extension), ``'empty_file'`` (0 bytes, or an empty gzip), ``'corrupt_file'`` (FIT header/CRC/EOF
-            errors, malformed XML, bad gzip), ``'no_samples'`` (no record with a timestamp),
-            ``'no_power_or_hr'`` (neither power nor heart rate in the file).
+            extension), ``'empty_file'`` (0 bytes, or an empty gzip), ``'file_too_large'`` (data past
+            ``max_bytes``, an XML document past ``max_xml_bytes``, or more than ``MAX_RECORDS`` records),
+            ``'corrupt_file'`` (FIT header/CRC/EOF errors, malformed XML, bad gzip), ``'no_samples'`` (no record
+            with a timestamp), ``'no_power_or_hr'`` (neither power nor heart rate in the file).
     """
     file_path = Path(path)
     name = file_path.name
@@ -164,21 +190,35 @@ def read_ride(path: str | os.PathLike[str]) -> Ride:
         raise RideFileError(
             "unsupported_format", f"{name}: unsupported file type (expected .fit, .tcx or .gpx, optionally .gz)"
         )
+    limit = max_bytes if file_format == "fit" else min(max_bytes, max_xml_bytes)
     try:
-        raw = file_path.read_bytes()
+        with open(file_path, "rb") as fh:
+            size_bytes = os.fstat(fh.fileno()).st_size
+            if size_bytes == 0:
+                raise RideFileError("empty_file", f"{name}: the file is empty")
+            sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
+            fh.seek(0)
+            gzipped = fh.read(2) == _GZIP_MAGIC
+            fh.seek(0)
+            if gzipped:
+                data_bytes = gunzipped_size(fh, limit, name, _what(file_format))
+                fh.seek(0)
+                stream: io.BufferedIOBase | BinaryIO = gzip.GzipFile(fileobj=fh, mode="rb")
+            else:
+                data_bytes = size_bytes
+                stream = fh
+            if data_bytes > limit:
+                raise _too_large(name, file_format, limit)
+            if file_format == "fit":
+                sport, timestamps_s, channels = _read_fit(stream, name)
+            elif file_format == "tcx":
+                sport, timestamps_s, channels = _read_tcx(stream.read(), name)
+            else:
+                sport, timestamps_s, channels = _read_gpx(stream.read(), name)
     except OSError as exc:
         raise RideFileError("not_a_file", f"{path}: cannot read ({exc.strerror or exc})") from exc
-    if not raw:
-        raise RideFileError("empty_file", f"{name}: the file is empty")
-    sha256 = hashlib.sha256(raw).hexdigest()
-    data = _gunzip_if_needed(raw, name)
-
-    if file_format == "fit":
-        sport, timestamps_s, channels = _read_fit(data, name)
-    elif file_format == "tcx":
-        sport, timestamps_s, channels = _read_tcx(data, name)
-    else:
-        sport, timestamps_s, channels = _read_gpx(data, name)
+    if timestamps_s.size > MAX_RECORDS:
+        raise RideFileError("file_too_large", f"{name}: more than {MAX_RECORDS} records")
 
     resampled = resample_to_1hz(timestamps_s, channels)
     if resampled is None:
@@ -195,6 +235,56 @@ def read_ride(path: str | os.PathLike[str]) -> Ride:
         samples=samples,
         n_records=int(np.count_nonzero(~np.isnan(timestamps_s))),
     )
+
+
+def gunzipped_size(fh: BinaryIO, limit_bytes: int, name: str, what: str = "ride data") -> int:
+    """Size of a gzip's content, decompressed as a stream and discarded, stopping past ``limit_bytes``.
+
+    Memory stays at one chunk (1 MB) whatever the content's size: a gzip bomb is refused after ``limit_bytes``
+    of decompression, never held. Multi-member gzip files are read whole, as ``gzip.decompress`` does.
+
+    Args:
+        fh: the gzip file, positioned at its start (left at an unspecified position).
+        limit_bytes: the cap, bytes.
+        name: the file's name, for the messages.
+        what: what the content is, for the message.
+
+    Returns:
+        The content's size, bytes (at most ``limit_bytes``).
+
+    Raises:
+        RideFileError: ``'file_too_large'`` past ``limit_bytes``; ``'corrupt_file'`` for damaged or truncated
+            gzip data; ``'empty_file'`` for an empty content.
+    """
+    total = 0
+    try:
+        with gzip.GzipFile(fileobj=fh, mode="rb") as stream:
+            while chunk := stream.read(_CHUNK_BYTES):
+                total += len(chunk)
+                if total > limit_bytes:
+                    raise RideFileError(
+                        "file_too_large",
+                        f"{name}: the {what} in the gzip is larger than {_mb(limit_bytes)} (the limit)",
+                    )
+    except (OSError, EOFError, zlib.error) as exc:
+        raise RideFileError("corrupt_file", f"{name}: damaged gzip data ({_one_line(exc)})") from exc
+    if total == 0:
+        raise RideFileError("empty_file", f"{name}: the gzip holds an empty file")
+    return total
+
+
+def _too_large(name: str, file_format: str, limit_bytes: int) -> RideFileError:
+    return RideFileError(
+        "file_too_large", f"{name}: the {_what(file_format)} is larger than {_mb(limit_bytes)} (the limit)"
+    )
+
+
+def _what(file_format: str) -> str:
+    return "ride data" if file_format == "fit" else f"{file_format.upper()} document"
+
+
+def _mb(size_bytes: int) -> str:
+    return f"{size_bytes / (1024 * 1024):g} MB" if size_bytes >= 1024 * 1024 else f"{size_bytes} bytes"
 
 
 def find_ride_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
@@ -244,18 +334,6 @@ def _format_from_name(name: str) -> str | None:
     return None
 
 
-def _gunzip_if_needed(raw: bytes, name: str) -> bytes:
-    if not raw.startswith(_GZIP_MAGIC):
-        return raw
-    try:
-        data = gzip.decompress(raw)
-    except (OSError, EOFError, zlib.error) as exc:
-        raise RideFileError("corrupt_file", f"{name}: damaged gzip data ({exc})") from exc
-    if not data:
-        raise RideFileError("empty_file", f"{name}: the gzip holds an empty file")
-    return data
-
-
 def _normalise_sport(value: Any) -> str | None:
     if value is None:
         return None
@@ -290,12 +368,13 @@ _FIT_EPOCH_S = 631_065_600  # 1989-12-31T00:00:00Z, the FIT epoch, in Unix secon
 _FIT_MIN_ABSOLUTE_TIME = 0x10000000  # FIT SDK: smaller date_time values are relative, not absolute times
 
 
-def _read_fit(data: bytes, name: str) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
+def _read_fit(stream: io.BufferedIOBase | BinaryIO, name: str) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
     """Decode FIT ``record`` messages (timestamp and channels) and the sport from ``sport``/``session``.
 
     fitdecode runs with its default CRC checks (header and file CRC), so a truncated or damaged file raises.
     Its base data processor is used: timestamps stay raw FIT ``date_time`` seconds and are converted here,
-    which spares a datetime object per record (about a quarter of the decoding time).
+    which spares a datetime object per record (about a quarter of the decoding time). ``stream`` is read as
+    fitdecode goes (a file, or a decompressing gzip stream); more than ``MAX_RECORDS`` records stop the read.
     """
     n_channels = len(_FIT_FIELDS)
     nan = float("nan")
@@ -303,7 +382,7 @@ def _read_fit(data: bytes, name: str) -> tuple[str, np.ndarray, dict[str, np.nda
     sport: str | None = None
     session_sport: str | None = None
     try:
-        with fitdecode.FitReader(io.BytesIO(data), processor=fitdecode.DataProcessorBase()) as reader:
+        with fitdecode.FitReader(stream, processor=fitdecode.DataProcessorBase()) as reader:
             for frame in reader:
                 if frame.frame_type != fitdecode.FIT_FRAME_DATA:
                     continue
@@ -323,6 +402,8 @@ def _read_fit(data: bytes, name: str) -> tuple[str, np.ndarray, dict[str, np.nda
                             row[index] = float(value)
                             ranks[index] = rank
                     rows.append(row)
+                    if len(rows) > MAX_RECORDS:
+                        raise RideFileError("file_too_large", f"{name}: more than {MAX_RECORDS} records")
                 elif frame.name == "sport" and sport is None:
                     sport = _normalise_sport(_frame_value(frame, "sport"))
                 elif frame.name == "session" and session_sport is None:
@@ -474,32 +555,3 @@ def _floats(values: Iterable[Any]) -> np.ndarray:
 def _one_line(exc: BaseException) -> str:
     text = re.sub(r"\s+", " ", str(exc)).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def peek_start_time(path: str | os.PathLike[str]) -> datetime | None:
-    """Start time of a ride file, read cheaply, for ordering files before they are debriefed.
-
-    A FIT file is decoded only up to its first timestamped ``record`` (CRC checks off: the full read that
-    follows checks them). TCX and GPX are read whole with :func:`read_ride` (their libraries parse the whole
-    document anyway; under a second for the rides of data/rides).
-
-    Returns:
-        The timezone-aware UTC time of the first sample, or None when the file cannot be read (the full read
-        then reports why).
-    """
-    file_path = Path(path)
-    try:
-        if _format_from_name(file_path.name) != "fit":
-            return read_ride(file_path).start_time
-        data = _gunzip_if_needed(file_path.read_bytes(), file_path.name)
-        with fitdecode.FitReader(
-            io.BytesIO(data), processor=fitdecode.DataProcessorBase(), check_crc=fitdecode.CrcCheck.DISABLED
-        ) as reader:
-            for frame in reader:
-                if frame.frame_type == fitdecode.FIT_FRAME_DATA and frame.name == "record":
-                    value = _frame_value(frame, "timestamp")
-                    if isinstance(value, int) and value >= _FIT_MIN_ABSOLUTE_TIME:
-                        return datetime.fromtimestamp(value + _FIT_EPOCH_S, tz=UTC)
-    except (RideFileError, OSError, fitdecode.FitError, ValueError, TypeError, struct.error, EOFError):
-        return None
-    return None

@@ -30,6 +30,10 @@ from server.serve import OFFLINE_ENV, free_port
 from tests.conftest import PROJECT_ROOT
 
 START_TIMEOUT_S = 90
+UPLOAD_MAX_FILE_BYTES = 2 * 1024 * 1024
+"""The test server's largest upload (`INBOX_MAX_FILE_BYTES`): small, so the 413 test sends little."""
+UPLOAD_QUOTA_BYTES = 4 * 1024 * 1024
+"""The test server's inbox quota per athlete (`INBOX_QUOTA_BYTES`): small, so the 507 test sends little."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,7 @@ class CoachServer:
     a: Athlete
     b: Athlete
     inbox_dir: Path
+    c: Athlete  # for the upload limits (its inbox fills up to the quota)
     log_path: Path
 
     def log_tail(self, lines: int = 60) -> str:
@@ -86,6 +91,7 @@ def coach_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServ
     run = uuid.uuid4().hex[:10]
     a = Athlete(f"e2e-a-{run}", secrets.token_urlsafe(24))
     b = Athlete(f"e2e-b-{run}", secrets.token_urlsafe(24))
+    c = Athlete(f"e2e-c-{run}", secrets.token_urlsafe(24))
     inbox = tmp / "inbox"
     inbox.mkdir()
     settings = get_settings()
@@ -95,8 +101,10 @@ def coach_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServ
         **OFFLINE_ENV,
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,
-        "COACH_AUTH_TOKENS": json.dumps({a.token: a.athlete_id, b.token: b.athlete_id}),
+        "COACH_AUTH_TOKENS": json.dumps({a.token: a.athlete_id, b.token: b.athlete_id, c.token: c.athlete_id}),
         "INBOX_DIR": str(inbox),
+        "INBOX_MAX_FILE_BYTES": str(UPLOAD_MAX_FILE_BYTES),
+        "INBOX_QUOTA_BYTES": str(UPLOAD_QUOTA_BYTES),
         "OPENAI_API_KEY": "",  # the offline responder: deterministic replies
         "OPENAI_BASE_URL": "",
         "EMBEDDING_PROVIDER": "none",  # no embedding model to load in the test server
@@ -115,7 +123,7 @@ def coach_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServ
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, stopped as a whole below
         )
-    server = CoachServer(url=f"http://127.0.0.1:{port}", a=a, b=b, inbox_dir=inbox, log_path=log_path)
+    server = CoachServer(url=f"http://127.0.0.1:{port}", a=a, b=b, inbox_dir=inbox, log_path=log_path, c=c)
     try:
         deadline = time.monotonic() + START_TIMEOUT_S
         while True:

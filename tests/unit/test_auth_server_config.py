@@ -58,14 +58,15 @@ def test_auth_and_app_load() -> None:
 
 
 def test_uploads_land_atomically_in_the_athletes_inbox(tmp_path: Path) -> None:
-    first = save_upload("ath-1", "morning.fit", b"ride one", inbox_dir=tmp_path)
+    first = save_upload("ath-1", "morning.fit", b"ride one", inbox_dir=tmp_path).path
     assert first == tmp_path.absolute() / "ath-1" / "morning.fit" and first.read_bytes() == b"ride one"
-    assert save_upload("ath-1", "morning.fit", b"ride one", inbox_dir=tmp_path) == first  # same file: kept
-    second = save_upload("ath-1", "morning.fit", b"ride two", inbox_dir=tmp_path)  # same name, other ride
+    again = save_upload("ath-1", "morning.fit", b"ride one", inbox_dir=tmp_path)  # same file: kept
+    assert again.path == first and again.duplicate
+    second = save_upload("ath-1", "morning.fit", b"ride two", inbox_dir=tmp_path).path  # same name, other ride
     assert second != first and second.name.startswith("morning-") and second.name.endswith(".fit")
     assert first.read_bytes() == b"ride one" and second.read_bytes() == b"ride two"
     assert [p.name for p in inbox_files("ath-1", inbox_dir=tmp_path)] == sorted([first.name, second.name])
-    assert not [p for p in (tmp_path / "ath-1").iterdir() if p.name.startswith(".")]  # no partial files left
+    assert not [p for p in (tmp_path / "ath-1").iterdir() if p.name.endswith(".part")]  # no partial files left
     assert file_ride_id(first) == file_ride_id(tmp_path / "ath-1" / "morning.fit")
     assert inbox_athletes(tmp_path) == ["ath-1"]
 
@@ -87,8 +88,8 @@ def test_bad_uploads_are_refused(tmp_path: Path, name: str, data: bytes) -> None
 
 
 def test_inbox_membership_resolves_links_and_dots(tmp_path: Path) -> None:
-    own = save_upload("ath-1", "r.fit", b"1", inbox_dir=tmp_path)
-    other = save_upload("ath-2", "r.fit", b"2", inbox_dir=tmp_path)
+    own = save_upload("ath-1", "r.fit", b"1", inbox_dir=tmp_path).path
+    other = save_upload("ath-2", "r.fit", b"2", inbox_dir=tmp_path).path
     assert is_in_athlete_inbox(own, "ath-1", inbox_dir=tmp_path)
     assert not is_in_athlete_inbox(other, "ath-1", inbox_dir=tmp_path)
     assert not is_in_athlete_inbox(own.parent / ".." / "ath-2" / "r.fit", "ath-1", inbox_dir=tmp_path)
