@@ -9,20 +9,30 @@ Use the module-scoped fixtures in a test module by importing them::
         private_postgres.stop()   # or `await private_postgres.astop()` inside a running event loop
         private_postgres.start()
 
-`PrivateRedis` runs `redis-server` in the foreground as a child process, with `appendonly yes` in a temporary
-directory (so a restart keeps the data, like the shared server). `PrivatePostgres` runs `initdb` once (about 1-2 s;
-trust auth, no fsync) in a directory under /tmp and `pg_ctl start/stop`; as root, the Postgres programs run as the
-`postgres` user through `runuser`. Each server keeps its port across restarts. The fixtures yield running servers
-and remove everything at the end of the module; `ensure_running()` restarts a server a failed test left stopped.
+`PrivateRedis` runs `redis-server` in the foreground as a child process, with `appendonly yes` and
+`appendfsync everysec` in a temporary directory (so a restart keeps the data, like the project's server), a
+`requirepass` password and `CONFIG` disabled, as `make services` starts it. `PrivatePostgres` runs `initdb` once
+(about 1-2 s; scram-sha-256 password, as `make services`) in a directory under /tmp and `pg_ctl start/stop`; as
+root, the Postgres programs run as the `postgres` user through `runuser`. Both URLs carry the password, so the tests
+exercise authenticated connections. Each server keeps its port and password across restarts. The fixtures yield
+running servers and remove everything at the end of the module; `ensure_running()` restarts a server a failed test
+left stopped.
+
+`PrivatePostgres()` is a THROWAWAY cluster that runs with `fsync=off`, `synchronous_commit=off` and
+`full_page_writes=off` for speed: a crash (`stop(mode="immediate")`) may lose commits it acknowledged.
+`PrivatePostgres(durable=True)` runs with Postgres's durable defaults, like the database `make services` starts
+for users; tests of what survives a crash must use it (fixture `private_postgres_durable`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import shutil
 import signal
 import socket
+import string
 import subprocess
 import tempfile
 import time
@@ -31,10 +41,18 @@ from pathlib import Path
 
 import psycopg
 import pytest
+import redis
 
 from memory.schema import setup as schema_setup
 
-_PG_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=100"
+_PG_OPTIONS = "-c max_connections=100"
+_PG_UNSAFE_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+"""Fast but not crash-safe: only for throwaway clusters (`PrivatePostgres(durable=False)`)."""
+
+
+def new_password() -> str:
+    """Return a random 32-character password of [A-Za-z0-9] (safe in a URL without encoding)."""
+    return "".join(secrets.choice(string.ascii_letters + string.digits) for _ in range(32))
 
 
 def free_port() -> int:
@@ -59,15 +77,17 @@ class PrivateRedis:
 
     Attributes:
         port: its TCP port (kept across restarts).
-        url: `redis://127.0.0.1:<port>/0`.
+        password: its `requirepass` password.
+        url: `redis://:<password>@127.0.0.1:<port>/0`.
         directory: its working directory (AOF files).
     """
 
     def __init__(self, directory: Path | None = None, port: int | None = None) -> None:
-        """Choose a port and a directory; nothing runs until `start()`."""
+        """Choose a port, a password and a directory; nothing runs until `start()`."""
         self.directory = Path(directory or tempfile.mkdtemp(prefix="coach-redis-"))
         self.port = port or free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = new_password()
+        self.url = f"redis://:{self.password}@127.0.0.1:{self.port}/0"
         self._proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -81,8 +101,9 @@ class PrivateRedis:
             return
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self._proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--appendonly", "yes", "--save", ""]
-            + ["--dir", str(self.directory), "--daemonize", "no", "--protected-mode", "no"],
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
+            + ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.directory)]
+            + ["--requirepass", self.password, "--rename-command", "CONFIG", "", "--daemonize", "no"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -91,11 +112,10 @@ class PrivateRedis:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"redis-server exited with {self._proc.returncode} on port {self.port}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(64).startswith(b"+PONG"):
+                with redis.Redis.from_url(self.url, socket_timeout=0.2, socket_connect_timeout=0.2) as client:
+                    if client.ping():
                         return
-            except OSError:
+            except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, redis.exceptions.BusyLoadingError):
                 pass
             time.sleep(0.02)
         raise RuntimeError(f"redis-server on port {self.port} did not answer within {timeout_s} s")
@@ -131,14 +151,20 @@ class PrivatePostgres:
 
     Attributes:
         port: its TCP port (kept across restarts).
-        url: `postgresql://postgres@127.0.0.1:<port>/coach`.
+        password: the password of the superuser `postgres` (scram-sha-256 for every connection).
+        url: `postgresql://postgres:<password>@127.0.0.1:<port>/coach`.
         directory: the cluster's data directory (also its Unix socket directory).
+        durable: False (default): a throwaway cluster run with `fsync=off`, `synchronous_commit=off` and
+            `full_page_writes=off`, which may lose acknowledged commits on a crash; True: Postgres's durable
+            defaults, like the project's database.
     """
 
-    def __init__(self, port: int | None = None) -> None:
-        """Choose a port and a data directory; nothing runs until `start()`."""
+    def __init__(self, port: int | None = None, *, durable: bool = False) -> None:
+        """Choose a port, a password and a data directory; nothing runs until `start()`."""
         self.port = port or free_port()
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}/coach"
+        self.durable = durable
+        self.password = new_password()
+        self.url = f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/coach"
         self._root = Path(tempfile.mkdtemp(prefix="coach-pg-", dir="/tmp"))
         self.directory = self._root / "data"
         self._bindir = _pg_bindir()
@@ -154,18 +180,26 @@ class PrivatePostgres:
     def _initdb(self) -> None:
         if self._as_postgres:
             shutil.chown(self._root, "postgres", "postgres")
-        self._run(
-            str(self._bindir / "initdb"),
-            "-D",
-            str(self.directory),
-            "-U",
-            "postgres",
-            "-A",
-            "trust",
-            "--no-sync",
-            "-E",
-            "UTF8",
-        )
+        pwfile = self._root / "pwfile"
+        pwfile.write_text(self.password + "\n")
+        pwfile.chmod(0o600)
+        if self._as_postgres:
+            shutil.chown(pwfile, "postgres", "postgres")
+        try:
+            self._run(
+                str(self._bindir / "initdb"),
+                "-D",
+                str(self.directory),
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                f"--pwfile={pwfile}",
+                *([] if self.durable else ["--no-sync"]),
+                "-E",
+                "UTF8",
+            )
+        finally:
+            pwfile.unlink()
         self._initialised = True
 
     @property
@@ -199,11 +233,12 @@ class PrivatePostgres:
             "-t",
             "30",
             "-o",
-            f"-h 127.0.0.1 -p {self.port} -k {self.directory} {_PG_OPTIONS}",
+            f"-h 127.0.0.1 -p {self.port} -k {self.directory} {_PG_OPTIONS}"
+            + ("" if self.durable else f" {_PG_UNSAFE_OPTIONS}"),
             "start",
         )
         if first:
-            admin = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+            admin = f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/postgres"
             with psycopg.connect(admin, autocommit=True) as conn:
                 conn.execute("CREATE DATABASE coach")
             with psycopg.connect(self.url, autocommit=True) as conn:
@@ -266,8 +301,19 @@ def private_redis() -> Iterator[PrivateRedis]:
 
 @pytest.fixture(scope="module")
 def private_postgres() -> Iterator[PrivatePostgres]:
-    """A running private Postgres (database `coach`, migrations applied) for the module; tests may stop/start it."""
-    server = PrivatePostgres()
+    """A running private throwaway Postgres (database `coach`, migrations applied, NOT crash-safe: see
+    `PrivatePostgres`) for the module; tests may stop/start it."""
+    yield from _running_postgres(durable=False)
+
+
+@pytest.fixture(scope="module")
+def private_postgres_durable() -> Iterator[PrivatePostgres]:
+    """A running private Postgres with durable commits (as `make services` runs it) for the module."""
+    yield from _running_postgres(durable=True)
+
+
+def _running_postgres(*, durable: bool) -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres(durable=durable)
     server.start()
     try:
         yield server
