@@ -23,7 +23,7 @@ from tests.integration.chat_fault_fixtures import (  # noqa: F401
     wait_healthy,
 )
 from tests.integration.servers import PrivatePostgres, PrivateRedis, private_postgres_durable, private_redis  # noqa: F401
-from tools.deps import CoachDeps
+from records.stores import CoachDeps
 
 pytestmark = pytest.mark.integration
 

@@ -27,7 +27,7 @@ import psycopg
 import pytest
 import redis
 
-from coach.settings import get_settings
+from config.settings import get_settings
 from tests.conftest import PROJECT_ROOT
 from tests.integration.servers import _pg_bindir, free_port
 
