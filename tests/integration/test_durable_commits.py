@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from records.stores import CoachDeps
 from tests.chat_helpers import Chat
 from tests.integration.chat_fault_fixtures import (  # noqa: F401
     archived,
@@ -23,7 +24,6 @@ from tests.integration.chat_fault_fixtures import (  # noqa: F401
     wait_healthy,
 )
 from tests.integration.servers import PrivatePostgres, PrivateRedis, private_postgres_durable, private_redis  # noqa: F401
-from records.stores import CoachDeps
 
 pytestmark = pytest.mark.integration
 
