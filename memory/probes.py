@@ -12,6 +12,7 @@ succeeds does the caller go through the pool (`pool.check()`, `SELECT 1`).
 from __future__ import annotations
 
 import asyncio
+import math
 
 import psycopg
 from redis.asyncio import Redis
@@ -49,11 +50,17 @@ async def ping_postgres(pool: DictPool, *, timeout_s: float = PROBE_TIMEOUT_S) -
     Returns:
         None when Postgres answered; else the error (one of `memory.outbox.PG_DOWN_ERRORS`). Never raises
         for an outage.
+
+    Raises:
+        TypeError: the pool was opened with a callable conninfo or kwargs (the memory layer's never are).
     """
-    kwargs = {**pool.kwargs, "connect_timeout": max(1, int(timeout_s + 0.999))}
+    conninfo, pool_kwargs = pool.conninfo, pool.kwargs or {}
+    if not isinstance(conninfo, str) or not isinstance(pool_kwargs, dict):
+        raise TypeError("ping_postgres needs a pool opened with a static conninfo and kwargs")
+    kwargs = {**pool_kwargs, "connect_timeout": max(1, math.ceil(timeout_s))}
     try:
         async with asyncio.timeout(timeout_s):
-            conn = await psycopg.AsyncConnection.connect(pool.conninfo, **kwargs)
+            conn = await psycopg.AsyncConnection.connect(conninfo, **kwargs)
             try:
                 await conn.execute("SELECT 1")
             finally:
