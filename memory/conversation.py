@@ -62,7 +62,7 @@ from memory.embeddings import ArchiveEmbedder, get_embedder
 from memory.errors import StoreUnavailableError
 from memory.facts_cache import Facts, FactsCache
 from memory.outbox import OUTBOX_STREAM, PG_DOWN_ERRORS, LocalSpool, Outbox
-from memory.probes import PROBE_TIMEOUT_S, ping_postgres, ping_redis
+from memory.probes import PROBE_TIMEOUT_S, REPROBE_INTERVAL_S, ping_postgres, ping_redis
 from memory.redis_client import REDIS_ERRORS, REDIS_TIMEOUT_S, open_redis
 from memory.schema import asetup
 from memory.session_window import SessionWindow, WindowEntry, render_window_block
@@ -280,6 +280,7 @@ class ConversationMemory:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._probes: dict[str, asyncio.Task[Any]] = {}
         self._refreshes: dict[str, asyncio.Task[Any]] = {}
+        self._refreshed_at: dict[str, float] = {}
         self._drain_task: asyncio.Task[Any] | None = None
         self._drain_requested = False
         self._drainer: asyncio.Task[Any] | None = None
@@ -399,7 +400,9 @@ class ConversationMemory:
         Each such server gets a cheap ping (`memory.probes`, at most `probe_timeout_s`); one that answers then
         goes through its full probe (Postgres: `pool.check()` and `SELECT 1` through the pool, migrations;
         Redis: replay of pending invalidations). Servers believed healthy cost nothing. Concurrent callers
-        share one re-probe per server. Never raises for an outage.
+        share one re-probe per server, and a server re-probed less than `REPROBE_INTERVAL_S` (0.1 s) ago is
+        not pinged again (a busy server makes at most 10 connection attempts a second to a dead one; the load
+        and the save of one fast turn ping once). Never raises for an outage.
         """
         checks = []
         if self.redis is not None and not self.redis_breaker.healthy:
@@ -413,6 +416,10 @@ class ConversationMemory:
     async def _shared_refresh(self, name: str, refresh: Callable[[], Awaitable[None]]) -> None:
         task = self._refreshes.get(name)
         if task is None or task.done():
+            now = time.monotonic()
+            if now - self._refreshed_at.get(name, -REPROBE_INTERVAL_S) < REPROBE_INTERVAL_S:
+                return
+            self._refreshed_at[name] = now
             task = self._refreshes[name] = self._spawn(refresh())
         await asyncio.shield(task)
 

@@ -23,6 +23,8 @@ from memory.redis_client import REDIS_ERRORS
 
 PROBE_TIMEOUT_S = 0.25
 """Default longest wait of a re-probe on the reply path, seconds (a refused port answers in about 1 ms)."""
+REPROBE_INTERVAL_S = 0.1
+"""Shortest time between two re-probes of one server by `ConversationMemory.refresh_health`, seconds."""
 
 
 async def ping_redis(redis: Redis, *, timeout_s: float = PROBE_TIMEOUT_S) -> BaseException | None:
