@@ -260,7 +260,12 @@ def build_graph(
         last = state["messages"][-1]
         reply = last.content if isinstance(last, AIMessage) and isinstance(last.content, str) else ""
         reply = reply.strip() or CAP_FALLBACK
+        d = await deps()
         status = state.get("memory_status", "ok")
+        if status == "unavailable":
+            # The servers may have returned while the model answered (its tools may have read the facts since):
+            # the notice, and the status, go by what the memory is now, after a re-probe.
+            status = await d.memory.refresh_health()
         if status == "unavailable" and UNAVAILABLE_NOTICE not in reply:
             reply = f"{reply}\n\n{UNAVAILABLE_NOTICE}"
         started = datetime.fromisoformat(state["turn_started_at"])
@@ -301,7 +306,6 @@ def build_graph(
                 turn_id=turn_id,
             )
         )
-        d = await deps()
         saved = await d.memory.save_turn(ctx.athlete_id, ctx.session_id, archived)
         return {
             "reply": reply,

@@ -5,7 +5,10 @@ the exchange to the window and queues it for the archive. Each server sits behin
 failure it is considered down and the reply path stops calling it; a background probe tries it again at most once
 per `breaker_open_s` (default 1 s). So a dead server costs the reply path at most one timeout per outage (the
 first call that needs it: up to `pg_timeout_s` = 1 s for Postgres, the 0.5 s socket timeouts for Redis, a few ms
-when the port refuses), then nothing.
+when the port refuses), then only the re-probe: `load` and `save_turn` first ping every server whose breaker is
+open (`refresh_health`, `memory.probes`: about 1 ms when the port refuses, at most `probe_timeout_s` = 0.25 s),
+so the first turn after a server returns uses it and says so. `start_background_drainer` (the API server starts
+it in its lifespan) re-probes and drains the outbox once a second without any traffic.
 
 | Redis | Postgres | load | save_turn | status |
 |---|---|---|---|---|
@@ -59,6 +62,7 @@ from memory.embeddings import ArchiveEmbedder, get_embedder
 from memory.errors import StoreUnavailableError
 from memory.facts_cache import Facts, FactsCache
 from memory.outbox import OUTBOX_STREAM, PG_DOWN_ERRORS, LocalSpool, Outbox
+from memory.probes import PROBE_TIMEOUT_S, REPROBE_INTERVAL_S, ping_postgres, ping_redis
 from memory.redis_client import REDIS_ERRORS, REDIS_TIMEOUT_S, open_redis
 from memory.schema import asetup
 from memory.session_window import SessionWindow, WindowEntry, render_window_block
@@ -81,6 +85,8 @@ T = TypeVar("T")
 
 DRAIN_DELAY_S = 0.05
 """Delay before the background archive drain a turn asks for starts, seconds (off the reply path)."""
+DRAIN_INTERVAL_S = 1.0
+"""Default period of `start_background_drainer` (re-probe, then drain the outbox and the spool), seconds."""
 
 
 class _Down(Exception):
@@ -212,7 +218,8 @@ class ConversationMemory:
         window_ttl_s: TTL of a session window, seconds.
         facts_ttl_s: TTL of the facts cache, seconds.
         pg_timeout_s: longest wait for Postgres on the reply path, seconds.
-        breaker_open_s: how long a failed server is left alone, seconds.
+        breaker_open_s: how long a failed server is left alone by background probes, seconds.
+        probe_timeout_s: longest wait of `refresh_health`'s re-probe of a server whose breaker is open, seconds.
         outbox_stream: Redis Stream of pending archive writes.
         spool_dir: directory of the last-resort local spool (both servers down); None: such turns are lost.
         ensure_schema: apply the athlete store's migrations on the first successful Postgres probe.
@@ -236,6 +243,7 @@ class ConversationMemory:
         facts_ttl_s: int = 30 * 24 * 3600,
         pg_timeout_s: float = PG_TIMEOUT_S,
         breaker_open_s: float = BREAKER_OPEN_S,
+        probe_timeout_s: float = PROBE_TIMEOUT_S,
         outbox_stream: str = OUTBOX_STREAM,
         spool_dir: Path | None = None,
         ensure_schema: bool = False,
@@ -249,6 +257,7 @@ class ConversationMemory:
         self.window_token_budget = window_token_budget
         self.store_cap = store_cap
         self.pg_timeout_s = pg_timeout_s
+        self.probe_timeout_s = probe_timeout_s
         self.redis_breaker = CircuitBreaker("Redis", open_s=breaker_open_s)
         self.pg_breaker = CircuitBreaker("Postgres", open_s=breaker_open_s)
         if redis is None:
@@ -270,6 +279,8 @@ class ConversationMemory:
         self._owns_clients = owns_clients
         self._tasks: set[asyncio.Task[Any]] = set()
         self._probes: dict[str, asyncio.Task[Any]] = {}
+        self._refreshes: dict[str, asyncio.Task[Any]] = {}
+        self._refreshed_at: dict[str, float] = {}
         self._drain_task: asyncio.Task[Any] | None = None
         self._drain_requested = False
         self._drainer: asyncio.Task[Any] | None = None
@@ -383,6 +394,51 @@ class ConversationMemory:
             except psycopg.Error:
                 logger.exception("applying the athlete store's migrations failed (will retry on the next probe)")
 
+    async def refresh_health(self) -> MemoryStatus:
+        """Re-probe now, ignoring the breakers' cool-down, every server last seen down; return the status.
+
+        Each such server gets a cheap ping (`memory.probes`, at most `probe_timeout_s`); one that answers then
+        goes through its full probe (Postgres: `pool.check()` and `SELECT 1` through the pool, migrations;
+        Redis: replay of pending invalidations). Servers believed healthy cost nothing. Concurrent callers
+        share one re-probe per server, and a server re-probed less than `REPROBE_INTERVAL_S` (0.1 s) ago is
+        not pinged again (a busy server makes at most 10 connection attempts a second to a dead one; the load
+        and the save of one fast turn ping once). Never raises for an outage.
+        """
+        checks = []
+        if self.redis is not None and not self.redis_breaker.healthy:
+            checks.append(self._shared_refresh("redis", self._refresh_redis))
+        if self.pool is not None and not self.pg_breaker.healthy:
+            checks.append(self._shared_refresh("pg", self._refresh_pg))
+        if checks:
+            await asyncio.gather(*checks)
+        return self.status()
+
+    async def _shared_refresh(self, name: str, refresh: Callable[[], Awaitable[None]]) -> None:
+        task = self._refreshes.get(name)
+        if task is None or task.done():
+            now = time.monotonic()
+            if now - self._refreshed_at.get(name, -REPROBE_INTERVAL_S) < REPROBE_INTERVAL_S:
+                return
+            self._refreshed_at[name] = now
+            task = self._refreshes[name] = self._spawn(refresh())
+        await asyncio.shield(task)
+
+    async def _refresh_redis(self) -> None:
+        assert self.redis is not None
+        error = await ping_redis(self.redis, timeout_s=self.probe_timeout_s)
+        if error is not None:
+            self.redis_breaker.failure(error)
+            return
+        await self._probe_redis()
+
+    async def _refresh_pg(self) -> None:
+        assert self.pool is not None
+        error = await ping_postgres(self.pool, timeout_s=self.probe_timeout_s)
+        if error is not None:
+            self.pg_breaker.failure(error)
+            return
+        await self._probe_pg()
+
     def _schedule_probes(self) -> None:
         """Start a background probe of each unhealthy server whose breaker allows a trial."""
         for name, breaker, probe in (
@@ -446,6 +502,8 @@ class ConversationMemory:
     async def load(self, athlete_id: str, session_id: str) -> LoadedMemory:
         """Load a turn's memory: the recent-turns block and the current facts. Never raises for an outage.
 
+        First re-probes every server last seen down (`refresh_health`): a server that is back is used at once.
+
         Window: from Redis; on a miss (key absent) or for a stale session, hydrated from the archive (last
         `store_cap` user/assistant messages) and written back to Redis; with Redis down, from the archive.
         Facts: from the cache; else from Postgres (then cached); with Postgres down, the cache only.
@@ -458,6 +516,7 @@ class ConversationMemory:
         """
         validate_athlete_id(athlete_id)
         validate_session_id(session_id)
+        await self.refresh_health()
         need = 2 * self.window_turns + 2
         entries = await self._load_window(athlete_id, session_id, need)
         facts = await self._load_facts(athlete_id)
@@ -530,6 +589,8 @@ class ConversationMemory:
     async def save_turn(self, athlete_id: str, session_id: str, messages: Sequence[ChatMessage]) -> MemoryStatus:
         """Save a turn: window append and archive, never waiting for Postgres when Redis is up.
 
+        First re-probes every server last seen down (`refresh_health`), then:
+
         1. Redis up: XADD every message (user, tool, assistant) to the outbox, then append the user and assistant
            messages to the window (each one MULTI/EXEC); a drain to Postgres is started in the background.
         2. Redis down: write every message straight to the archive (at most `pg_timeout_s`; the embeddings are
@@ -556,6 +617,7 @@ class ConversationMemory:
                 raise ValueError(f"message {m.id} belongs to {m.athlete_id}/{m.session_id}, not this session")
         if not messages:
             return self.status()
+        await self.refresh_health()
         key = (athlete_id, session_id)
         entries = [entry_from_message(m) for m in messages if m.role in ("user", "assistant")]
         queued = False
@@ -652,17 +714,25 @@ class ConversationMemory:
             logger.exception("background drain failed")
             return 0
 
-    def start_background_drainer(self, interval_s: float = 1.0) -> None:
-        """Drain the outbox every `interval_s` seconds in a background task (idempotent).
+    def start_background_drainer(self, interval_s: float = DRAIN_INTERVAL_S) -> None:
+        """Re-probe and drain every `interval_s` seconds in a background task (idempotent); the API server's lifespan.
 
-        Each round also probes a server that is down, so recovery is noticed without traffic.
+        Each round re-probes the servers last seen down (`refresh_health`), then, when Postgres is up, drains
+        the local spool and the Redis outbox (`drain_outbox`). So a recovery is noticed, and the queued turns
+        archived, within about `interval_s` of the servers' return, without any turn. `stop_background_drainer`
+        (or `close`) cancels it.
         """
         if self._drainer is not None and not self._drainer.done():
             return
 
         async def loop() -> None:
             while True:
-                await self._drain_quietly()
+                try:
+                    await self.refresh_health()
+                    if self.pg_breaker.healthy:
+                        await self.drain_outbox()
+                except Exception:  # a background task must not die silently
+                    logger.exception("background drain round failed")
                 await asyncio.sleep(interval_s)
 
         self._drainer = self._spawn(loop())

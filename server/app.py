@@ -43,14 +43,21 @@ def _warm_up() -> None:
 
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
-    """Open the coach's connections before the first request; close them when the server stops."""
+    """Open the coach's connections and start the outbox drainer; stop and close them when the server stops.
+
+    The drainer (`ConversationMemory.start_background_drainer`) re-probes a server last seen down and moves the
+    outbox and the local spool to Postgres once a second, so that the archive and `memory_status` catch up
+    after an outage without waiting for a turn.
+    """
     await asyncio.to_thread(_warm_up)
     inbox = await asyncio.to_thread(inbox_root)
     deps = await get_coach_deps()  # tolerates Postgres or Redis being down: turns then report it
-    logger.info("coach memory opened (status %s); ride inbox %s", deps.memory.status(), inbox)
+    deps.memory.start_background_drainer()
+    logger.info("coach memory opened (status %s); outbox drainer started; ride inbox %s", deps.memory.status(), inbox)
     try:
         yield
     finally:
+        await deps.memory.stop_background_drainer()
         await close_process_deps()
         logger.info("coach memory closed")
 

@@ -13,11 +13,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg
 import pytest
-from langchain_core.messages import AIMessage
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatResult
 
 from config.settings import Settings, get_settings
 from graphs.chat import UNAVAILABLE_NOTICE, InvalidMessageError
@@ -370,6 +372,25 @@ async def test_invalid_messages_raise_and_write_nothing(
 # ----- a turn queued while the window is stale must survive the rebuild ------------------------------------
 
 
+class GatedEcho(EchoModel):
+    """An echo model that signals `entered` and then waits for `gate` before answering (when both are set)."""
+
+    entered: ClassVar[asyncio.Event | None] = None
+    gate: ClassVar[asyncio.Event | None] = None
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.entered is not None and self.gate is not None:
+            self.entered.set()
+            await self.gate.wait()
+        return await super()._agenerate(messages, stop, run_manager, **kwargs)
+
+
 async def test_turn_saved_to_a_stale_window_survives_its_rebuild(
     fault_deps: CoachDeps,  # noqa: F811
     fault_settings: Settings,  # noqa: F811
@@ -381,28 +402,34 @@ async def test_turn_saved_to_a_stale_window_survives_its_rebuild(
     The next turn rebuilds the stale window from the archive; the outbox has not reached it yet (here: the
     drain waits on a row lock, as under load), so the rebuild must not drop the turn that only Redis has.
     """
-    chat = Chat(fault_deps, athlete_id, EchoModel(delay_s=0.2))  # the model's latency lets the probe finish
+    chat = Chat(fault_deps, athlete_id, GatedEcho())
     await chat.say("turn 0")
     await wait_drained(fault_deps)
-    await private_redis.astop()
-    try:
-        assert (await chat.say("turn 1"))["memory_status"] == "degraded:redis"  # archived directly; stale window
-    finally:
-        await private_redis.astart()
-    await asyncio.sleep(1.1)  # the breaker allows a probe again; nobody has told the memory Redis is back
-
     lock = await psycopg.AsyncConnection.connect(fault_settings.database_url)
+    entered, gate = asyncio.Event(), asyncio.Event()
     try:
-        await lock.execute("BEGIN")
-        await lock.execute(
-            "SELECT 1 FROM conversations WHERE athlete_id = %s AND session_id = %s FOR UPDATE", (athlete_id, "s1")
-        )
-        out = await chat.say("turn 2")  # load without Redis; the probe succeeds during the model's answer
-        assert out["memory_status"] == "degraded:redis"
+        await private_redis.astop()
+        try:
+            assert (await chat.say("turn 1"))["memory_status"] == "degraded:redis"  # archived directly; stale
+            await lock.execute("BEGIN")
+            await lock.execute(
+                "SELECT 1 FROM conversations WHERE athlete_id = %s AND session_id = %s FOR UPDATE",
+                (athlete_id, "s1"),
+            )
+            GatedEcho.entered, GatedEcho.gate = entered, gate
+            turn2 = asyncio.create_task(chat.say("turn 2"))
+            await asyncio.wait_for(entered.wait(), 10)  # turn 2 loaded its window without Redis
+        finally:
+            await private_redis.astart()
+        gate.set()  # Redis is back: turn 2's save re-probes it and writes to the outbox and the stale window
+        out = await asyncio.wait_for(turn2, 10)
+        GatedEcho.entered = GatedEcho.gate = None
+        assert out["memory_status"] == "degraded:redis"  # its window came from the archive
         assert await fault_deps.memory.pending_writes() == 2  # turn 2 is in the outbox, its drain waits
         await chat.say("turn 3")
         turn3_window = recent_turns(await system_prompt(chat))
     finally:
+        GatedEcho.entered = GatedEcho.gate = None
         await lock.execute("ROLLBACK")
         await lock.close()
     await wait_drained(fault_deps)
