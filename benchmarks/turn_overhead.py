@@ -3,7 +3,7 @@
 Both graphs run on one thread each, with the same fake model and the same `AsyncPostgresSaver` (on the memory's
 Postgres pool, as `coach chat` does), in the same process, one after the other:
 
-- **ours**: `graphs.chat.build_graph(checkpointer=saver, store=deps, model=fake)`, with the real memory
+- **ours**: `graphs.chat.build_graph(checkpointer=saver, stores=deps, model=fake)`, with the real memory
   (`records.stores.open_coach_deps()`: Redis window, facts cache, Redis outbox drained to the Postgres archive in the
   background). Per-turn state: the previous turn's messages are removed at the start of each turn.
 - **naive**: `StateGraph(MessagesState)` with one node that calls the model on the whole history; the history
@@ -60,6 +60,7 @@ from langgraph.graph import START, MessagesState, StateGraph
 
 import graphs.chat as chat_module
 from graphs.context import Context
+from graphs.context import thread_id as make_thread_id
 from llm.prompt import prompt_tokens
 from memory.athlete_store import FactChange
 from memory.checkpointer import CoachPostgresSaver
@@ -336,8 +337,8 @@ async def run_ours(
     (the exit checkpoint write). Without it, that drain also overlaps the next turn (back to back).
     """
     load_before = os.getloadavg()[0]
-    graph = chat_module.build_graph(checkpointer=saver, store=deps, model=fake_model())
-    thread_id = f"chat:{athlete_id}:{session_id}"
+    graph = chat_module.build_graph(checkpointer=saver, stores=deps, model=fake_model())
+    thread_id = make_thread_id("chat", athlete_id, session_id)
     config = {"configurable": {"thread_id": thread_id}}
     context = Context(athlete_id=athlete_id, session_id=session_id)
     result = RunResult(name=name, graph="ours", durability=durability, thread_id=thread_id, turns=turns)

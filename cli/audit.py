@@ -22,7 +22,6 @@ import asyncio
 import json
 import sys
 import tempfile
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -37,7 +36,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.chat import local_timezone
-from graphs.context import Context
+from graphs.context import Context, thread_id
 from graphs.training_load_auditor import AuditDateError
 from graphs.training_load_auditor import build_graph as build_auditor_graph
 from records.audit_store import AuditStore
@@ -115,8 +114,8 @@ async def run_audit(athlete_id: str, *, as_of: str | None, tz: str, ask: Answer 
     """
     deps = await open_coach_deps()
     try:
-        graph = build_auditor_graph(checkpointer=InMemorySaver(), store=deps)
-        config = {"configurable": {"thread_id": f"audit:{athlete_id}:{uuid.uuid4().hex}"}}
+        graph = build_auditor_graph(checkpointer=InMemorySaver(), stores=deps)
+        config = {"configurable": {"thread_id": thread_id("audit", athlete_id)}}
         context = Context(athlete_id=athlete_id, session_id="audit", timezone=tz)
         payload: dict[str, Any] = {"ask": ask is not None}
         if as_of:

@@ -24,7 +24,7 @@ from rich.table import Table
 
 from graphs.chat import InvalidMessageError
 from graphs.chat import build_graph as build_chat_graph
-from graphs.context import Context
+from graphs.context import Context, thread_id
 from memory.checkpointer import open_checkpointer
 from records.plans import PlanImportError, parse_plan_csv
 from records.stores import CoachDeps, close_coach_deps, open_coach_deps
@@ -105,8 +105,8 @@ async def chat_session(athlete_id: str, session_id: str, timezone: str, message:
     deps = await open_coach_deps()
     try:
         checkpointer = await _checkpointer(deps)
-        graph = build_chat_graph(checkpointer=checkpointer, store=deps)
-        config = {"configurable": {"thread_id": f"chat:{athlete_id}:{session_id}"}}
+        graph = build_chat_graph(checkpointer=checkpointer, stores=deps)
+        config = {"configurable": {"thread_id": thread_id("chat", athlete_id, session_id)}}
         inline = message is None
         context = Context(athlete_id=athlete_id, session_id=session_id, timezone=timezone, confirm_facts_inline=inline)
         if message is not None:

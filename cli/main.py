@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +25,7 @@ from cli import audit as audit_commands
 from cli import chat as chat_commands
 from cli.replay import replay_recent
 from config.settings import get_settings
-from graphs.context import Context
+from graphs.context import Context, thread_id
 from graphs.debrief_coach import build_graph as build_debrief_graph
 from graphs.pending_debriefs import build_graph as build_pending_graph
 from memory.athlete_store import AthleteStore, validate_athlete_id
@@ -178,7 +177,7 @@ async def debrief_paths(paths: Sequence[str], athlete_id: str, *, show_progress:
     results: list[dict[str, Any]] = []
     try:
         checkpointer = await open_checkpointer(deps.athlete_store.pool)
-        graph = build_debrief_graph(checkpointer=checkpointer, store=deps)
+        graph = build_debrief_graph(checkpointer=checkpointer, stores=deps)
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -203,7 +202,7 @@ async def debrief_paths(paths: Sequence[str], athlete_id: str, *, show_progress:
 
 
 async def _debrief_one(graph: Any, label: str, path: str, athlete_id: str) -> dict[str, Any]:
-    config = {"configurable": {"thread_id": f"debrief-{athlete_id}-{uuid.uuid4().hex}"}}
+    config = {"configurable": {"thread_id": thread_id("debrief", athlete_id)}}
     try:
         result = await graph.ainvoke(
             {"ride_path": path}, config=config, context=Context(athlete_id=athlete_id, session_id="debrief")
@@ -352,11 +351,11 @@ async def debrief_pending(athlete_id: str | None) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     try:
         checkpointer = await open_checkpointer(deps.athlete_store.pool)
-        graph = build_pending_graph(checkpointer=checkpointer, store=deps)
+        graph = build_pending_graph(checkpointer=checkpointer, stores=deps)
         for athlete in athletes:
             skipped: dict[str, dict[str, Any]] = {}
             while True:
-                config = {"configurable": {"thread_id": f"pending-{athlete}-{uuid.uuid4().hex}"}}
+                config = {"configurable": {"thread_id": thread_id("pending", athlete)}}
                 out = await graph.ainvoke({}, config=config, context=Context(athlete_id=athlete, session_id="debrief"))
                 for done in out.get("debriefed", []):
                     label = done["file"] or f"ride:{done['ride']['ride_id']}"

@@ -29,14 +29,14 @@ from typing_extensions import TypedDict
 from config.settings import get_settings
 from graphs.context import Context, run_context
 from llm.models import get_chat_model
-from llm.offline import PROPOSALS_NOTE_PREFIX, OfflineCoachModel
-from llm.prompt import CAP_NOTE, assemble_prompt, prompt_tokens
+from llm.offline import OfflineCoachModel
+from llm.prompt import CAP_NOTE, assemble_prompt, prompt_tokens, proposal_decisions_note
 from memory.archive import ChatMessage, new_message_id
 from memory.athlete_store import validate_athlete_id
 from memory.errors import ProposalNotFoundError
 from records.stores import CoachDeps, get_coach_deps
-from tools.coach_tools import ToolCallContext, ToolOutcome, result_text, run_tool
-from tools.specs import model_tools
+from tools.base import ToolCallContext, ToolOutcome, result_text, run_tool
+from tools.coach_tools import TOOLS
 
 MAX_TOOL_CALLS = 5
 STATUS_ORDER = ("ok", "degraded:redis", "degraded:postgres", "unavailable")
@@ -104,7 +104,7 @@ def _zone(name: str) -> ZoneInfo:
 
 def build_graph(
     checkpointer: Checkpointer = None,
-    store: CoachDeps | None = None,
+    stores: CoachDeps | None = None,
     model: BaseChatModel | None = _UNSET,
 ) -> Any:
     """Build and compile the chat graph.
@@ -112,7 +112,7 @@ def build_graph(
     Args:
         checkpointer: LangGraph checkpointer (the command line passes `CoachPostgresSaver`); None for the
             exported graph.
-        store: the memory and stores the tools use; None takes the process-wide ones (`records.stores`).
+        stores: the memory and stores the tools use; None takes the process-wide ones (`records.stores`).
         model: the chat model; by default the model factory's, or the offline responder when none is configured.
 
     Returns:
@@ -121,11 +121,12 @@ def build_graph(
     if model is _UNSET:
         model = get_chat_model()
     chat_model: BaseChatModel = model if model is not None else OfflineCoachModel()
-    with_tools = chat_model.bind_tools(model_tools())
+    with_tools = chat_model.bind_tools(TOOLS)
+    tools_by_name = {t.name: t for t in TOOLS}
     max_chars = get_settings().max_message_chars
 
     async def deps() -> CoachDeps:
-        return store if store is not None else await get_coach_deps()
+        return stores if stores is not None else await get_coach_deps()
 
     async def load_context(state: ChatState, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx = run_context(runtime)
@@ -198,18 +199,19 @@ def build_graph(
                 content = results[key]
             else:
                 made.append({"name": name, "args": args})
-                outcome: ToolOutcome = await run_tool(
-                    name,
-                    args,
-                    d,
-                    ToolCallContext(
-                        athlete_id=ctx.athlete_id,
-                        session_id=ctx.session_id,
-                        timezone=ctx.timezone,
-                        now=datetime.fromisoformat(state["turn_started_at"]),
-                        sticky=sticky,
-                        window_message_ids=state.get("window_ids") or [],
-                    ),
+                turn = ToolCallContext(
+                    athlete_id=ctx.athlete_id,
+                    session_id=ctx.session_id,
+                    timezone=ctx.timezone,
+                    now=datetime.fromisoformat(state["turn_started_at"]),
+                    sticky=dict(sticky),
+                    window_message_ids=state.get("window_ids") or [],
+                )
+                tool = tools_by_name.get(name)
+                outcome = (
+                    await run_tool(tool, args, d, turn, call_id=str(call["id"]))
+                    if tool is not None
+                    else ToolOutcome({"error": "unknown_tool", "message": f"there is no tool {name!r}"})
                 )
                 sticky.update(outcome.sticky)
                 if outcome.proposal is not None:
@@ -238,7 +240,7 @@ def build_graph(
         decisions = _decisions(answer, pending)
         athlete_id = run_context(runtime).athlete_id
         d = await deps()
-        notes, proposals = [], []
+        decided, proposals = [], []
         for p in state.get("proposals") or []:
             if p["proposal_id"] in decisions:
                 confirm = decisions[p["proposal_id"]]
@@ -250,10 +252,9 @@ def build_graph(
                 except ProposalNotFoundError:
                     status = "no longer pending"
                 p = {**p, "status": status}
-                notes.append(f"{p['key']} = {json.dumps(p['value'])}: {status} by the athlete")
+                decided.append(p)
             proposals.append(p)
-        note = SystemMessage(PROPOSALS_NOTE_PREFIX + "; ".join(notes) + ". Tell the athlete briefly.")
-        return {"messages": [note], "awaiting_confirmation": [], "proposals": proposals}
+        return {"messages": [proposal_decisions_note(decided)], "awaiting_confirmation": [], "proposals": proposals}
 
     async def save_turn(state: ChatState, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx = run_context(runtime)

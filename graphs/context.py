@@ -8,8 +8,9 @@ puts in the run's config (`configurable["langgraph_auth_user_id"]`), where no re
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
@@ -33,6 +34,25 @@ class Context:
     session_id: str = "default"
     timezone: str = "UTC"
     confirm_facts_inline: bool = False
+
+
+GraphKind = Literal["chat", "debrief", "pending", "audit"]
+
+
+def thread_id(kind: GraphKind, athlete_id: str, key: str | None = None) -> str:
+    """The one format of the checkpointer thread ids the command line and the tests use: `kind:athlete:key`.
+
+    Args:
+        kind: which graph the thread belongs to.
+        athlete_id: whose run it is.
+        key: the conversation's session id for a chat, whose thread outlives a run; None for a one-off run
+            (a debrief, an audit), which gets a fresh random key.
+
+    Returns:
+        e.g. `chat:ana:s1` or `audit:ana:6f1c…` (32 hex digits). On the API server threads are the server's own
+        UUIDs and the session id is the thread (`run_context`).
+    """
+    return f"{kind}:{athlete_id}:{key if key is not None else uuid.uuid4().hex}"
 
 
 AUTH_USER_ID_KEY = "langgraph_auth_user_id"

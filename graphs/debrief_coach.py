@@ -68,7 +68,7 @@ _UNSET: Any = object()
 
 def build_graph(
     checkpointer: Checkpointer = None,
-    store: CoachDeps | None = None,
+    stores: CoachDeps | None = None,
     model: BaseChatModel | None = _UNSET,
 ) -> Any:
     """Build and compile the Debrief Coach graph.
@@ -76,7 +76,7 @@ def build_graph(
     Args:
         checkpointer: LangGraph checkpointer (the command line passes `CoachPostgresSaver`); None for the
             exported graph, whose server supplies its own.
-        store: the athlete store and conversation memory (whose facts cache a fact change invalidates); None
+        stores: the athlete store and conversation memory (whose facts cache a fact change invalidates); None
             takes the process-wide ones (`records.stores.get_coach_deps`).
         model: the chat model writing the debrief; by default the model factory's (None means offline).
 
@@ -86,14 +86,14 @@ def build_graph(
     chosen_model = get_chat_model() if model is _UNSET else model
 
     async def _deps() -> CoachDeps:
-        return store if store is not None else await get_coach_deps()
+        return stores if stores is not None else await get_coach_deps()
 
-    async def _store() -> AthleteStore:
+    async def _athlete_store() -> AthleteStore:
         return (await _deps()).athlete_store
 
     async def load_ride(state: DebriefState, runtime: Runtime[Context]) -> dict[str, Any]:
         athlete_id = validate_athlete_id(run_context(runtime).athlete_id)
-        db = await _store()
+        db = await _athlete_store()
         facts = await db.current_facts(athlete_id)
         record: RideRecord | None
         if state.get("ride_id"):
@@ -140,7 +140,7 @@ def build_graph(
 
     async def save(state: DebriefState, runtime: Runtime[Context]) -> dict[str, Any]:
         athlete_id = validate_athlete_id(run_context(runtime).athlete_id)
-        db = await _store()
+        db = await _athlete_store()
         record = _ride_record(state["ride"])
         changes = [FactChange(**c) for c in state.get("fact_changes", [])]
         changed = await db.save_debriefed_ride(athlete_id, record, changes, state["debrief"], state["writer"])

@@ -70,22 +70,22 @@ class PendingState(PendingInput, PendingOutput, total=False):
 _EXPECTED_ERRORS = (RideFileError, RideNotFoundError, MemoryError_, psycopg.OperationalError, psycopg_pool.PoolTimeout)
 
 
-def build_graph(checkpointer: Checkpointer = None, store: CoachDeps | None = None) -> Any:
+def build_graph(checkpointer: Checkpointer = None, stores: CoachDeps | None = None) -> Any:
     """Build and compile the pending-debriefs graph.
 
     Args:
         checkpointer: LangGraph checkpointer (the command line passes its Postgres one); None for the exported
             graph, whose server supplies its own.
-        store: the memory and stores; None takes the process-wide ones (`records.stores.get_coach_deps`).
+        stores: the memory and stores; None takes the process-wide ones (`records.stores.get_coach_deps`).
 
     Returns:
         The compiled graph; invoke with `{}` or `{"max_rides": n}` and `context=Context(athlete_id=...)`.
     """
     # One ride per Debrief Coach run, without checkpoints of its own: each ride is stored in one transaction.
-    debrief = build_debrief_graph(checkpointer=False, store=store)
+    debrief = build_debrief_graph(checkpointer=False, stores=stores)
 
     async def _deps() -> CoachDeps:
-        return store if store is not None else await get_coach_deps()
+        return stores if stores is not None else await get_coach_deps()
 
     async def find_pending(state: PendingState, runtime: Runtime[Context]) -> dict[str, Any]:
         athlete_id = validate_athlete_id(run_context(runtime).athlete_id)

@@ -230,13 +230,13 @@ def audit_report(
     }
 
 
-def build_graph(checkpointer: Checkpointer = None, store: CoachDeps | None = None) -> Any:
+def build_graph(checkpointer: Checkpointer = None, stores: CoachDeps | None = None) -> Any:
     """Build and compile the Training Load Auditor graph.
 
     Args:
         checkpointer: LangGraph checkpointer, needed when the input asks for decisions (``ask``: the run pauses
             on an `interrupt`); None for the exported graph, whose server supplies its own.
-        store: the conversation memory and athlete store; None takes the process-wide ones
+        stores: the conversation memory and athlete store; None takes the process-wide ones
             (`records.stores.get_coach_deps`).
 
     Returns:
@@ -246,7 +246,7 @@ def build_graph(checkpointer: Checkpointer = None, store: CoachDeps | None = Non
     """
 
     async def deps() -> CoachDeps:
-        return store if store is not None else await get_coach_deps()
+        return stores if stores is not None else await get_coach_deps()
 
     async def read_inputs(state: AuditState, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx = run_context(runtime)

@@ -18,10 +18,10 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 
+from llm.prompt import PROPOSAL_DECISIONS_KEY, describe_decision
 from training.dates import find_day_in_text
 
 LABEL = "[offline coach]"
-PROPOSALS_NOTE_PREFIX = "Fact proposals: "  # the chat graph's note after the athlete answered a confirmation
 
 _FACT_KEYS = {
     "goal": "goal",
@@ -65,7 +65,7 @@ def plan_tool_call(message: str) -> tuple[str, dict[str, Any]] | None:
         value: Any = raw
         if key == "ftp_w" and (number := re.match(r"(\d{2,4})\s*(?:w|watts)?$", raw, re.IGNORECASE)):
             value = int(number.group(1))
-        return "set_pinned_fact", {"key": key, "value": value}
+        return "propose_fact", {"key": key, "value": value}
     day = find_day_in_text(message, tz="UTC")
     day_text = day[0] if day else None
     if _RECALL.search(message):
@@ -123,7 +123,7 @@ def _facts_reply(message: str, result: dict[str, Any]) -> str:
     return text.strip()
 
 
-def _set_fact_reply(message: str, result: dict[str, Any]) -> str:
+def _propose_fact_reply(message: str, result: dict[str, Any]) -> str:
     return (
         f"I've proposed saving {result['key']} = {_value(result['value'])} (proposal #{result['proposal_id']}). "
         "It is saved once you confirm."
@@ -213,7 +213,7 @@ def _context_reply(message: str, result: dict[str, Any]) -> str:
 
 _REPLIES = {
     "get_pinned_facts": _facts_reply,
-    "set_pinned_fact": _set_fact_reply,
+    "propose_fact": _propose_fact_reply,
     "search_conversation": _search_reply,
     "get_ride_logs": _rides_reply,
     "get_plan": _plan_reply,
@@ -276,13 +276,12 @@ class OfflineCoachModel(BaseChatModel):
             name, args = planned
             return AIMessage("", tool_calls=[{"name": name, "args": args, "id": "offline-1", "type": "tool_call"}])
         decided = [
-            m
+            m.additional_kwargs[PROPOSAL_DECISIONS_KEY]
             for m in messages[last_human + 1 :]
-            if isinstance(m, SystemMessage) and str(m.content).startswith(PROPOSALS_NOTE_PREFIX)
+            if isinstance(m, SystemMessage) and m.additional_kwargs.get(PROPOSAL_DECISIONS_KEY)
         ]
         if decided:  # the athlete just answered a confirmation: say what became of the proposal
-            note = str(decided[-1].content).removeprefix(PROPOSALS_NOTE_PREFIX).split(". Tell")[0]
-            return AIMessage(f"{LABEL} Noted: {note}.")
+            return AIMessage(f"{LABEL} Noted: " + "; ".join(describe_decision(d) for d in decided[-1]) + ".")
         last = results[-1]
         try:
             result = json.loads(str(last.content))

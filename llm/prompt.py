@@ -38,6 +38,33 @@ CAP_NOTE = (
 
 MAX_FACT_CHARS = 200  # a fact value longer than this is cut in the facts block
 
+PROPOSAL_DECISIONS_KEY = "proposal_decisions"
+"""Where a decisions note carries its decisions as data (`SystemMessage.additional_kwargs`)."""
+
+
+def proposal_decisions_note(decisions: Sequence[dict[str, Any]]) -> SystemMessage:
+    """The note the chat graph adds once the athlete answered a fact confirmation.
+
+    Args:
+        decisions: one `{"proposal_id", "key", "value", "status"}` per decided proposal; status is
+            `confirmed`, `rejected` or `no longer pending`.
+
+    Returns:
+        A system message: its text tells the model what became of each proposal; the same decisions ride along
+        as data under `additional_kwargs[PROPOSAL_DECISIONS_KEY]` for code that reads them (the offline
+        responder), so nothing has to parse the text.
+    """
+    text = "; ".join(describe_decision(d) for d in decisions)
+    return SystemMessage(
+        f"Fact proposals: {text}. Tell the athlete briefly.",
+        additional_kwargs={PROPOSAL_DECISIONS_KEY: [dict(d) for d in decisions]},
+    )
+
+
+def describe_decision(decision: dict[str, Any]) -> str:
+    """`key = value: status by the athlete`, the value as JSON (e.g. `goal = "a century": confirmed ...`)."""
+    return f"{decision['key']} = {json.dumps(decision['value'])}: {decision['status']} by the athlete"
+
 
 def estimate_tokens(text: str) -> int:
     """Token estimate of a text: one token per 4 characters, rounded up.

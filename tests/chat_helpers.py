@@ -14,7 +14,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from graphs.chat import build_graph
-from graphs.context import Context
+from graphs.context import Context, thread_id
 from memory.athlete_store import AthleteStore, RideRecord
 from records.plans import PlanRow
 from records.stores import CoachDeps
@@ -44,14 +44,14 @@ class Chat:
     def __init__(self, deps: CoachDeps, athlete_id: str, model: Any = None, *, inline: bool = False) -> None:
         self.deps = deps
         self.athlete_id = athlete_id
-        self.graph = build_graph(checkpointer=InMemorySaver(), store=deps, model=model)
+        self.graph = build_graph(checkpointer=InMemorySaver(), stores=deps, model=model)
         self.inline = inline
 
     def context(self, session_id: str) -> Context:
         return Context(athlete_id=self.athlete_id, session_id=session_id, confirm_facts_inline=self.inline)
 
     def config(self, session_id: str) -> dict[str, Any]:
-        return {"configurable": {"thread_id": f"{self.athlete_id}:{session_id}"}}
+        return {"configurable": {"thread_id": thread_id("chat", self.athlete_id, session_id)}}
 
     async def say(self, message: str, session_id: str = "s1") -> dict[str, Any]:
         return await self.graph.ainvoke(

@@ -1,88 +1,56 @@
-"""The chat coach's tools (docs/architecture.md): memory and training functions, run for the run's athlete.
+"""The chat coach's tools: one LangChain tool per function, for the run's athlete.
 
-Each tool takes a `ToolCallContext` (athlete, session, time zone, sticky context, the turn's window ids) and
-its validated arguments, and returns a `ToolOutcome`: a JSON-ready result for the model and, where the tool
-resolved a parameter, an update of the sticky context. The athlete id comes from the context only.
+The docstring and the annotated arguments of each function are what the model reads (`TOOLS` is bound to the
+chat model as is). `stores` and `turn` are injected by the chat graph (`tools.base.run_tool`) and hidden from
+the model, so the athlete id is never an argument. Each body returns a `ToolOutcome`; `reports_errors` turns
+it into the model's text plus the outcome, and a failure into an error result the model can read.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any
+import datetime as dt
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-import psycopg
-import psycopg_pool
-from pydantic import BaseModel, ValidationError
+from langchain_core.tools import BaseTool, InjectedToolArg, tool
+from pydantic import Field
 
-from memory.errors import InvalidFactError, StoreUnavailableError
 from memory.session_window import trim_text
 from records.audit_store import AuditStore
 from records.rides import rides_on_day
 from records.stores import CoachDeps
-from tools.specs import (
-    TOOL_DESCRIPTIONS,
-    CompareArgs,
-    DayArgs,
-    SearchConversationArgs,
-    SetPinnedFactArgs,
-    TrainingLoadArgs,
-)
+from tools.base import ToolCallContext, ToolOutcome, reports_errors
 from training.compare import compare_day
-from training.dates import DateResolutionError, Prefer, resolve_day
+from training.dates import Prefer, resolve_day
 from training.flags import assess_load, event_date_from_facts
 from training.load import LOAD_HISTORY_DAYS
 from training.patterns import compliance_days
 
-MAX_SNIPPET_CHARS = 399  # snippets stay under 400 characters (docs/architecture.md)
-MAX_TOOL_RESULT_CHARS = 4000  # a tool result longer than this is cut before it reaches the prompt
+MAX_SNIPPET_CHARS = 399  # snippets stay under 400 characters
+
+Stores = Annotated[CoachDeps, InjectedToolArg]
+Turn = Annotated[ToolCallContext, InjectedToolArg]
+DayText = Annotated[str | None, "a day in words: 'last Thursday', 'yesterday', 'today'"]
+IsoDate = Annotated[str | None, "ISO date YYYY-MM-DD"]
+MISSING_DATE = {"error": "missing_date", "message": "which day? give date or day"}
 
 
-@dataclass
-class ToolCallContext:
-    """Per-call context, built by the chat graph from its `Context` and state."""
-
-    athlete_id: str
-    session_id: str
-    timezone: str
-    now: datetime
-    sticky: dict[str, Any]
-    window_message_ids: list[str] = field(default_factory=list)
+def _resolve(text: str | None, turn: ToolCallContext, prefer: Prefer = "past") -> dt.date | None:
+    """The day `text` names in the athlete's time zone, or None when no day was given."""
+    return resolve_day(text, tz=turn.timezone, now=turn.now, prefer=prefer) if text else None
 
 
-@dataclass
-class ToolOutcome:
-    """A tool's result (JSON-ready), sticky-context updates, and a fact proposal if one was made."""
+@tool(response_format="content_and_artifact")
+@reports_errors()
+async def get_pinned_facts(*, stores: Stores, turn: Turn) -> ToolOutcome:
+    """The athlete's current durable facts, with where each came from.
 
-    content: dict[str, Any]
-    sticky: dict[str, Any] = field(default_factory=dict)
-    proposal: dict[str, Any] | None = None
+    Goals, injuries, equipment, schedule, nutrition, level, FTP and power bests. Use it before answering about the
+    athlete; don't guess.
 
-
-ToolFunc = Callable[[CoachDeps, ToolCallContext, Any], Awaitable[ToolOutcome]]
-
-
-def _day_from(
-    args: DayArgs | CompareArgs | TrainingLoadArgs, ctx: ToolCallContext, *, prefer: Prefer = "past"
-) -> tuple[str, date] | None:
-    text = None
-    if isinstance(args, DayArgs):
-        text = args.date or args.day
-    elif isinstance(args, CompareArgs):
-        text = args.date
-    else:
-        text = args.as_of
-    if not text:
-        return None
-    return text, resolve_day(text, tz=ctx.timezone, now=ctx.now, prefer=prefer)
-
-
-async def get_pinned_facts(deps: CoachDeps, ctx: ToolCallContext, _: BaseModel) -> ToolOutcome:
-    """The athlete's current facts: `{"facts": {key: {"value", "source", "updated_at"}}}`."""
-    facts = await deps.memory.current_facts(ctx.athlete_id)
+    Returns `{"facts": {key: {"value", "source", "updated_at"}}}`.
+    """
+    facts = await stores.memory.current_facts(turn.athlete_id)
     return ToolOutcome(
         {
             "facts": {
@@ -93,10 +61,23 @@ async def get_pinned_facts(deps: CoachDeps, ctx: ToolCallContext, _: BaseModel) 
     )
 
 
-async def set_pinned_fact(deps: CoachDeps, ctx: ToolCallContext, args: SetPinnedFactArgs) -> ToolOutcome:
-    """Record a proposal; the fact is written (source `user`) only when the athlete confirms."""
-    proposal = await deps.athlete_store.create_proposal(
-        ctx.athlete_id, args.key, args.value, source_session_id=ctx.session_id
+@tool(response_format="content_and_artifact")
+@reports_errors(postgres=True)
+async def propose_fact(
+    key: Annotated[str, "snake_case fact key, e.g. goal, level, ftp_w, injuries, equipment, schedule"],
+    value: Annotated[str | float | int | bool, "the value the athlete stated, in their words or a number"],
+    *,
+    stores: Stores,
+    turn: Turn,
+) -> ToolOutcome:
+    """Propose a durable fact the athlete stated (goal, injury, equipment, schedule, level...).
+
+    Nothing is saved until the athlete confirms; tell them it awaits their confirmation.
+
+    Returns `{"proposal_id", "key", "value", "status": "pending", "note"}`.
+    """
+    proposal = await stores.athlete_store.create_proposal(
+        turn.athlete_id, key, value, source_session_id=turn.session_id
     )
     public = {"proposal_id": proposal["id"], "key": proposal["fact_key"], "value": proposal["value"]}
     return ToolOutcome(
@@ -104,19 +85,29 @@ async def set_pinned_fact(deps: CoachDeps, ctx: ToolCallContext, args: SetPinned
     )
 
 
-async def search_conversation(deps: CoachDeps, ctx: ToolCallContext, args: SearchConversationArgs) -> ToolOutcome:
-    """At most 3 dated snippets (< 400 characters each) of the athlete's older conversations.
+@tool(response_format="content_and_artifact")
+@reports_errors()
+async def search_conversation(
+    query: Annotated[str, "what to look for, in plain words (e.g. 'left shoulder pain advice')"],
+    max_items: Annotated[int, Field(ge=1, le=3, description="how many snippets, at most 3")] = 3,
+    *,
+    stores: Stores,
+    turn: Turn,
+) -> ToolOutcome:
+    """Search older conversations with this athlete (beyond the recent turns) for what was said or decided.
 
-    A hit on something the athlete said is followed by the coach's reply to it (the advice usually shares few
-    words with the question), as long as the 3 snippets allow. `ranking` says how the archive ranked:
-    `hybrid` (full text and embeddings) or `full_text` (no pgvector or no embedding model: paraphrases that share
-    no word with the query are missed).
+    Returns at most 3 short dated snippets. Use it when the athlete refers to an earlier discussion.
+
+    Returns `{"snippets": [{"date", "session", "role", "text"}], "ranking": "hybrid" | "full_text"}`.
     """
-    limit = min(args.max_items, 3)
-    result = await deps.memory.recall(ctx.athlete_id, args.query, k=limit, exclude_ids=ctx.window_message_ids)
+    # A hit on something the athlete said is followed by the coach's reply to it (the advice usually shares few
+    # words with the question), as long as the snippets allow. `ranking` is `hybrid` (full text and embeddings)
+    # or `full_text` (no pgvector or no embedding model: paraphrases that share no word with the query are missed).
+    limit = min(max_items, 3)
+    result = await stores.memory.recall(turn.athlete_id, query, k=limit, exclude_ids=turn.window_message_ids)
     hits = result.hits
-    replies = await deps.memory.replies_to(ctx.athlete_id, [h.message_id for h in hits if h.role == "user"])
-    excluded = set(ctx.window_message_ids)
+    replies = await stores.memory.replies_to(turn.athlete_id, [h.message_id for h in hits if h.role == "user"])
+    excluded = set(turn.window_message_ids)
     snippets: list[dict[str, Any]] = []
     seen: set[str] = set()
     for hit in hits:
@@ -141,45 +132,78 @@ async def search_conversation(deps: CoachDeps, ctx: ToolCallContext, args: Searc
     return ToolOutcome({"snippets": snippets, "ranking": result.ranking})
 
 
-async def get_last_query_context(deps: CoachDeps, ctx: ToolCallContext, _: BaseModel) -> ToolOutcome:
-    """The sticky context: what the last tools resolved (empty when nothing was resolved yet)."""
-    return ToolOutcome({"last_query_context": ctx.sticky or {}})
+@tool(response_format="content_and_artifact")
+@reports_errors()
+async def get_last_query_context(*, stores: Stores, turn: Turn) -> ToolOutcome:
+    """The parameters the last tools resolved (last_logs_query date, last_plan_slice day, last ride).
+
+    Use it to resolve 'that ride', 'that day', 'and tomorrow?'.
+
+    Returns `{"last_query_context": {...}}`, empty when nothing was resolved yet.
+    """
+    return ToolOutcome({"last_query_context": turn.sticky or {}})
 
 
-async def get_ride_logs(deps: CoachDeps, ctx: ToolCallContext, args: DayArgs) -> ToolOutcome:
-    """Rides on a day in the athlete's time zone; records `last_logs_query` and `last_ride`."""
-    resolved = _day_from(args, ctx)
-    if resolved is None:
-        return ToolOutcome({"error": "missing_date", "message": "which day? give date or day"})
-    text, day = resolved
-    rides = await rides_on_day(deps.athlete_store.pool, ctx.athlete_id, day, ctx.timezone)
-    sticky: dict[str, Any] = {"last_logs_query": {"date": day.isoformat(), "day": text}}
+@tool(response_format="content_and_artifact")
+@reports_errors(postgres=True)
+async def get_ride_logs(date: IsoDate = None, day: DayText = None, *, stores: Stores, turn: Turn) -> ToolOutcome:
+    """Rides recorded on one day: duration, distance, power, TSS, heart rate.
+
+    The day is a date or words like 'last Thursday', resolved in the athlete's time zone.
+
+    Returns `{"date", "weekday", "rides": [...]}`.
+    """
+    text = date or day
+    resolved = _resolve(text, turn)
+    if text is None or resolved is None:
+        return ToolOutcome(MISSING_DATE)
+    rides = await rides_on_day(stores.athlete_store.pool, turn.athlete_id, resolved, turn.timezone)
+    sticky: dict[str, Any] = {"last_logs_query": {"date": resolved.isoformat(), "day": text}}
     if rides:
-        sticky["last_ride"] = {"ride_id": rides[-1]["ride_id"], "date": day.isoformat()}
-    return ToolOutcome({"date": day.isoformat(), "weekday": day.strftime("%A"), "rides": rides}, sticky)
+        sticky["last_ride"] = {"ride_id": rides[-1]["ride_id"], "date": resolved.isoformat()}
+    return ToolOutcome({"date": resolved.isoformat(), "weekday": resolved.strftime("%A"), "rides": rides}, sticky)
 
 
-async def get_plan(deps: CoachDeps, ctx: ToolCallContext, args: DayArgs) -> ToolOutcome:
-    """Planned workouts on a day (a bare weekday means the coming one); records `last_plan_slice`."""
-    resolved = _day_from(args, ctx, prefer="future")
-    if resolved is None:
-        return ToolOutcome({"error": "missing_date", "message": "which day? give date or day"})
-    text, day = resolved
-    planned = await deps.plans.plan_for_day(ctx.athlete_id, day)
+@tool(response_format="content_and_artifact")
+@reports_errors(postgres=True)
+async def get_plan(date: IsoDate = None, day: DayText = None, *, stores: Stores, turn: Turn) -> ToolOutcome:
+    """Planned workouts on one day (date or words), from the athlete's training plan.
+
+    Returns `{"date", "weekday", "planned": [...]}`; a bare weekday means the coming one.
+    """
+    text = date or day
+    resolved = _resolve(text, turn, prefer="future")
+    if text is None or resolved is None:
+        return ToolOutcome(MISSING_DATE)
+    planned = await stores.plans.plan_for_day(turn.athlete_id, resolved)
     return ToolOutcome(
-        {"date": day.isoformat(), "weekday": day.strftime("%A"), "planned": planned},
-        {"last_plan_slice": {"date": day.isoformat(), "day": text}},
+        {"date": resolved.isoformat(), "weekday": resolved.strftime("%A"), "planned": planned},
+        {"last_plan_slice": {"date": resolved.isoformat(), "day": text}},
     )
 
 
-async def compare_workout_to_plan(deps: CoachDeps, ctx: ToolCallContext, args: CompareArgs) -> ToolOutcome:
-    """Planned versus actual for a day: the given one, else the sticky one, else a gentle error."""
-    resolved = _day_from(args, ctx)
-    if resolved is not None:
-        text, day = resolved
-        source = "given"
+@tool(response_format="content_and_artifact")
+@reports_errors(postgres=True)
+async def compare_workout_to_plan(
+    date: Annotated[
+        str | None, "ISO date or words ('last Thursday'); omit it to use the day the last logs or plan query used"
+    ] = None,
+    *,
+    stores: Stores,
+    turn: Turn,
+) -> ToolOutcome:
+    """Planned versus actual for one day.
+
+    With no date it uses the day of the last logs or plan query; if there is none it says so: then ask the athlete
+    which day.
+
+    Returns `{"date", "weekday", "date_from": "given" | "sticky context", "comparison": {...}}`.
+    """
+    resolved = _resolve(date, turn)
+    if date is not None and resolved is not None:
+        day, text, source = resolved, date, "given"
     else:
-        remembered = (ctx.sticky.get("last_logs_query") or ctx.sticky.get("last_plan_slice") or {}).get("date")
+        remembered = (turn.sticky.get("last_logs_query") or turn.sticky.get("last_plan_slice") or {}).get("date")
         if not remembered:
             return ToolOutcome(
                 {
@@ -188,9 +212,9 @@ async def compare_workout_to_plan(deps: CoachDeps, ctx: ToolCallContext, args: C
                     "athlete which day to compare.",
                 }
             )
-        day, text, source = date.fromisoformat(remembered), remembered, "sticky context"
-    planned = await deps.plans.plan_for_day(ctx.athlete_id, day)
-    rides = await rides_on_day(deps.athlete_store.pool, ctx.athlete_id, day, ctx.timezone)
+        day, text, source = dt.date.fromisoformat(remembered), remembered, "sticky context"
+    planned = await stores.plans.plan_for_day(turn.athlete_id, day)
+    rides = await rides_on_day(stores.athlete_store.pool, turn.athlete_id, day, turn.timezone)
     comparison = compare_day(planned, rides)
     return ToolOutcome(
         {"date": day.isoformat(), "weekday": day.strftime("%A"), "date_from": source, "comparison": comparison},
@@ -198,80 +222,42 @@ async def compare_workout_to_plan(deps: CoachDeps, ctx: ToolCallContext, args: C
     )
 
 
-async def get_training_load(deps: CoachDeps, ctx: ToolCallContext, args: TrainingLoadArgs) -> ToolOutcome:
-    """Fitness, fatigue, form, ramp rate, ACWR, monotony, strain and flags as of a day (default today).
+@tool(response_format="content_and_artifact")
+@reports_errors(postgres=True)
+async def get_training_load(
+    as_of: Annotated[str | None, "ISO date or words; default today"] = None, *, stores: Stores, turn: Turn
+) -> ToolOutcome:
+    """Fitness (CTL), fatigue (ATL), form (TSB), ramp rate, acute:chronic ratio, monotony, strain and risk flags.
 
-    The Training Load Auditor's computation (`training.flags.assess_load`) on the same inputs
-    (`records.audit_store.AuditStore.read_inputs`), the last 7 days' compliance included; nothing is written.
+    Each flag names its source; all come from ride TSS, as of a day (default today). A flag is a prompt to look,
+    not a diagnosis.
+
+    Returns the Training Load Auditor's figures: `{"as_of", "ctl", "atl", "tsb", "ramp_rate", "acwr", ...}`.
     """
-    resolved = _day_from(args, ctx)
-    today = ctx.now.astimezone(ZoneInfo(ctx.timezone)).date()
-    as_of = resolved[1] if resolved else today
-    facts = await deps.memory.current_facts(ctx.athlete_id)
-    inputs = await AuditStore(deps.athlete_store.pool).read_inputs(
-        ctx.athlete_id, as_of, ctx.timezone, history_days=LOAD_HISTORY_DAYS, lookback_days=7, ahead_days=0
+    # The Auditor's computation (`training.flags.assess_load`) on the same inputs (`AuditStore.read_inputs`), the
+    # last 7 days' compliance included; nothing is written.
+    today = turn.now.astimezone(ZoneInfo(turn.timezone)).date()
+    day = _resolve(as_of, turn) or today
+    facts = await stores.memory.current_facts(turn.athlete_id)
+    inputs = await AuditStore(stores.athlete_store.pool).read_inputs(
+        turn.athlete_id, day, turn.timezone, history_days=LOAD_HISTORY_DAYS, lookback_days=7, ahead_days=0
     )
     recent = compliance_days(
-        inputs.planned, inputs.rides_by_day, inputs.plan_start, as_of, open_day=today if as_of == today else None
+        inputs.planned, inputs.rides_by_day, inputs.plan_start, day, open_day=today if day == today else None
     )
-    snapshot = assess_load(inputs.daily_tss, as_of, recent_days=recent, event_date=event_date_from_facts(facts))
+    snapshot = assess_load(inputs.daily_tss, day, recent_days=recent, event_date=event_date_from_facts(facts))
     snapshot["form_zone"] = snapshot["form_zone"]["label"]
     return ToolOutcome(snapshot)
 
 
-TOOL_FUNCS: dict[str, tuple[ToolFunc, type[BaseModel]]] = {
-    "get_pinned_facts": (get_pinned_facts, TOOL_DESCRIPTIONS["get_pinned_facts"][1]),
-    "set_pinned_fact": (set_pinned_fact, SetPinnedFactArgs),
-    "search_conversation": (search_conversation, SearchConversationArgs),
-    "get_last_query_context": (get_last_query_context, TOOL_DESCRIPTIONS["get_last_query_context"][1]),
-    "get_ride_logs": (get_ride_logs, DayArgs),
-    "get_plan": (get_plan, DayArgs),
-    "compare_workout_to_plan": (compare_workout_to_plan, CompareArgs),
-    "get_training_load": (get_training_load, TrainingLoadArgs),
-}
-
-
-# Tools that query Postgres directly (the others go through the memory layer, which knows about outages).
-POSTGRES_TOOLS = frozenset(
-    {"set_pinned_fact", "get_ride_logs", "get_plan", "compare_workout_to_plan", "get_training_load"}
-)
-_UNAVAILABLE = {
-    "error": "memory_unavailable",
-    "message": "the athlete's records are unreachable right now; say so, don't guess",
-}
-
-
-async def run_tool(name: str, raw_args: dict[str, Any], deps: CoachDeps, ctx: ToolCallContext) -> ToolOutcome:
-    """Validate the arguments and run one tool; every failure becomes an error result the model can read.
-
-    Returns:
-        The outcome; on failure its content is `{"error": code, "message": ...}` and nothing is recorded.
-    """
-    entry = TOOL_FUNCS.get(name)
-    if entry is None:
-        return ToolOutcome({"error": "unknown_tool", "message": f"there is no tool {name!r}"})
-    func, schema = entry
-    try:
-        args = schema.model_validate(raw_args or {})
-    except ValidationError as exc:
-        return ToolOutcome({"error": "invalid_arguments", "message": _short(str(exc))})
-    if name in POSTGRES_TOOLS and not deps.memory.pg_breaker.healthy:
-        # Known down: answer at once rather than wait for the pool's timeout on every call of the outage.
-        return ToolOutcome(_UNAVAILABLE)
-    try:
-        return await func(deps, ctx, args)
-    except DateResolutionError as exc:
-        return ToolOutcome({"error": "unknown_date", "message": f"{exc}; ask the athlete which day they mean"})
-    except InvalidFactError as exc:
-        return ToolOutcome({"error": "invalid_fact", "message": str(exc)})
-    except (StoreUnavailableError, psycopg.OperationalError, psycopg_pool.PoolTimeout):
-        return ToolOutcome(_UNAVAILABLE)
-
-
-def result_text(outcome: ToolOutcome) -> str:
-    """The tool result as the model reads it: compact JSON, cut at `MAX_TOOL_RESULT_CHARS`."""
-    return _short(json.dumps(outcome.content, default=str, ensure_ascii=False), MAX_TOOL_RESULT_CHARS)
-
-
-def _short(text: str, limit: int = 600) -> str:
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+TOOLS: list[BaseTool] = [
+    get_pinned_facts,
+    propose_fact,
+    search_conversation,
+    get_last_query_context,
+    get_ride_logs,
+    get_plan,
+    compare_workout_to_plan,
+    get_training_load,
+]
+"""The chat tools, in the order the model is shown them."""

@@ -20,12 +20,13 @@ from typer.testing import CliRunner
 from cli import audit as audit_commands
 from cli import chat as chat_commands
 from cli import main as cli
-from graphs.context import Context
+from graphs.context import Context, thread_id
 from graphs.training_load_auditor import AuditDateError, build_graph
 from records.audit_store import AuditStore, PlanChangeConflictError, PlanProposalNotFoundError
 from records.plans import PlanRow
 from records.stores import CoachDeps
-from tools.coach_tools import ToolCallContext, run_tool
+from tools.base import ToolCallContext, run_tool
+from tools.coach_tools import get_training_load
 from training.load import training_load_summary
 
 pytestmark = pytest.mark.integration
@@ -101,7 +102,7 @@ async def athlete(deps: CoachDeps, athlete_id: str) -> dict[str, Any]:
 
 
 async def audit(deps: CoachDeps, athlete_id: str, **inp: Any) -> dict[str, Any]:
-    graph = build_graph(store=deps)
+    graph = build_graph(stores=deps)
     result = await graph.ainvoke(inp, context=Context(athlete_id=athlete_id, timezone="UTC"))
     return result["report"]
 
@@ -166,8 +167,8 @@ async def test_rerun_replaces_the_report_and_duplicates_nothing(deps, athlete):
 
 async def test_interrupt_then_accept_applies_the_change(deps, athlete):
     athlete_id = athlete["id"]
-    graph = build_graph(checkpointer=InMemorySaver(), store=deps)
-    config = {"configurable": {"thread_id": f"audit-{athlete_id}"}}
+    graph = build_graph(checkpointer=InMemorySaver(), stores=deps)
+    config = {"configurable": {"thread_id": thread_id("audit", athlete_id)}}
     context = Context(athlete_id=athlete_id, timezone="UTC")
     paused = await graph.ainvoke({"ask": True}, config=config, context=context)
     (request,) = paused["__interrupt__"]
@@ -234,7 +235,7 @@ async def test_the_chat_tool_gives_the_auditors_figures(deps, athlete):
     athlete_id = athlete["id"]
     report = await audit(deps, athlete_id)
     ctx = ToolCallContext(athlete_id=athlete_id, session_id="s", timezone="UTC", now=datetime.now(UTC), sticky={})
-    outcome = await run_tool("get_training_load", {}, deps, ctx)
+    outcome = await run_tool(get_training_load, {}, deps, ctx)
     tool = outcome.content
     for key in ("ctl", "atl", "tsb", "ramp_rate", "acwr", "monotony", "strain", "weekly_tss", "days_of_data"):
         assert tool[key] == report[key], key
@@ -243,7 +244,7 @@ async def test_the_chat_tool_gives_the_auditors_figures(deps, athlete):
 
 
 async def test_bad_days(deps, athlete_id):
-    graph = build_graph(store=deps)
+    graph = build_graph(stores=deps)
     for bad in ("yesterday-ish", (TODAY + timedelta(days=1)).isoformat()):
         with pytest.raises(AuditDateError):
             await graph.ainvoke({"as_of": bad}, context=Context(athlete_id=athlete_id, timezone="UTC"))

@@ -233,7 +233,7 @@ async def test_two_athletes_are_isolated(deps, athlete_id):
     state = await b.graph.aget_state(b.config("s1"))
     assert "private A message" not in state.values["messages"][0].content
     # The tool layer has no athlete argument at all: a model cannot ask for another athlete.
-    from tools.specs import TOOL_DESCRIPTIONS
+    from tools.coach_tools import TOOLS
 
-    for _description, schema in TOOL_DESCRIPTIONS.values():
+    for schema in (t.tool_call_schema for t in TOOLS):
         assert not any("athlete" in field for field in schema.model_fields)

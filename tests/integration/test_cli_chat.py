@@ -23,9 +23,7 @@ def test_one_turn_json_and_proposal_confirmed_from_the_command_line(athlete_id):
     out = turn(athlete_id, "s1", "my goal is a sub-5h century in June")
     assert set(out) == {"reply", "tool_calls", "memory_status", "prompt_tokens", "proposals"}
     assert out["memory_status"] == "ok" and out["prompt_tokens"] > 0
-    assert out["tool_calls"] == [
-        {"name": "set_pinned_fact", "args": {"key": "goal", "value": "a sub-5h century in June"}}
-    ]
+    assert out["tool_calls"] == [{"name": "propose_fact", "args": {"key": "goal", "value": "a sub-5h century in June"}}]
     (proposal,) = out["proposals"]
     assert json.loads(coach("facts", "--athlete", athlete_id, "--json").stdout) == {}
 

@@ -32,7 +32,7 @@ async def _count(store: AthleteStore, table: str, athlete_id: str) -> int:
 
 
 async def _debrief(deps: CoachDeps, athlete_id: str, path: Path | None = None, **inp: str) -> dict:
-    graph = build_graph(store=deps, model=None)
+    graph = build_graph(stores=deps, model=None)
     payload = {"ride_path": str(path)} if path else dict(inp)
     return await graph.ainvoke(payload, context=Context(athlete_id=athlete_id))
 
@@ -128,7 +128,7 @@ async def test_stored_ride_id_input_and_foreign_athlete(store, deps, athlete_id,
 
 async def test_debrief_written_by_the_configured_model(store, deps, athlete_id, rides_dir):
     model = GenericFakeChatModel(messages=iter([AIMessage("Solid tempo session. Rest tomorrow.")]))
-    graph = build_graph(store=deps, model=model)
+    graph = build_graph(stores=deps, model=model)
     result = await graph.ainvoke({"ride_path": str(rides_dir / INDOOR)}, context=Context(athlete_id=athlete_id))
     assert result["debrief"] == "Solid tempo session. Rest tomorrow."
     stored = await store.get_debrief(athlete_id, result["ride"]["ride_id"])

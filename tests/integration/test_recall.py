@@ -25,8 +25,8 @@ from memory.schema import asetup
 from records.plans import PlanStore
 from records.stores import CoachDeps
 from tests.integration.test_cli_debrief import coach
-from tools.coach_tools import ToolCallContext, search_conversation
-from tools.specs import SearchConversationArgs
+from tools.base import ToolCallContext, run_tool
+from tools.coach_tools import search_conversation
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2025, 3, 4, 18, 30, tzinfo=UTC)
@@ -115,8 +115,8 @@ async def test_recall_finds_a_paraphrase_that_shares_no_word_with_the_query(
     assert [h.score for h in result.hits] == sorted((h.score for h in result.hits), reverse=True)
 
     # The tool: the athlete's words, then the coach's reply to them, dated, with the ranking named.
-    outcome = await search_conversation(tool_deps(memory), tool_context(athlete_id), SearchConversationArgs(
-        query="what did we say about leg muscles seizing up?", max_items=2))  # fmt: skip
+    outcome = await run_tool(search_conversation, {
+        "query": "what did we say about leg muscles seizing up?", "max_items": 2}, tool_deps(memory), tool_context(athlete_id))  # fmt: skip
     assert outcome.content["ranking"] == "hybrid"
     assert [s["text"] for s in outcome.content["snippets"]] == [CRAMP, CRAMP_REPLY]
     assert outcome.content["snippets"][0]["date"] == "2025-03-04"
@@ -144,8 +144,8 @@ async def test_turns_in_the_window_are_left_out(archive: Archive, memory: Conver
     window = [messages[0].id, messages[1].id]
     hits = await memory.search(athlete_id, PARAPHRASE, k=10, exclude_ids=window + ["not-a-uuid"])
     assert hits and not {h.message_id for h in hits} & set(window)
-    outcome = await search_conversation(
-        tool_deps(memory), tool_context(athlete_id, window), SearchConversationArgs(query=PARAPHRASE)
+    outcome = await run_tool(
+        search_conversation, {"query": PARAPHRASE}, tool_deps(memory), tool_context(athlete_id, window)
     )
     assert CRAMP not in [s["text"] for s in outcome.content["snippets"]]
 
@@ -164,8 +164,8 @@ async def test_snippets_are_capped_and_around_the_match(
     hits = {h.message_id: h for h in await memory.search(athlete_id, "brutal threshold intervals", k=2)}
     snippet = hits[messages[0].id].snippet
     assert len(snippet) <= SNIPPET_MAX_CHARS and "threshold intervals" in snippet and snippet.startswith("…")
-    outcome = await search_conversation(
-        tool_deps(memory), tool_context(athlete_id), SearchConversationArgs(query=PARAPHRASE, max_items=3)
+    outcome = await run_tool(
+        search_conversation, {"query": PARAPHRASE, "max_items": 3}, tool_deps(memory), tool_context(athlete_id)
     )
     texts = [s["text"] for s in outcome.content["snippets"]]
     assert texts and texts[0].startswith("After two hours my calves")
@@ -293,8 +293,8 @@ async def test_without_pgvector_recall_works_on_full_text_and_says_so(
         result = await mem.recall(athlete_id, "why does my knee hurt on climbs?", k=3)
         assert result.ranking == "full_text"
         assert result.hits[0].message_id == messages[6].id and len(result.hits) <= 3
-        outcome = await search_conversation(
-            tool_deps(mem), tool_context(athlete_id), SearchConversationArgs(query="gravel tyre pressure")
+        outcome = await run_tool(
+            search_conversation, {"query": "gravel tyre pressure"}, tool_deps(mem), tool_context(athlete_id)
         )
         assert outcome.content["ranking"] == "full_text"
         assert outcome.content["snippets"][0]["text"] == CORPUS[1][0]

@@ -19,8 +19,8 @@ from llm.prompt import MEMORY_NOTICES, assemble_prompt, estimate_tokens, facts_b
         ("compare yesterday's ride to the plan", ("compare_workout_to_plan", {"date": "yesterday"})),
         ("what's planned for tomorrow?", ("get_plan", {"day": "tomorrow"})),
         ("remind me my current goal and level", ("get_pinned_facts", {})),
-        ("my goal is a sub-5h century", ("set_pinned_fact", {"key": "goal", "value": "a sub-5h century"})),
-        ("my ftp is 285 W", ("set_pinned_fact", {"key": "ftp_w", "value": 285})),
+        ("my goal is a sub-5h century", ("propose_fact", {"key": "goal", "value": "a sub-5h century"})),
+        ("my ftp is 285 W", ("propose_fact", {"key": "ftp_w", "value": 285})),
         (
             "my left shoulder was bugging me recently, what did we decide to do about it?",
             (
