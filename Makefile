@@ -29,5 +29,5 @@ demo: install services
 serve: install services
 	$(LOAD_ENV) uv run python -m server.serve $(if $(PORT),--port $(PORT))
 
-lint:
-	$(LOAD_ENV) uv run ruff check . && uv run ruff format --check . && uv run mypy
+lint: install
+	uv run --frozen ruff check . && uv run --frozen ruff format --check . && uv run --frozen mypy
