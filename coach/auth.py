@@ -180,16 +180,29 @@ def _forbidden(detail: str) -> Auth.exceptions.HTTPException:
 auth = Auth()
 
 
-@auth.authenticate
-async def authenticate(authorization: str | None) -> MinimalUserDict:
-    """Map the bearer token to its athlete; 401 without a valid token."""
+async def athlete_for_authorization(authorization: str | None) -> str:
+    """The athlete an `Authorization` header value authenticates (the one check every route goes through).
+
+    Used by `authenticate` (the API's routes) and by `coach.closed_routes` (the server's own `/metrics`).
+
+    Raises:
+        Auth.exceptions.HTTPException: 401 (with `WWW-Authenticate: Bearer`) without a bearer token or with an
+            unknown one.
+    """
     token = bearer_token(authorization)
     if token is None:
         raise _unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
     athlete_id = await _resolver(token)
     if athlete_id is None:
         raise _unauthorized("invalid token")
-    return {"identity": validate_athlete_id(athlete_id), "display_name": athlete_id, "permissions": ["athlete"]}
+    return validate_athlete_id(athlete_id)
+
+
+@auth.authenticate
+async def authenticate(authorization: str | None) -> MinimalUserDict:
+    """Map the bearer token to its athlete; 401 without a valid token."""
+    athlete_id = await athlete_for_authorization(authorization)
+    return {"identity": athlete_id, "display_name": athlete_id, "permissions": ["athlete"]}
 
 
 def _athlete(ctx: AuthContext) -> str:

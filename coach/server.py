@@ -7,7 +7,9 @@ The LangGraph server mounts this Starlette app beside its own routes and runs it
   opened once per server process at start-up and closed at shutdown; the graphs share them;
 - **ride upload**: `PUT /inbox/{file_name}` (the body is the ride file) stores the file in the authenticated
   athlete's inbox folder (`coach.inbox`); the scheduled debrief (`pending_debriefs`) then picks it up. The route
-  goes through the same authentication as the rest of the API (`enable_custom_route_auth`).
+  goes through the same authentication as the rest of the API (`enable_custom_route_auth`);
+- **closed routes**: the development server's unauthenticated routes (`/internal/*`, `/deploy*`: 404;
+  `/metrics`: 401/403) are answered by `coach.closed_routes.ClosedRoutesMiddleware`, which wraps every request.
 """
 
 from __future__ import annotations
@@ -18,10 +20,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from coach.closed_routes import ClosedRoutesMiddleware
 from coach.inbox import MAX_UPLOAD_BYTES, InvalidUploadError, file_ride_id, inbox_root, save_upload
 from coach.settings import get_settings
 from tools.deps import close_process_deps, get_coach_deps
@@ -72,4 +76,8 @@ async def upload_ride(request: Request) -> JSONResponse:
     return JSONResponse({"file": path.name, "ride_id": ride_id, "status": "pending"}, status_code=201)
 
 
-app = Starlette(routes=[Route("/inbox/{file_name}", upload_ride, methods=["PUT"])], lifespan=lifespan)
+app = Starlette(
+    routes=[Route("/inbox/{file_name}", upload_ride, methods=["PUT"])],
+    middleware=[Middleware(ClosedRoutesMiddleware)],  # the server makes it wrap every request, its own routes too
+    lifespan=lifespan,
+)
