@@ -53,8 +53,10 @@ from langgraph_sdk.auth.types import (
 
 from coach.inbox import is_in_athlete_inbox
 from coach.settings import Settings, get_settings
+from graphs.inputs import InvalidInputError, check_run_request
 from memory.athlete_store import validate_athlete_id
 from memory.errors import InvalidAthleteIdError
+from training.dates import InvalidTimezoneError
 
 OWNER_KEY = "owner"
 """The metadata key holding the athlete that owns a thread, run or cron."""
@@ -225,8 +227,19 @@ def _stamp_owner(ctx: AuthContext, value: Any) -> None:
 
 
 async def _check_run_payload(ctx: AuthContext, payload: Mapping[str, Any] | None) -> None:
-    """A run (or a cron's run) may send input and resume an interrupt, nothing that writes the state directly."""
+    """A run (or a cron's run) may send input and resume an interrupt, nothing that writes the state directly.
+
+    Its context and input are checked too (`graphs.inputs.check_run_request`): an unknown time zone or a bad
+    `max_rides` is refused here with 422 and the error's code, before a run exists.
+    """
     payload = payload or {}
+    config = payload.get("config")
+    configurable = config.get("configurable") if isinstance(config, Mapping) else None
+    try:
+        await asyncio.to_thread(check_run_request, payload.get("context"), payload.get("input"))
+        await asyncio.to_thread(check_run_request, configurable, None)  # the context when none is given
+    except (InvalidInputError, InvalidTimezoneError) as exc:
+        raise Auth.exceptions.HTTPException(status_code=422, detail=f"{exc.code}: {exc}") from None
     command = payload.get("command")
     if isinstance(command, Mapping) and (command.get("update") is not None or command.get("goto") is not None):
         raise _forbidden("a run may resume an interrupt (command.resume) but not update the state or jump (goto)")

@@ -29,7 +29,7 @@ from coach.closed_routes import ClosedRoutesMiddleware
 from coach.inbox import MAX_UPLOAD_BYTES, InvalidUploadError, file_ride_id, inbox_root, save_upload
 from coach.settings import get_settings
 from tools.deps import close_process_deps, get_coach_deps
-from training.dates import find_day_in_text
+from training.dates import find_day_in_text, known_timezones
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,7 @@ def _warm_up() -> None:
     node that first read would block the event loop (the dev server refuses it: `BlockingError`).
     """
     get_settings()
+    known_timezones()  # the time-zone names every run's context is checked against (a folder walk)
     find_day_in_text("what did we discuss last time, and last Thursday?", tz="UTC")
 
 

@@ -12,7 +12,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import psycopg
 import psycopg_pool
@@ -32,7 +31,7 @@ from tools.specs import (
     TrainingLoadArgs,
 )
 from training.compare import compare_day
-from training.dates import DateResolutionError, Prefer, resolve_day
+from training.dates import DateResolutionError, Prefer, resolve_day, zone_info
 from training.flags import assess_load, event_date_from_facts
 from training.load import LOAD_HISTORY_DAYS
 from training.patterns import compliance_days
@@ -205,7 +204,7 @@ async def get_training_load(deps: CoachDeps, ctx: ToolCallContext, args: Trainin
     (`memory.audit_store.AuditStore.read_inputs`), the last 7 days' compliance included; nothing is written.
     """
     resolved = _day_from(args, ctx)
-    today = ctx.now.astimezone(ZoneInfo(ctx.timezone)).date()
+    today = ctx.now.astimezone(zone_info(ctx.timezone)).date()
     as_of = resolved[1] if resolved else today
     facts = await deps.memory.current_facts(ctx.athlete_id)
     inputs = await AuditStore(deps.athlete_store.pool).read_inputs(
