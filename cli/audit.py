@@ -35,7 +35,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cli.chat import local_timezone
+from cli.chat import check_timezone, local_timezone
 from graphs.context import Context, thread_id
 from graphs.training_load_auditor import AuditDateError
 from graphs.training_load_auditor import build_graph as build_auditor_graph
@@ -391,7 +391,7 @@ def register(app: typer.Typer, run: Any, check_athlete: Any) -> None:
         Plan-change proposals are stored and applied only when accepted (here, or with `coach plan accept ID`).
         """
         athlete = check_athlete(athlete)
-        zone = tz or local_timezone()
+        zone = check_timezone(tz, as_json)
         try:
             day = resolve_as_of_text(as_of, zone)
         except DateResolutionError as exc:

@@ -28,6 +28,7 @@ from graphs.context import Context, thread_id
 from memory.checkpointer import open_checkpointer
 from records.plans import PlanImportError, parse_plan_csv
 from records.stores import CoachDeps, close_coach_deps, open_coach_deps
+from training.dates import InvalidTimezoneError, validate_timezone
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -37,13 +38,27 @@ _SESSION_RE = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}$")
 
 
 def local_timezone() -> str:
-    """The machine's IANA time zone name (tzlocal), or UTC when it cannot be told."""
+    """The machine's IANA time zone name (tzlocal), or UTC when it cannot be told or is not a known IANA name."""
     try:
         import tzlocal
 
-        return str(tzlocal.get_localzone_name() or "UTC")
+        return validate_timezone(tzlocal.get_localzone_name() or "UTC")
     except Exception:  # noqa: BLE001 - any failure means "unknown": fall back to UTC
         return "UTC"
+
+
+def check_timezone(tz: str | None, as_json: bool = False) -> str:
+    """`--tz` when it is a known IANA name (`training.dates.validate_timezone`), else this machine's zone.
+
+    An unknown name exits 2 with the code `invalid_timezone` (as JSON on stdout with `--json`).
+    """
+    if tz is None:
+        return local_timezone()
+    try:
+        return validate_timezone(tz)
+    except InvalidTimezoneError as exc:
+        _print_error(exc.code, str(exc), as_json)
+        raise typer.Exit(2) from None
 
 
 def check_session(session_id: str) -> str:
@@ -185,7 +200,8 @@ def register(app: typer.Typer, run: Any, check_athlete: Any) -> None:
         """Talk with the coach: one turn with --message, else an interactive loop with confirmation prompts."""
         athlete = check_athlete(athlete)
         session = check_session(session)
-        code = run(chat_session(athlete, session, tz or local_timezone(), message, as_json))
+        zone = check_timezone(tz, as_json)
+        code = run(chat_session(athlete, session, zone, message, as_json))
         raise typer.Exit(code)
 
     @app.command("import-transcript")

@@ -16,18 +16,18 @@ import json
 import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, RemoveMessage, SystemMessage, ToolMessage
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import REMOVE_ALL_MESSAGES, add_messages
 from langgraph.runtime import Runtime
-from langgraph.types import Checkpointer, interrupt
+from langgraph.types import Checkpointer
 from typing_extensions import TypedDict
 
 from config.settings import get_settings
 from graphs.context import Context, run_context
+from graphs.inputs import ask_for_decisions
 from llm.models import get_chat_model
 from llm.offline import OfflineCoachModel
 from llm.prompt import CAP_NOTE, assemble_prompt, prompt_tokens, proposal_decisions_note
@@ -37,6 +37,7 @@ from memory.errors import ProposalNotFoundError
 from records.stores import CoachDeps, get_coach_deps
 from tools.base import ToolCallContext, ToolOutcome, result_text, run_tool
 from tools.coach_tools import TOOLS
+from training.dates import zone_info
 
 MAX_TOOL_CALLS = 5
 STATUS_ORDER = ("ok", "degraded:redis", "degraded:postgres", "unavailable")
@@ -95,13 +96,6 @@ def _call_key(name: str, args: dict[str, Any]) -> str:
     return name + ":" + json.dumps(args, sort_keys=True, default=str)
 
 
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def build_graph(
     checkpointer: Checkpointer = None,
     stores: CoachDeps | None = None,
@@ -143,7 +137,7 @@ def build_graph(
             message=message,
             facts=loaded.facts if loaded.facts_available else None,
             window_block=loaded.window_block,
-            now_local=now.astimezone(_zone(ctx.timezone)),
+            now_local=now.astimezone(zone_info(ctx.timezone)),
             memory_status=loaded.status,
         )
         return {
@@ -236,8 +230,8 @@ def build_graph(
 
     async def confirm_facts(state: ChatState, runtime: Runtime[Context]) -> dict[str, Any]:
         pending = state.get("awaiting_confirmation") or []
-        answer = interrupt({"type": "confirm_facts", "proposals": pending})
-        decisions = _decisions(answer, pending)
+        request = {"type": "confirm_facts", "proposals": pending}
+        decisions = ask_for_decisions(request, [p["proposal_id"] for p in pending])  # asks again if it can't read
         athlete_id = run_context(runtime).athlete_id
         d = await deps()
         decided, proposals = [], []
@@ -327,22 +321,6 @@ def build_graph(
     builder.add_edge("confirm_facts", "agent")
     builder.add_edge("save_turn", END)
     return builder.compile(checkpointer=checkpointer, name="chat")
-
-
-def _decisions(answer: Any, pending: list[dict[str, Any]]) -> dict[int, bool]:
-    """Read the athlete's answer to a confirmation interrupt.
-
-    Accepts `True`/`False` or "yes"/"no" (for every pending proposal), or `{proposal_id: bool | "yes"/"no"}`.
-    """
-
-    def yes(value: Any) -> bool:
-        if isinstance(value, str):
-            return value.strip().lower() in {"y", "yes", "confirm", "ok", "true"}
-        return bool(value)
-
-    if isinstance(answer, dict):
-        return {int(k): yes(v) for k, v in answer.items()}
-    return {p["proposal_id"]: yes(answer) for p in pending}
 
 
 graph = build_graph()

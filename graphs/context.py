@@ -15,6 +15,8 @@ from typing import Any, Literal
 from langgraph.config import get_config
 from langgraph.runtime import Runtime
 
+from training.dates import validate_timezone
+
 
 @dataclass(frozen=True)
 class Context:
@@ -24,7 +26,8 @@ class Context:
         athlete_id: whose memory this run reads and writes; every query filters by it. Empty only on the API
             server, where `run_context` fills it from the authenticated user.
         session_id: the conversation (chat) or job (debrief) this run belongs to; on the API server, the thread.
-        timezone: IANA time zone of the athlete, used to resolve relative dates.
+        timezone: IANA time zone of the athlete, used to resolve relative dates; checked on creation
+            (`training.dates.validate_timezone`), so no run starts with an unknown zone or a path.
         confirm_facts_inline: when a tool proposes a fact, pause the run with a LangGraph `interrupt` so the
             athlete confirms or rejects it at once (interactive chat, the API); when False the proposal stays
             pending for `coach facts --confirm` (one-shot `coach chat --message`).
@@ -34,6 +37,14 @@ class Context:
     session_id: str = "default"
     timezone: str = "UTC"
     confirm_facts_inline: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse an unknown time zone (the server builds the context from the client's JSON with these fields).
+
+        Raises:
+            InvalidTimezoneError: `timezone` is not a known IANA name (code `invalid_timezone`).
+        """
+        validate_timezone(self.timezone)
 
 
 GraphKind = Literal["chat", "debrief", "pending", "audit"]

@@ -30,6 +30,7 @@ from typing_extensions import TypedDict
 from graphs.context import Context, run_context
 from graphs.debrief_coach import RideNotFoundError
 from graphs.debrief_coach import build_graph as build_debrief_graph
+from graphs.inputs import check_max_rides
 from memory.athlete_store import validate_athlete_id
 from memory.errors import MemoryError_
 from memory.failed_files import record_failed_file
@@ -80,6 +81,8 @@ def build_graph(checkpointer: Checkpointer = None, stores: CoachDeps | None = No
 
     Returns:
         The compiled graph; invoke with `{}` or `{"max_rides": n}` and `context=Context(athlete_id=...)`.
+        A `max_rides` that is not an integer from 1 to `graphs.inputs.MAX_RIDES_LIMIT` fails the run with
+        `InvalidInputError` (code `invalid_max_rides`) before anything is read (the API refuses it with 422).
     """
     # One ride per Debrief Coach run, without checkpoints of its own: each ride is stored in one transaction.
     debrief = build_debrief_graph(checkpointer=False, stores=stores)
@@ -88,6 +91,8 @@ def build_graph(checkpointer: Checkpointer = None, stores: CoachDeps | None = No
         return stores if stores is not None else await get_coach_deps()
 
     async def find_pending(state: PendingState, runtime: Runtime[Context]) -> dict[str, Any]:
+        if state.get("max_rides") is not None:
+            check_max_rides(state["max_rides"])  # before anything is read: InvalidInputError (invalid_max_rides)
         athlete_id = validate_athlete_id(run_context(runtime).athlete_id)
         scan = await scan_inbox((await _deps()).athlete_store, athlete_id)
         skipped = [
@@ -104,7 +109,7 @@ def build_graph(checkpointer: Checkpointer = None, stores: CoachDeps | None = No
 
     async def debrief_rides(state: PendingState, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx = run_context(runtime)
-        limit = max(1, int(state.get("max_rides") or DEFAULT_MAX_RIDES))
+        limit = state.get("max_rides") or DEFAULT_MAX_RIDES
         pending = state.get("pending") or []
         done: list[dict[str, Any]] = []
         errors: list[dict[str, Any]] = []

@@ -23,14 +23,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from langgraph.graph import END, START, StateGraph
 from langgraph.runtime import Runtime
-from langgraph.types import Checkpointer, interrupt
+from langgraph.types import Checkpointer
 from typing_extensions import TypedDict
 
 from graphs.context import Context, run_context
+from graphs.inputs import ask_for_decisions
 from memory.athlete_store import FactChange, validate_athlete_id
 from records.audit_store import (
     AUDITOR_SOURCE,
@@ -40,6 +40,7 @@ from records.audit_store import (
     PlanProposalNotFoundError,
 )
 from records.stores import CoachDeps, get_coach_deps
+from training.dates import zone_info
 from training.flags import assess_load, event_date_from_facts
 from training.load import LOAD_HISTORY_DAYS, load_series
 from training.patterns import (
@@ -111,13 +112,6 @@ class AuditState(AuditInput, AuditOutput, total=False):
     fact_changes: list[dict[str, Any]]
     clear_fact_keys: list[str]
     proposal_candidates: list[dict[str, Any]]
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 def resolve_as_of(text: str | None, today: date) -> date:
@@ -251,7 +245,7 @@ def build_graph(checkpointer: Checkpointer = None, stores: CoachDeps | None = No
     async def read_inputs(state: AuditState, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx = run_context(runtime)
         athlete_id = validate_athlete_id(ctx.athlete_id)
-        today = datetime.now(UTC).astimezone(_zone(ctx.timezone)).date()
+        today = datetime.now(UTC).astimezone(zone_info(ctx.timezone)).date()
         as_of = resolve_as_of(state.get("as_of"), today)
         d = await deps()
         facts = await d.memory.current_facts(athlete_id)
@@ -302,8 +296,8 @@ def build_graph(checkpointer: Checkpointer = None, stores: CoachDeps | None = No
     async def confirm_plan_changes(state: AuditState, runtime: Runtime[Context]) -> dict[str, Any]:
         athlete_id = validate_athlete_id(run_context(runtime).athlete_id)
         pending = [p for p in state["report"]["proposals"] if p["status"] == "pending"]
-        answer = interrupt({"type": "confirm_plan_changes", "proposals": pending})
-        decisions = plan_decisions(answer, pending)
+        request = {"type": "confirm_plan_changes", "proposals": pending}
+        decisions = ask_for_decisions(request, [int(p["id"]) for p in pending])  # asks again if it can't read
         audits = AuditStore((await deps()).athlete_store.pool)
         notes: dict[int, str] = {}
         for proposal_id, accept in decisions.items():
@@ -326,23 +320,6 @@ def build_graph(checkpointer: Checkpointer = None, stores: CoachDeps | None = No
     builder.add_conditional_edges("store", route_after_store, ["confirm_plan_changes", END])
     builder.add_edge("confirm_plan_changes", END)
     return builder.compile(checkpointer=checkpointer, name="training_load_auditor")
-
-
-def plan_decisions(answer: Any, pending: list[dict[str, Any]]) -> dict[int, bool]:
-    """Read the athlete's answer to a plan-change interrupt.
-
-    Accepts True/False or "yes"/"no"/"accept"/"reject" (for every pending proposal), or ``{proposal_id: answer}``
-    (a proposal left out stays pending).
-    """
-
-    def yes(value: Any) -> bool:
-        if isinstance(value, str):
-            return value.strip().lower() in {"y", "yes", "accept", "accepted", "ok", "true"}
-        return bool(value)
-
-    if isinstance(answer, Mapping):
-        return {int(k): yes(v) for k, v in answer.items()}
-    return {int(p["id"]): yes(answer) for p in pending}
 
 
 graph = build_graph()

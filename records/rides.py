@@ -19,10 +19,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from memory.athlete_store import validate_athlete_id
 from memory.db import DictPool
+from training.dates import validate_timezone
 
 _MARGIN = timedelta(days=2)
 """Widening of the UTC window around local days: UTC offsets lie within -12 h..+14 h."""
@@ -50,7 +50,7 @@ async def rides_on_day(pool: DictPool, athlete_id: str, day: date, tz: str) -> l
 
     Raises:
         InvalidAthleteIdError: bad athlete id.
-        ValueError: unknown time zone.
+        InvalidTimezoneError: unknown time zone (a ValueError).
     """
     validate_athlete_id(athlete_id)
     _check_tz(tz)
@@ -84,7 +84,7 @@ async def daily_load(pool: DictPool, athlete_id: str, start: date, end: date, tz
 
     Raises:
         InvalidAthleteIdError: bad athlete id.
-        ValueError: unknown time zone, or `end` before `start`.
+        InvalidTimezoneError: unknown time zone (a ValueError), or `end` before `start`.
     """
     validate_athlete_id(athlete_id)
     _check_tz(tz)
@@ -124,10 +124,7 @@ def _ride_dict(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def _check_tz(tz: str) -> None:
-    try:
-        ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise ValueError(f"unknown time zone {tz!r}: use an IANA name such as 'Europe/Paris'") from None
+    validate_timezone(tz)  # raises InvalidTimezoneError (a ValueError)
 
 
 def _utc_window(start: date, end: date) -> tuple[datetime, datetime]:

@@ -7,7 +7,9 @@ The LangGraph server mounts this Starlette app beside its own routes and runs it
   opened once per server process at start-up and closed at shutdown; the graphs share them;
 - **ride upload**: `PUT /inbox/{file_name}` (the body is the ride file) stores the file in the authenticated
   athlete's inbox folder (`records.inbox`); the scheduled debrief (`pending_debriefs`) then picks it up. The route
-  goes through the same authentication as the rest of the API (`enable_custom_route_auth`).
+  goes through the same authentication as the rest of the API (`enable_custom_route_auth`);
+- **closed routes**: the development server's unauthenticated routes (`/internal/*`, `/deploy*`: 404;
+  `/metrics`: 401/403) are answered by `server.closed_routes.ClosedRoutesMiddleware`, which wraps every request.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -25,7 +28,8 @@ from starlette.routing import Route
 from config.settings import get_settings
 from records.inbox import InboxUpload, InvalidUploadError, inbox_root
 from records.stores import close_process_deps, get_coach_deps
-from training.dates import find_day_in_text
+from server.closed_routes import ClosedRoutesMiddleware
+from training.dates import find_day_in_text, known_timezones
 
 logger = logging.getLogger(__name__)
 
@@ -38,6 +42,7 @@ def _warm_up() -> None:
     node that first read would block the event loop (the dev server refuses it: `BlockingError`).
     """
     get_settings()
+    known_timezones()  # the time-zone names every run's context is checked against (a folder walk)
     find_day_in_text("what did we discuss last time, and last Thursday?", tz="UTC")
 
 
@@ -103,4 +108,8 @@ _UPLOAD_WRITE_BYTES = 1024 * 1024
 """The upload route writes the body to disk in pieces of about this size (one thread hop each)."""
 
 
-app = Starlette(routes=[Route("/inbox/{file_name}", upload_ride, methods=["PUT"])], lifespan=lifespan)
+app = Starlette(
+    routes=[Route("/inbox/{file_name}", upload_ride, methods=["PUT"])],
+    middleware=[Middleware(ClosedRoutesMiddleware)],  # the server makes it wrap every request, its own routes too
+    lifespan=lifespan,
+)

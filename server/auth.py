@@ -52,9 +52,11 @@ from langgraph_sdk.auth.types import (
 )
 
 from config.settings import Settings, get_settings
+from graphs.inputs import InvalidInputError, check_run_request
 from memory.athlete_store import validate_athlete_id
 from memory.errors import InvalidAthleteIdError
 from records.inbox import is_in_athlete_inbox
+from training.dates import InvalidTimezoneError
 
 OWNER_KEY = "owner"
 """The metadata key holding the athlete that owns a thread, run or cron."""
@@ -180,16 +182,29 @@ def _forbidden(detail: str) -> Auth.exceptions.HTTPException:
 auth = Auth()
 
 
-@auth.authenticate
-async def authenticate(authorization: str | None) -> MinimalUserDict:
-    """Map the bearer token to its athlete; 401 without a valid token."""
+async def athlete_for_authorization(authorization: str | None) -> str:
+    """The athlete an `Authorization` header value authenticates (the one check every route goes through).
+
+    Used by `authenticate` (the API's routes) and by `coach.closed_routes` (the server's own `/metrics`).
+
+    Raises:
+        Auth.exceptions.HTTPException: 401 (with `WWW-Authenticate: Bearer`) without a bearer token or with an
+            unknown one.
+    """
     token = bearer_token(authorization)
     if token is None:
         raise _unauthorized("missing bearer token: send 'Authorization: Bearer <token>'")
     athlete_id = await _resolver(token)
     if athlete_id is None:
         raise _unauthorized("invalid token")
-    return {"identity": validate_athlete_id(athlete_id), "display_name": athlete_id, "permissions": ["athlete"]}
+    return validate_athlete_id(athlete_id)
+
+
+@auth.authenticate
+async def authenticate(authorization: str | None) -> MinimalUserDict:
+    """Map the bearer token to its athlete; 401 without a valid token."""
+    athlete_id = await athlete_for_authorization(authorization)
+    return {"identity": athlete_id, "display_name": athlete_id, "permissions": ["athlete"]}
 
 
 def _athlete(ctx: AuthContext) -> str:
@@ -212,8 +227,19 @@ def _stamp_owner(ctx: AuthContext, value: Any) -> None:
 
 
 async def _check_run_payload(ctx: AuthContext, payload: Mapping[str, Any] | None) -> None:
-    """A run (or a cron's run) may send input and resume an interrupt, nothing that writes the state directly."""
+    """A run (or a cron's run) may send input and resume an interrupt, nothing that writes the state directly.
+
+    Its context and input are checked too (`graphs.inputs.check_run_request`): an unknown time zone or a bad
+    `max_rides` is refused here with 422 and the error's code, before a run exists.
+    """
     payload = payload or {}
+    config = payload.get("config")
+    configurable = config.get("configurable") if isinstance(config, Mapping) else None
+    try:
+        await asyncio.to_thread(check_run_request, payload.get("context"), payload.get("input"))
+        await asyncio.to_thread(check_run_request, configurable, None)  # the context when none is given
+    except (InvalidInputError, InvalidTimezoneError) as exc:
+        raise Auth.exceptions.HTTPException(status_code=422, detail=f"{exc.code}: {exc}") from None
     command = payload.get("command")
     if isinstance(command, Mapping) and (command.get("update") is not None or command.get("goto") is not None):
         raise _forbidden("a run may resume an interrupt (command.resume) but not update the state or jump (goto)")

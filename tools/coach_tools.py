@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 from langchain_core.tools import BaseTool, InjectedToolArg, tool
 from pydantic import Field
@@ -21,7 +20,7 @@ from records.rides import rides_on_day
 from records.stores import CoachDeps
 from tools.base import ToolCallContext, ToolOutcome, reports_errors
 from training.compare import compare_day
-from training.dates import Prefer, resolve_day
+from training.dates import Prefer, resolve_day, zone_info
 from training.flags import assess_load, event_date_from_facts
 from training.load import LOAD_HISTORY_DAYS
 from training.patterns import compliance_days
@@ -236,7 +235,7 @@ async def get_training_load(
     """
     # The Auditor's computation (`training.flags.assess_load`) on the same inputs (`AuditStore.read_inputs`), the
     # last 7 days' compliance included; nothing is written.
-    today = turn.now.astimezone(ZoneInfo(turn.timezone)).date()
+    today = turn.now.astimezone(zone_info(turn.timezone)).date()
     day = _resolve(as_of, turn) or today
     facts = await stores.memory.current_facts(turn.athlete_id)
     inputs = await AuditStore(stores.athlete_store.pool).read_inputs(

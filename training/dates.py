@@ -20,10 +20,11 @@ With ``prefer="future"`` a bare "Thursday" is the next Thursday strictly after t
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, date, datetime
 from typing import Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, available_timezones
 
 import dateparser
 from dateparser.search import search_dates
@@ -62,6 +63,12 @@ class DateResolutionError(ValueError):
     """A text could not be resolved to a day, or the time zone is unknown; the message says which and why."""
 
 
+class InvalidTimezoneError(DateResolutionError):
+    """A time zone that is not a known IANA name (`validate_timezone`); refused wherever a client gives one."""
+
+    code = "invalid_timezone"
+
+
 def local_now(tz: str, now: datetime | None = None) -> datetime:
     """Return `now` (default: the current time) as an aware datetime in the IANA time zone `tz`.
 
@@ -70,9 +77,9 @@ def local_now(tz: str, now: datetime | None = None) -> datetime:
         now: reference instant; a naive datetime is taken as UTC.
 
     Raises:
-        DateResolutionError: `tz` is not a known IANA time zone.
+        InvalidTimezoneError: `tz` is not a known IANA time zone.
     """
-    zone = _zone(tz)
+    zone = zone_info(tz)
     if now is None:
         now = datetime.now(UTC)
     elif now.tzinfo is None:
@@ -171,13 +178,49 @@ def find_day_in_text(
     return None
 
 
-def _zone(tz: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(tz)
-    except (ZoneInfoNotFoundError, ValueError, TypeError):
-        raise DateResolutionError(
-            f"unknown time zone {tz!r}: use an IANA name such as 'Europe/Paris' or 'America/Los_Angeles'"
-        ) from None
+_NOT_ATHLETE_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+"""Files of the time-zone database that are not zones an athlete lives in."""
+
+
+@functools.cache
+def known_timezones() -> frozenset[str]:
+    """The IANA time-zone names of this machine's database (`zoneinfo.available_timezones`), read once.
+
+    The first call reads the database's folder (about 0.2 s of file-system access; the server does it in its
+    warm-up, outside the event loop); later calls are a cached set.
+    """
+    return frozenset(available_timezones()) - _NOT_ATHLETE_ZONES
+
+
+def validate_timezone(tz: object) -> str:
+    """Return `tz` when it is a known IANA time-zone name: the one check of every time zone a client gives.
+
+    Used by `graphs.context.Context` (every run), the command line's `--tz`, the API's run requests
+    (`server.auth`) and the ride queries. Only exact names of the time-zone database pass: no paths
+    ("../../etc/passwd"), no POSIX strings ("UTC+3"), no "localtime".
+
+    Raises:
+        InvalidTimezoneError: `tz` is not a string naming a known zone (code `invalid_timezone`); the message
+            suggests the name with the right case when there is one.
+    """
+    if isinstance(tz, str) and tz in known_timezones():
+        return tz
+    hint = "use an IANA name such as 'Europe/Paris' or 'America/Los_Angeles'"
+    if isinstance(tz, str):
+        same = [name for name in known_timezones() if name.lower() == tz.strip().lower()]
+        if same:
+            hint = f"did you mean {same[0]!r}?"
+    shown = repr(tz)[:80] if isinstance(tz, str) else f"of type {type(tz).__name__}"
+    raise InvalidTimezoneError(f"unknown time zone {shown}: {hint}")
+
+
+def zone_info(tz: object) -> ZoneInfo:
+    """The `ZoneInfo` of a known IANA name (see `validate_timezone`).
+
+    Raises:
+        InvalidTimezoneError: unknown name.
+    """
+    return ZoneInfo(validate_timezone(tz))
 
 
 def _settings(local: datetime, prefer: Prefer) -> dict[str, Any]:

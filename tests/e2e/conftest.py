@@ -19,6 +19,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,7 +88,13 @@ def _test_config(tmp: Path) -> Path:
 @pytest.fixture(scope="session")
 def coach_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServer]:
     """Start `python -m server.serve` on a free port and stop it at the end of the session."""
-    tmp = tmp_path_factory.mktemp("coach-server")
+    with running_server(tmp_path_factory.mktemp("coach-server")) as server:
+        yield server
+
+
+@contextmanager
+def running_server(tmp: Path) -> Iterator[CoachServer]:
+    """A server of its own (folder `tmp`, fresh athletes), stopped on exit; see the module docstring."""
     run = uuid.uuid4().hex[:10]
     a = Athlete(f"e2e-a-{run}", secrets.token_urlsafe(24))
     b = Athlete(f"e2e-b-{run}", secrets.token_urlsafe(24))

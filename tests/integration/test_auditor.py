@@ -190,6 +190,21 @@ async def test_interrupt_then_accept_applies_the_change(deps, athlete):
     assert await count(deps, "SELECT count(*) AS n FROM plan_change_proposals WHERE athlete_id = %s", athlete_id) == 1
 
 
+async def test_a_bad_answer_asks_again_then_a_good_one_applies(deps, athlete):
+    athlete_id = athlete["id"]
+    graph = build_graph(checkpointer=InMemorySaver(), store=deps)
+    config = {"configurable": {"thread_id": f"audit-bad-{athlete_id}"}}
+    context = Context(athlete_id=athlete_id, timezone="UTC")
+    (request,) = (await graph.ainvoke({"ask": True}, config=config, context=context))["__interrupt__"]
+    again = await graph.ainvoke(Command(resume={"abc": True}), config=config, context=context)
+    (question,) = again["__interrupt__"]
+    assert question.value["proposals"] == request.value["proposals"]
+    assert question.value["error"]["code"] == "invalid_answer"
+    assert [p["status"] for p in await AuditStore(deps.athlete_store.pool).list_proposals(athlete_id)] == ["pending"]
+    done = await graph.ainvoke(Command(resume="accept"), config=config, context=context)
+    assert [p["status"] for p in done["report"]["proposals"]] == ["accepted"]
+
+
 async def test_reject_conflict_and_other_athletes(deps, athlete):
     athlete_id = athlete["id"]
     audits = AuditStore(deps.athlete_store.pool)
