@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from memory.athlete_store import FactChange, RideRecord
+from memory.text import clean_text
 from training.metrics import RideMetrics
 from training.ride_files import Ride
 
@@ -42,14 +43,28 @@ def athlete_parameters(facts: dict[str, dict[str, Any]]) -> dict[str, float | No
     return params
 
 
+def clean_ride_metadata(file_name: str, sport: str) -> tuple[str, str]:
+    """Normalise a ride file's name and sport for the store (`memory.text.clean_text`).
+
+    Metadata read from a file is normalised, not refused: a file name that is not valid UTF-8 (Python decodes
+    its bytes to lone surrogates) or a sport string holding NUL would otherwise fail the ride's insert, and the
+    athlete cannot fix a device's output. NUL is removed; each lone surrogate becomes U+FFFD.
+
+    Returns:
+        `(file_name, sport)`, storable in Postgres.
+    """
+    return clean_text(file_name), clean_text(sport)
+
+
 def ride_record(ride: Ride, metrics: RideMetrics) -> RideRecord:
-    """Build the ride's store row from the parsed file and its metrics."""
+    """Build the ride's store row from the parsed file and its metrics (file name and sport normalised)."""
     m = metrics.to_dict()
+    file_name, sport = clean_ride_metadata(ride.file_path.rsplit("/", 1)[-1], ride.sport)
     return RideRecord(
         ride_id=ride.ride_id,
-        file_name=ride.file_path.rsplit("/", 1)[-1],
+        file_name=file_name,
         file_format=ride.file_format,
-        sport=ride.sport,
+        sport=sport,
         start_time=ride.start_time,
         elapsed_s=float(metrics.elapsed_s),
         moving_s=float(metrics.moving_s),
