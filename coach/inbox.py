@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import re
 import uuid
@@ -28,7 +29,10 @@ from pathlib import Path
 from coach.settings import get_settings
 from memory.athlete_store import AthleteStore, validate_athlete_id
 from memory.errors import InvalidAthleteIdError
+from memory.text import clean_text, find_unstorable
 from training.ride_files import RIDE_FILE_SUFFIXES, peek_start_time
+
+logger = logging.getLogger(__name__)
 
 MAX_UPLOAD_BYTES = 64 * 1024 * 1024
 """Largest ride file the upload route accepts (a 10-hour 1 Hz FIT file is a few MB)."""
@@ -96,11 +100,23 @@ def is_ride_file_name(name: str) -> bool:
 
 
 def inbox_files(athlete_id: str, inbox_dir: Path | None = None) -> list[Path]:
-    """The ride files in the athlete's inbox folder (not recursive), sorted by name."""
+    """The ride files in the athlete's inbox folder (not recursive), sorted by name.
+
+    A file whose name is not UTF-8 text (Python reads its bytes as lone surrogates, which Postgres cannot store)
+    is left out with a WARNING naming it: rename it to have it debriefed.
+    """
     folder = athlete_inbox(athlete_id, inbox_dir)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_ride_file_name(p.name))
+    files = []
+    for p in sorted(folder.iterdir()):
+        if not (p.is_file() and is_ride_file_name(p.name)):
+            continue
+        if find_unstorable(str(p)) is not None:
+            logger.warning("inbox file %r skipped: its name is not UTF-8 text; rename it", clean_text(str(p)))
+            continue
+        files.append(p)
+    return files
 
 
 def file_ride_id(path: str | os.PathLike[str]) -> str | None:
