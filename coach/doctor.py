@@ -94,7 +94,7 @@ async def doctor_report(memory: ConversationMemory, *, last: int = LAST_DEAD_LET
                 dead["count"] = int(await memory.redis.xlen(outbox.dead_stream))
                 entries = await memory.redis.xrevrange(outbox.dead_stream, "+", "-", count=last)
                 dead["last"] = [
-                    _dead_letter_row(str(i), {str(k): str(v) for k, v in (f or {}).items()}) for i, f in entries
+                    _dead_letter_row(str(i), {str(k): str(v) for k, v in (f or {}).items()}) for i, f in entries or []
                 ]
         except REDIS_ERRORS as exc:
             redis = {"status": "unreachable", "error": f"{type(exc).__name__}: {exc}".strip()}
@@ -121,7 +121,9 @@ def print_report(report: dict[str, Any]) -> None:
 
     out.print(f"postgres      {state(pg, str(pg.get('server_version')))}")
     aof = "appendonly yes" if redis.get("appendonly") else "[yellow]appendonly no[/yellow]"
-    out.print(f"redis         {state(redis, str(redis.get('version')))}" + (f", {aof}" if redis["status"] == "ok" else ""))
+    out.print(
+        f"redis         {state(redis, str(redis.get('version')))}" + (f", {aof}" if redis["status"] == "ok" else "")
+    )
     pending = "unknown" if queue["pending"] is None else str(queue["pending"])
     out.print(f"outbox        {pending} waiting in {queue['stream']}, {queue['spool_pending']} in the local spool")
     count = dead["count"]

@@ -158,9 +158,7 @@ class Outbox:
                 await self.redis.xdel(self.stream, *entry_ids)
                 moved += len(good)
 
-    async def _write_one_by_one(
-        self, archive: Archive, good: list[tuple[str, ChatMessage]]
-    ) -> list[DeadLetter] | None:
+    async def _write_one_by_one(self, archive: Archive, good: list[tuple[str, ChatMessage]]) -> list[DeadLetter] | None:
         """Write entries singly; return the rejected ones, or None when Postgres became unreachable."""
         rejected = []
         for entry_id, m in good:

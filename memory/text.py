@@ -1,9 +1,9 @@
 """Text that Postgres can store: one check for every boundary where outside text comes in.
 
 Postgres `text` and `jsonb` cannot hold the NUL character (U+0000), and UTF-8 cannot encode a lone surrogate
-(U+D800-U+DFFF: Python makes them from undecodable bytes in file names and command-line arguments, and JSON's
-`"\\ud800"` decodes to one). Either one, let through, fails later and far away: the archive write of a queued turn
-(dead-lettered after the reply said `ok`), the checkpointer, an import's transaction.
+(U+D800-U+DFFF: Python makes them from undecodable bytes in file names and command-line arguments, and a JSON
+escape such as backslash-u-D800 decodes to one). Either one, let through, fails later and far away: the archive
+write of a queued turn (dead-lettered after the reply said `ok`), the checkpointer, an import's transaction.
 
 Each boundary decides once what to do with such text:
 

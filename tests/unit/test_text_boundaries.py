@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coach.inbox import InvalidUploadError, save_upload
+from memory.archive import _record_to_message  # the per-record check `import_transcript` runs first
 from memory.errors import InvalidTranscriptError
 from memory.plans import InvalidCsvError, PlanImportError, PlanRow, parse_plan_csv
 from memory.text import InvalidTextError, clean_text, find_unstorable, validate_text
@@ -53,7 +54,9 @@ def test_validate_text_names_the_character_field_and_line():
     assert info.value.line == 2 and "lone surrogate (U+D800) at column 6" in str(info.value)
     with pytest.raises(InvalidTextError) as info:
         validate_text("x\udcff", "content", line=7)
-    assert info.value.line == 7 and str(info.value).startswith("content (line 7): a lone surrogate (U+DCFF) at character 2")
+    assert info.value.line == 7 and str(info.value).startswith(
+        "content (line 7): a lone surrogate (U+DCFF) at character 2"
+    )
     with pytest.raises(InvalidTextError, match="limit is 3"):
         validate_text("abcd", "message", max_chars=3)
     with pytest.raises(InvalidTextError, match="empty"):
@@ -162,9 +165,6 @@ def test_huge_cell_is_refused_as_invalid_csv():
 
 @pytest.mark.parametrize("bad", ["\x00", "\ud800"])
 def test_transcript_record_with_unstorable_text_is_refused_with_its_line(bad):
-    from memory.archive import _record_to_message  # the per-record check `import_transcript` runs first
-    from datetime import UTC, datetime
-
     with pytest.raises(InvalidTextError) as info:
         _record_to_message("a1", "s1", 3, {"role": "user", "content": f"hi{bad}"}, datetime.now(UTC))
     assert info.value.code == "invalid_text" and info.value.line == 3 and "content" in str(info.value)
@@ -175,10 +175,6 @@ def test_transcript_record_with_unstorable_text_is_refused_with_its_line(bad):
 @PROPS
 @given(st.dictionaries(st.sampled_from(["role", "content", "ts", "id"]), st.one_of(NASTY_TEXT, st.integers())))
 def test_any_transcript_record_becomes_a_storable_message_or_a_coded_error(record):
-    from datetime import UTC, datetime
-
-    from memory.archive import _record_to_message
-
     try:
         m = _record_to_message("a1", "s1", 1, record, datetime.now(UTC))
     except (InvalidTextError, InvalidTranscriptError) as exc:
