@@ -66,6 +66,7 @@ from memory.outbox import OUTBOX_STREAM, PG_DOWN_ERRORS, LocalSpool, Outbox
 from memory.redis_client import REDIS_ERRORS, REDIS_TIMEOUT_S, open_redis
 from memory.schema import asetup
 from memory.session_window import SessionWindow, WindowEntry, render_window_block
+from memory.text import validate_text
 
 logger = logging.getLogger(__name__)
 
@@ -739,7 +740,9 @@ class ConversationMemory:
 
         Raises:
             StoreUnavailableError: Postgres is down (recall is unavailable).
+            InvalidTextError: the query holds NUL or a lone surrogate (`memory.text`).
         """
+        validate_text(query, "query")
         archive = self.archive
         if archive is None:
             raise StoreUnavailableError("the conversation archive is not configured")

@@ -22,6 +22,7 @@ from memory.audit_store import AuditStore
 from memory.errors import InvalidFactError, StoreUnavailableError
 from memory.ride_queries import rides_on_day
 from memory.session_window import trim_text
+from memory.text import find_unstorable
 from tools.deps import CoachDeps
 from tools.specs import (
     TOOL_DESCRIPTIONS,
@@ -255,6 +256,11 @@ async def run_tool(name: str, raw_args: dict[str, Any], deps: CoachDeps, ctx: To
         args = schema.model_validate(raw_args or {})
     except ValidationError as exc:
         return ToolOutcome({"error": "invalid_arguments", "message": _short(str(exc))})
+    unstorable = _unstorable_argument(raw_args or {})
+    if unstorable is not None:  # the model's text, bound for Postgres queries and rows
+        return ToolOutcome(
+            {"error": "invalid_text", "message": f"argument {unstorable!r} holds NUL or a lone surrogate; rephrase"}
+        )
     if name in POSTGRES_TOOLS and not deps.memory.pg_breaker.healthy:
         # Known down: answer at once rather than wait for the pool's timeout on every call of the outage.
         return ToolOutcome(_UNAVAILABLE)
@@ -266,6 +272,21 @@ async def run_tool(name: str, raw_args: dict[str, Any], deps: CoachDeps, ctx: To
         return ToolOutcome({"error": "invalid_fact", "message": str(exc)})
     except (StoreUnavailableError, psycopg.OperationalError, psycopg_pool.PoolTimeout):
         return ToolOutcome(_UNAVAILABLE)
+
+
+def _unstorable_argument(args: dict[str, Any]) -> str | None:
+    """The name of the first argument whose text (at any depth) holds NUL or a lone surrogate, else None."""
+
+    def bad(value: Any) -> bool:
+        if isinstance(value, str):
+            return find_unstorable(value) is not None
+        if isinstance(value, dict):
+            return any(bad(k) or bad(v) for k, v in value.items())
+        if isinstance(value, list | tuple):
+            return any(bad(v) for v in value)
+        return False
+
+    return next((str(name) for name, value in args.items() if bad(name) or bad(value)), None)
 
 
 def result_text(outcome: ToolOutcome) -> str:

@@ -352,3 +352,28 @@ def test_inbox_file_with_a_non_utf8_name_is_left_out_with_a_warning(
     shutil.copy(RIDES_DIR / INDOOR, folder / "fine.fit")
     assert [p.name for p in inbox_files("athlete-1", tmp_path)] == ["fine.fit"]
     assert "rename it" in caplog.text
+
+
+# ----- search queries and the model's tool arguments ---------------------------------------------------------
+
+
+def test_cli_search_with_a_non_utf8_argument_exits_2(athlete_id: str) -> None:
+    proc = coach("search", "--athlete", athlete_id, "caf\udce9")
+    assert proc.returncode == 2 and "invalid_text" in proc.stderr
+
+
+async def test_a_tool_call_with_nul_in_its_arguments_gets_an_error_result_not_a_crash(
+    deps: CoachDeps, athlete_id: str
+) -> None:
+    from tools.coach_tools import ToolCallContext, run_tool
+
+    ctx = ToolCallContext(
+        athlete_id=athlete_id, session_id="s1", timezone="UTC", now=datetime.now(UTC), sticky={}, window_message_ids=[]
+    )
+    for name, args in [
+        ("search_conversation", {"query": "knee\x00 pain"}),
+        ("set_pinned_fact", {"key": "goal", "value": "x\ud800"}),
+    ]:
+        outcome = await run_tool(name, args, deps, ctx)
+        assert outcome.content["error"] == "invalid_text", outcome.content
+    assert await deps.athlete_store.current_facts(athlete_id) == {}
