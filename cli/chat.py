@@ -22,10 +22,11 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from graphs.chat import InvalidMessageError
+from graphs.chat import STATUS_ORDER, InvalidMessageError
 from graphs.chat import build_graph as build_chat_graph
 from graphs.context import Context, thread_id
 from memory.checkpointer import open_checkpointer
+from memory.text import InvalidTextError
 from records.plans import PlanImportError, parse_plan_csv
 from records.stores import CoachDeps, close_coach_deps, open_coach_deps
 from training.dates import InvalidTimezoneError, validate_timezone
@@ -115,8 +116,19 @@ async def run_turn(graph: Any, payload: Any, config: dict[str, Any], context: Co
     return result
 
 
+async def _finish_turn(deps: CoachDeps, result: dict[str, Any], athlete_id: str, session_id: str) -> None:
+    """Archive the turn now (drain the outbox); a message of it that was dead-lettered changes its status."""
+    await deps.memory.drain_outbox()
+    if deps.memory.take_dead_letters(athlete_id, session_id):
+        result["memory_status"] = max(result["memory_status"], "degraded:dead_letter", key=STATUS_ORDER.index)
+
+
 async def chat_session(athlete_id: str, session_id: str, timezone: str, message: str | None, as_json: bool) -> int:
-    """One turn (`message` given) or an interactive loop; returns the exit code."""
+    """One turn (`message` given) or an interactive loop; returns the exit code (2: the message was refused).
+
+    The message is checked by the graph's first node, before anything is saved or checkpointed: an empty or too
+    long one is refused with `invalid_message`, one with NUL or a lone surrogate with `invalid_text`.
+    """
     deps = await open_coach_deps()
     try:
         checkpointer = await _checkpointer(deps)
@@ -127,11 +139,11 @@ async def chat_session(athlete_id: str, session_id: str, timezone: str, message:
         if message is not None:
             try:
                 result = await run_turn(graph, {"message": message}, config, context)
-            except InvalidMessageError as exc:
+            except (InvalidMessageError, InvalidTextError) as exc:
                 _print_error(exc.code, str(exc), as_json)
                 return 2
+            await _finish_turn(deps, result, athlete_id, session_id)
             _print_turn(result, as_json)
-            await deps.memory.drain_outbox()
             return 0
         out.print(
             f"Chatting as [bold]{escape(athlete_id)}[/bold], session {escape(session_id)}. Empty line or Ctrl-D ends."
@@ -141,11 +153,14 @@ async def chat_session(athlete_id: str, session_id: str, timezone: str, message:
                 line = await asyncio.to_thread(input, "you> ")
             except EOFError:
                 break
+            except UnicodeDecodeError:
+                _print_error("invalid_text", "the line is not valid UTF-8; type it again", False)
+                continue
             if not line.strip():
                 break
             try:
                 result = await run_turn(graph, {"message": line}, config, context)
-            except InvalidMessageError as exc:
+            except (InvalidMessageError, InvalidTextError) as exc:
                 _print_error(exc.code, str(exc), False)
                 continue
             while "interrupt" in result:
@@ -155,8 +170,8 @@ async def chat_session(athlete_id: str, session_id: str, timezone: str, message:
                         question = f"Save {p['key']} = {json.dumps(p['value'])} (proposal #{p['proposal_id']})?"
                         answers[str(p["proposal_id"])] = await asyncio.to_thread(typer.confirm, question, True)
                 result = await run_turn(graph, Command(resume=answers), config, context)
+            await _finish_turn(deps, result, athlete_id, session_id)
             _print_turn(result, False)
-            await deps.memory.drain_outbox()
         return 0
     finally:
         await close_coach_deps(deps)
@@ -315,15 +330,22 @@ def register(app: typer.Typer, run: Any, check_athlete: Any) -> None:
         file: Annotated[Path, typer.Argument(help="CSV with columns date, kind, duration_s, tss, description.")],
         athlete: AthleteOpt,
     ) -> None:
-        """Import planned workouts; a bad row is reported by line number and nothing is imported."""
+        """Import planned workouts; a bad row is reported by line number and nothing is imported.
+
+        Exit codes: 1 for a bad plan (`invalid_plan`) or broken CSV quoting (`invalid_csv`), 2 for an unreadable
+        file or text Postgres cannot store (`invalid_text`: NUL, a lone surrogate).
+        """
         athlete = check_athlete(athlete)
         try:
             rows = parse_plan_csv(file.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
             err.print(f"[red]error[/red] (unreadable_file): {escape(str(exc))}")
             raise typer.Exit(2) from None
+        except InvalidTextError as exc:
+            err.print(f"[red]error[/red] ({exc.code}): {escape(str(exc))}; nothing was imported")
+            raise typer.Exit(2) from None
         except PlanImportError as exc:
-            err.print(f"[red]error[/red] (invalid_plan): {escape(str(exc))}")
+            err.print(f"[red]error[/red] ({exc.code}): {escape(str(exc))}")
             raise typer.Exit(1) from None
 
         async def go() -> int:

@@ -23,6 +23,7 @@ from rich.table import Table
 
 from cli import audit as audit_commands
 from cli import chat as chat_commands
+from cli import doctor
 from cli.replay import replay_recent
 from config.settings import get_settings
 from graphs.context import Context, thread_id
@@ -32,6 +33,7 @@ from memory.athlete_store import AthleteStore, validate_athlete_id
 from memory.checkpointer import open_checkpointer
 from memory.db import aprobe, open_pool
 from memory.errors import MemoryError_, StoreUnavailableError
+from memory.text import InvalidTextError, clean_text
 from records.inbox import inbox_athletes
 from records.stores import close_coach_deps, open_coach_deps
 from training.ride_files import RideFileError, find_ride_files
@@ -118,6 +120,7 @@ def _iso_utc(value: Any) -> str | None:
 
 
 def _debrief_line(file: str, result: dict[str, Any]) -> dict[str, Any]:
+    file = clean_text(file)  # a file name that is not UTF-8 is shown with U+FFFD (it cannot be printed as is)
     ride = result["ride"]
     m = ride["metrics"]
     line = {
@@ -144,7 +147,7 @@ def _rounded(value: Any) -> Any:
 
 
 def _error_line(file: str, code: str, message: str) -> dict[str, Any]:
-    return {"file": file, "error": {"code": code, "message": message}}
+    return {"file": clean_text(file), "error": {"code": code, "message": clean_text(message)}}
 
 
 async def debrief_paths(paths: Sequence[str], athlete_id: str, *, show_progress: bool) -> list[dict[str, Any]]:
@@ -209,6 +212,8 @@ async def _debrief_one(graph: Any, label: str, path: str, athlete_id: str) -> di
         )
     except RideFileError as exc:
         return _error_line(label, exc.code, exc.message)
+    except InvalidTextError as exc:
+        return _error_line(label, exc.code, str(exc))
     except (StoreUnavailableError, psycopg.OperationalError) as exc:
         return _error_line(label, "store_unavailable", f"Postgres failed during this ride: {exc}")
     return _debrief_line(label, result)
@@ -527,6 +532,7 @@ def _json_default(value: Any) -> Any:
 
 chat_commands.register(app, _run, _check_athlete)
 audit_commands.register(app, _run, _check_athlete)
+doctor.register(app, _run)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

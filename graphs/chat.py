@@ -8,6 +8,11 @@ Input is the athlete's new message only; the client never sends history. `load_c
 turn's messages and assembles the prompt (`llm.prompt`) from the facts, the session window and the message.
 `tools` runs at most `MAX_TOOL_CALLS` calls per turn and answers a repeated call from the earlier result.
 `save_turn` appends the exchange to the session window and the archive. The athlete comes from `Context`.
+
+The message is checked first, in `load_context`, before anything is read, saved or checkpointed: an empty or
+too long one raises `InvalidMessageError` (`invalid_message`); one holding a character Postgres cannot store
+(NUL, a lone surrogate) raises `memory.text.InvalidTextError` (`invalid_text`). The model's and the tools' text
+is normalised (`memory.text.clean_text`) before it is archived, so no part of a turn is refused by Postgres later.
 """
 
 from __future__ import annotations
@@ -34,13 +39,14 @@ from llm.prompt import CAP_NOTE, assemble_prompt, prompt_tokens, proposal_decisi
 from memory.archive import ChatMessage, new_message_id
 from memory.athlete_store import validate_athlete_id
 from memory.errors import ProposalNotFoundError
+from memory.text import clean_text, validate_text
 from records.stores import CoachDeps, get_coach_deps
 from tools.base import ToolCallContext, ToolOutcome, result_text, run_tool
 from tools.coach_tools import TOOLS
 from training.dates import zone_info
 
 MAX_TOOL_CALLS = 5
-STATUS_ORDER = ("ok", "degraded:redis", "degraded:postgres", "unavailable")
+STATUS_ORDER = ("ok", "degraded:dead_letter", "degraded:redis", "degraded:postgres", "unavailable")
 UNAVAILABLE_NOTICE = (
     "(Memory is unavailable right now: I can't see your saved facts or our earlier conversations, and this "
     "exchange may not be saved.)"
@@ -130,6 +136,7 @@ def build_graph(
             raise InvalidMessageError("the message is empty")
         if len(message) > max_chars:
             raise InvalidMessageError(f"the message is {len(message)} characters long; the limit is {max_chars}")
+        validate_text(message, "message")
         d = await deps()
         loaded = await d.memory.load(athlete_id, ctx.session_id)
         now = datetime.now(UTC)
@@ -254,7 +261,7 @@ def build_graph(
         ctx = run_context(runtime)
         last = state["messages"][-1]
         reply = last.content if isinstance(last, AIMessage) and isinstance(last.content, str) else ""
-        reply = reply.strip() or CAP_FALLBACK
+        reply = clean_text(reply).strip() or CAP_FALLBACK
         d = await deps()
         status = state.get("memory_status", "ok")
         if status == "unavailable":
@@ -284,7 +291,7 @@ def build_graph(
                         athlete_id=ctx.athlete_id,
                         session_id=ctx.session_id,
                         role="tool",
-                        content=str(m.content),
+                        content=clean_text(str(m.content)),
                         created_at=datetime.now(UTC),
                         turn_id=turn_id,
                         tool_name=m.name,

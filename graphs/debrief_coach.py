@@ -13,6 +13,7 @@ a second run on the same ride changes nothing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 from typing import Any
 
@@ -27,6 +28,7 @@ from graphs.context import Context, run_context
 from llm.debrief_writer import write_debrief
 from llm.models import get_chat_model
 from memory.athlete_store import AthleteStore, FactChange, RideRecord, validate_athlete_id
+from memory.text import InvalidTextError, clean_ride_metadata, describe_char, find_unstorable
 from records.stores import CoachDeps, get_coach_deps
 from training.debrief import athlete_parameters, ride_fact_changes, ride_record
 from training.metrics import compute_metrics
@@ -37,6 +39,23 @@ class RideNotFoundError(LookupError):
     """The stored ride id does not exist for this athlete."""
 
     code = "ride_not_found"
+
+
+def _storable_path(path: str) -> str:
+    """Return `path` when Postgres (the checkpointer, the ride row) can store it.
+
+    Raises:
+        InvalidTextError: the path holds NUL or a lone surrogate (a file name that is not UTF-8: Python reads
+            its bytes as surrogates); the file must be renamed.
+    """
+    position = find_unstorable(path)
+    if position is not None:
+        raise InvalidTextError(
+            "ride file name",
+            f"the path holds {describe_char(path[position])} (a name that is not UTF-8 text); rename the file",
+            position=position,
+        )
+    return path
 
 
 class DebriefInput(TypedDict, total=False):
@@ -101,7 +120,7 @@ def build_graph(
             if record is None:
                 raise RideNotFoundError(f"no ride {state['ride_id']!r} for athlete {athlete_id!r}")
         elif state.get("ride_path"):
-            path = state["ride_path"]
+            path = _storable_path(state["ride_path"])
             ride_id = await asyncio.to_thread(_file_ride_id, path)
             record = await db.get_ride(athlete_id, ride_id) if ride_id else None
             if record is None:
@@ -111,6 +130,8 @@ def build_graph(
                 )
                 metrics = await asyncio.to_thread(compute_metrics, ride, **athlete_parameters(facts))
                 record = ride_record(ride, metrics)
+                file_name, sport = clean_ride_metadata(record.file_name, record.sport)
+                record = dataclasses.replace(record, file_name=file_name, sport=sport)
         else:
             raise ValueError("the Debrief Coach needs a ride_path or a ride_id")
         existing = await db.get_debrief(athlete_id, record.ride_id)

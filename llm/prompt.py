@@ -21,6 +21,10 @@ SYSTEM_PROMPT = (
 )
 
 MEMORY_NOTICES: dict[str, str] = {
+    "degraded:dead_letter": (
+        "Note: an earlier message of this conversation could not be saved to the long-term archive. If the "
+        "athlete refers to it, say it may be missing from your records."
+    ),
     "degraded:postgres": (
         "Note: the athlete's long-term records (older conversations, rides, plan) are unreachable right now. "
         "If the answer needs them, say so plainly."

@@ -29,6 +29,7 @@ from memory.db import DictPool
 from memory.embeddings import ArchiveEmbedder, vector_literal
 from memory.errors import InvalidSessionIdError, InvalidTranscriptError
 from memory.schema import VECTOR_SETUP
+from memory.text import validate_text
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +43,11 @@ IMPORT_BATCH_ROWS = 1000
 """Rows per `executemany` batch of `Archive.write` (one transaction for all batches)."""
 EMBED_BATCH_ROWS = 256
 """Messages per embedding call and per UPDATE transaction of `Archive.embed_pending`."""
+
+TRANSCRIPT_CONTENT_MAX_CHARS = 100_000
+"""Longest imported message, characters: far above a chat turn, well below Postgres's 1 MB tsvector limit."""
+TRANSCRIPT_ID_MAX_CHARS = 256
+"""Longest `id` of an imported record, characters."""
 
 Ranking = Literal["hybrid", "full_text"]
 """How a search ranked: BM25 fused with vector similarity, or BM25 alone (no pgvector or no query embedding)."""
@@ -816,9 +822,12 @@ def _record_to_message(
     content = record.get("content")
     if not isinstance(content, str) or not content.strip():
         raise InvalidTranscriptError(line_no, "content must be a non-empty string")
+    validate_text(content, "content", line=line_no, max_chars=TRANSCRIPT_CONTENT_MAX_CHARS)
     raw_id = record.get("id")
     if raw_id is not None and (isinstance(raw_id, bool) or not isinstance(raw_id, str | int) or raw_id == ""):
         raise InvalidTranscriptError(line_no, f"id must be a non-empty string or an integer, not {raw_id!r}")
+    if isinstance(raw_id, str):
+        validate_text(raw_id, "id", line=line_no, max_chars=TRANSCRIPT_ID_MAX_CHARS)
     external_id = None if raw_id is None else str(raw_id)
     raw_ts = record.get("ts")
     if raw_ts is None:

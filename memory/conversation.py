@@ -20,6 +20,10 @@ it in its lifespan) re-probes and drains the outbox once a second without any tr
 `status` is the last known health of each server: an outage is noticed by the first call that needs the server
 (a turn whose window and facts are in Redis does not touch Postgres; the background drain it starts does).
 
+A queued message that Postgres refuses (not for an outage: for its content) goes to the outbox's dead-letter
+stream. That happens in the drain after the reply, so the session's next `load` reports `degraded:dead_letter`
+once (when the servers are otherwise fine), and the drain logs it at ERROR; `coach doctor` lists the stream.
+
 Turns written around Redis (Redis down) leave the Redis window stale when Redis returns with its AOF: this process
 remembers those sessions (`stale_sessions`) and rebuilds their windows from the archive on their next load. Fact
 invalidations that could not reach Redis are remembered (`pending_invalidations`) and replayed when Redis returns;
@@ -66,10 +70,11 @@ from memory.probes import PROBE_TIMEOUT_S, REPROBE_INTERVAL_S, ping_postgres, pi
 from memory.redis_client import REDIS_ERRORS, REDIS_TIMEOUT_S, open_redis
 from memory.schema import asetup
 from memory.session_window import SessionWindow, WindowEntry, render_window_block
+from memory.text import validate_text
 
 logger = logging.getLogger(__name__)
 
-MemoryStatus = Literal["ok", "degraded:redis", "degraded:postgres", "unavailable"]
+MemoryStatus = Literal["ok", "degraded:dead_letter", "degraded:redis", "degraded:postgres", "unavailable"]
 PG_TIMEOUT_S = 1.0
 """Default longest wait for Postgres on the reply path (pool checkout and query), seconds."""
 BREAKER_OPEN_S = 1.0
@@ -152,7 +157,8 @@ class LoadedMemory:
             ({} when unknown: see `facts_available`).
         facts_available: False when the facts could not be read (Postgres down and nothing cached): `facts`
             is then empty because it is unknown, not because the athlete has none.
-        status: `ok`, `degraded:redis`, `degraded:postgres` or `unavailable`.
+        status: `ok`, `degraded:dead_letter` (a message of this session was dead-lettered since the last load),
+            `degraded:redis`, `degraded:postgres` or `unavailable`.
     """
 
     window_block: str
@@ -275,6 +281,8 @@ class ConversationMemory:
         """Sessions whose Redis window misses turns written around Redis; rebuilt from the archive on load."""
         self.pending_invalidations: set[str] = set()
         """Athletes whose facts changed while Redis was down; their cache is bypassed until invalidated."""
+        self.dead_lettered_sessions: dict[tuple[str, str], int] = {}
+        """Messages per (athlete, session) dead-lettered by this process's drains and not yet reported."""
         self._ensure_schema = ensure_schema
         self._owns_clients = owns_clients
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -529,8 +537,33 @@ class ConversationMemory:
             window_entries=entries,
             facts=facts if facts is not None else {},
             facts_available=facts is not None,
-            status=self.status(),
+            status=self._status_for(athlete_id, session_id),
         )
+
+    def _status_for(self, athlete_id: str, session_id: str) -> MemoryStatus:
+        """The status, or `degraded:dead_letter` once after a message of this session was dead-lettered."""
+        status = self.status()
+        if status == "ok" and self.take_dead_letters(athlete_id, session_id):
+            return "degraded:dead_letter"
+        return status
+
+    def take_dead_letters(self, athlete_id: str, session_id: str) -> int:
+        """Return and forget the number of the session's messages dead-lettered since the last call."""
+        return self.dead_lettered_sessions.pop((athlete_id, session_id), 0)
+
+    def _note_dead_letters(self, outbox: Outbox) -> None:
+        """Remember which sessions lost messages to the dead-letter stream in the last drain, and log it."""
+        for dead in outbox.dead_lettered:
+            if dead.message is None:
+                continue
+            key = (dead.message.athlete_id, dead.message.session_id)
+            self.dead_lettered_sessions[key] = self.dead_lettered_sessions.get(key, 0) + 1
+        if outbox.dead_lettered:
+            logger.error(
+                "%d queued message(s) could not be archived and went to %s (see `coach doctor`)",
+                len(outbox.dead_lettered),
+                outbox.dead_stream,
+            )
 
     async def _load_window(self, athlete_id: str, session_id: str, need: int) -> list[WindowEntry]:
         window = self.window
@@ -675,9 +708,11 @@ class ConversationMemory:
             if self.outbox is not None:
                 try:
                     moved += await self.outbox.drain(archive, batch=batch)
+                    self._note_dead_letters(self.outbox)
                     if _stale_connection_error(self.outbox.last_error) and self.pool is not None:
                         await self.pool.check()
                         moved += await self.outbox.drain(archive, batch=batch)
+                        self._note_dead_letters(self.outbox)
                 except REDIS_ERRORS as exc:
                     self.redis_breaker.failure(exc)
                     return moved
@@ -775,7 +810,9 @@ class ConversationMemory:
 
         Raises:
             StoreUnavailableError: Postgres is down (recall is unavailable).
+            InvalidTextError: the query holds NUL or a lone surrogate (`memory.text`).
         """
+        validate_text(query, "query")
         archive = self.archive
         if archive is None:
             raise StoreUnavailableError("the conversation archive is not configured")

@@ -19,6 +19,7 @@ import logging
 import os
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,27 @@ PG_DOWN_ERRORS: tuple[type[BaseException], ...] = (
 )
 """Exceptions that mean "Postgres cannot be reached right now"."""
 _FIELD = "m"
+_REASON_MAX_CHARS = 300
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An outbox entry moved to the dead-letter stream instead of the archive.
+
+    Attributes:
+        entry_id: its id in the outbox stream.
+        reason: why (the parse error, or the error Postgres gave), one line.
+        message: the message, when the entry parsed (Postgres refused it); None when it did not parse.
+    """
+
+    entry_id: str
+    reason: str
+    message: ChatMessage | None = None
+
+
+def _reason(exc: BaseException) -> str:
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first}"[:_REASON_MAX_CHARS]
 
 
 class Outbox:
@@ -51,7 +73,10 @@ class Outbox:
 
     `enqueue` and `drain` raise redis-py's `ConnectionError`/`TimeoutError` when Redis cannot be reached.
     Entries that cannot be parsed or that Postgres rejects as invalid (not as unreachable) are moved to the
-    stream `<stream>:dead` rather than blocking the outbox forever.
+    stream `<stream>:dead` rather than blocking the outbox forever, each with a `reason` field and its
+    `origin_id`, and logged at ERROR; `dead_lettered` lists those of the last `drain`, so that the caller can
+    tell the athlete (`ConversationMemory` turns them into the status `degraded:dead_letter`). `coach doctor`
+    shows the stream.
     """
 
     def __init__(self, redis: Redis, *, stream: str = OUTBOX_STREAM) -> None:
@@ -61,6 +86,8 @@ class Outbox:
         self.dead_stream = f"{stream}:dead"
         self.last_error: BaseException | None = None
         """The Postgres error that stopped the last `drain`, or None when it ran to the end."""
+        self.dead_lettered: list[DeadLetter] = []
+        """The entries the last `drain` moved to the dead-letter stream."""
         self._lock = asyncio.Lock()
 
     async def enqueue(self, messages: Sequence[ChatMessage]) -> list[str]:
@@ -98,41 +125,40 @@ class Outbox:
         moved = 0
         async with self._lock:
             self.last_error = None
+            self.dead_lettered = []
             while True:
                 entries = await self.redis.xrange(self.stream, "-", "+", count=batch)
                 if not entries:
                     return moved
                 entry_ids = [str(entry_id) for entry_id, _ in entries]
                 good: list[tuple[str, ChatMessage]] = []
-                bad: list[tuple[str, dict[str, str]]] = []
+                bad: list[tuple[dict[str, str], DeadLetter]] = []
                 for entry_id, raw_fields in entries:
                     fields = {str(k): str(v) for k, v in (raw_fields or {}).items()}
                     try:
                         good.append((str(entry_id), ChatMessage.from_json(fields[_FIELD])))
                     except (KeyError, ValueError) as exc:
                         logger.error("outbox entry %s is not a message (%s): dead-lettered", entry_id, exc)
-                        bad.append((str(entry_id), fields))
+                        bad.append((fields, DeadLetter(str(entry_id), _reason(exc))))
                 try:
                     await archive.write([m for _, m in good], embed=True)
                 except PG_DOWN_ERRORS as exc:
                     logger.warning("outbox drain stopped, Postgres unreachable: %s", exc)
                     self.last_error = exc
                     return moved
-                except psycopg.Error as exc:  # a row Postgres rejects: find it, one by one
+                except (psycopg.Error, UnicodeEncodeError) as exc:  # a row Postgres rejects: find it, one by one
                     logger.error("outbox batch rejected (%s): retrying entry by entry", exc)
                     rejected = await self._write_one_by_one(archive, good)
                     if rejected is None:
                         return moved
-                    bad += [(entry_id, {_FIELD: m.to_json()}) for entry_id, m in rejected]
-                    good = [(i, m) for i, m in good if i not in {r for r, _ in rejected}]
+                    bad += [({_FIELD: d.message.to_json()}, d) for d in rejected if d.message is not None]
+                    good = [(i, m) for i, m in good if i not in {d.entry_id for d in rejected}]
                 if bad:
                     await self._dead_letter(bad)
                 await self.redis.xdel(self.stream, *entry_ids)
                 moved += len(good)
 
-    async def _write_one_by_one(
-        self, archive: Archive, good: list[tuple[str, ChatMessage]]
-    ) -> list[tuple[str, ChatMessage]] | None:
+    async def _write_one_by_one(self, archive: Archive, good: list[tuple[str, ChatMessage]]) -> list[DeadLetter] | None:
         """Write entries singly; return the rejected ones, or None when Postgres became unreachable."""
         rejected = []
         for entry_id, m in good:
@@ -141,17 +167,25 @@ class Outbox:
             except PG_DOWN_ERRORS as exc:
                 self.last_error = exc
                 return None
-            except psycopg.Error as exc:
-                logger.error("outbox entry %s rejected by Postgres (%s): dead-lettered", entry_id, exc)
-                rejected.append((entry_id, m))
+            except (psycopg.Error, UnicodeEncodeError) as exc:
+                logger.error(
+                    "outbox entry %s (%s message of %s/%s) rejected by Postgres (%s): dead-lettered",
+                    entry_id,
+                    m.role,
+                    m.athlete_id,
+                    m.session_id,
+                    exc,
+                )
+                rejected.append(DeadLetter(entry_id, _reason(exc), m))
         return rejected
 
-    async def _dead_letter(self, entries: list[tuple[str, dict[str, str]]]) -> None:
+    async def _dead_letter(self, entries: list[tuple[dict[str, str], DeadLetter]]) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
-            for entry_id, fields in entries:
-                dead: dict[Any, Any] = {**fields, "origin_id": entry_id}
-                pipe.xadd(self.dead_stream, dead)
+            for fields, dead in entries:
+                record: dict[Any, Any] = {**fields, "origin_id": dead.entry_id, "reason": dead.reason}
+                pipe.xadd(self.dead_stream, record)
             await pipe.execute()
+        self.dead_lettered += [dead for _, dead in entries]
 
 
 class LocalSpool:

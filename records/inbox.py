@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import hashlib
+import logging
 import os
 import re
 import uuid
@@ -40,6 +41,7 @@ from config.settings import get_settings
 from memory.athlete_store import AthleteStore, validate_athlete_id
 from memory.errors import InvalidAthleteIdError
 from memory.failed_files import failed_files
+from memory.text import clean_text, find_unstorable
 from training.ride_files import RIDE_FILE_SUFFIXES
 from training.ride_peek import peek_start_time
 
@@ -47,6 +49,8 @@ REMEMBERED_ERROR_CODES = frozenset(
     {"empty_file", "corrupt_file", "unsupported_format", "no_samples", "no_power_or_hr", "file_too_large"}
 )
 """`RideFileError` codes that depend on the file's content alone: the scan remembers them and does not retry."""
+
+logger = logging.getLogger(__name__)
 
 _UPLOAD_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@ ()+-]{0,199}$")
 _LOCK_NAME = ".inbox.lock"
@@ -163,11 +167,23 @@ def is_ride_file_name(name: str) -> bool:
 
 
 def inbox_files(athlete_id: str, inbox_dir: Path | None = None) -> list[Path]:
-    """The ride files in the athlete's inbox folder (not recursive), sorted by name."""
+    """The ride files in the athlete's inbox folder (not recursive), sorted by name.
+
+    A file whose name is not UTF-8 text (Python reads its bytes as lone surrogates, which Postgres cannot store)
+    is left out with a WARNING naming it: rename it to have it debriefed.
+    """
     folder = athlete_inbox(athlete_id, inbox_dir)
     if not folder.is_dir():
         return []
-    return sorted(p for p in folder.iterdir() if p.is_file() and is_ride_file_name(p.name))
+    files = []
+    for p in sorted(folder.iterdir()):
+        if not (p.is_file() and is_ride_file_name(p.name)):
+            continue
+        if find_unstorable(str(p)) is not None:
+            logger.warning("inbox file %r skipped: its name is not UTF-8 text; rename it", clean_text(str(p)))
+            continue
+        files.append(p)
+    return files
 
 
 def file_ride_id(path: str | os.PathLike[str]) -> str | None:

@@ -13,6 +13,9 @@ CSV format (UTF-8, comma-separated, header line required, columns in any order, 
 * ``description``: free text, may be empty.
 
 A file is imported whole or not at all: every bad row is reported with its line number and nothing is written.
+A file whose quoting is broken (a quote that is never closed, which would swallow the following rows into one
+field, or text after a closing quote) is refused with the code `invalid_csv`; a file holding a character Postgres
+cannot store (NUL, a lone surrogate) with `invalid_text` (`memory.text`); other problems with `invalid_plan`.
 One workout per (athlete, date, kind); a re-import updates that workout in place and never deletes workouts
 missing from the new file.
 """
@@ -30,6 +33,7 @@ from typing import Any
 from memory.athlete_store import validate_athlete_id
 from memory.db import DictPool
 from memory.errors import MemoryError_
+from memory.text import validate_text
 
 REQUIRED_COLUMNS = ("date", "kind", "duration_s", "tss")
 OPTIONAL_COLUMNS = ("description",)
@@ -65,7 +69,7 @@ class PlanImportError(MemoryError_, ValueError):
             several problems appears several times.
     """
 
-    code = "plan_import_error"
+    code = "invalid_plan"
 
     def __init__(self, errors: list[tuple[int, str]]) -> None:
         """Build the multi-line message ("plan file rejected, nothing imported" then one "line N: reason" each)."""
@@ -76,6 +80,24 @@ class PlanImportError(MemoryError_, ValueError):
         count = len(self.errors)
         header = f"plan file rejected, nothing imported ({count} problem{'s' if count != 1 else ''}):"
         super().__init__("\n".join([header, *(f"  {ln}" for ln in lines)]))
+
+
+class InvalidCsvError(PlanImportError):
+    """A plan file is not well-formed CSV (broken quoting, a field over the csv module's size limit).
+
+    `errors` holds the line where the broken record starts (and any row problems found before it).
+    """
+
+    code = "invalid_csv"
+
+
+_CSV_REASONS = {
+    "unexpected end of data": (
+        "unterminated quoted field: the '\"' opened on this line is never closed, so every row after it would "
+        "be read into this field"
+    ),
+    "',' expected after '\"'": "text after a closing quote: a quoted field must end at a comma or at the line's end",
+}
 
 
 def parse_plan_csv(text: str) -> list[PlanRow]:
@@ -91,11 +113,15 @@ def parse_plan_csv(text: str) -> list[PlanRow]:
         The workouts, in file order.
 
     Raises:
+        InvalidTextError: the file holds NUL or a lone surrogate (code `invalid_text`, with its line and column).
+        InvalidCsvError: broken quoting or an oversized field (code `invalid_csv`, with the record's first line).
         PlanImportError: an empty file, a missing, unknown or repeated column, a header without rows, or any bad
             row (wrong number of fields, a date that is not ``YYYY-MM-DD``, an empty kind, a duration or TSS that
             is not a non-negative number, a (date, kind) already seen in the file). All problems are reported.
     """
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")))
+    validate_text(text, "plan file")
+    # strict: an unterminated quote raises at the end of the data instead of swallowing the rest of the file.
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff")), strict=True)
     errors: list[tuple[int, str]] = []
     header: list[str] | None = None
     header_line = 1
@@ -123,7 +149,8 @@ def parse_plan_csv(text: str) -> list[PlanRow]:
                 continue
             rows.append(row)
     except csv.Error as exc:
-        errors.append((next_line, f"unreadable CSV: {exc}"))
+        errors.append((next_line, _CSV_REASONS.get(str(exc), f"unreadable CSV: {exc}")))
+        raise InvalidCsvError(errors) from None
     if header is None:
         raise PlanImportError(
             errors or [(1, f"empty file: expected a header line '{HEADER_HINT}' and one row per workout")]

@@ -27,6 +27,7 @@ from langchain_core.tools import BaseTool
 from pydantic import ValidationError
 
 from memory.errors import InvalidFactError, StoreUnavailableError
+from memory.text import find_unstorable
 from records.stores import CoachDeps
 from training.dates import DateResolutionError
 
@@ -130,6 +131,11 @@ async def run_tool(
     Returns:
         The outcome; arguments that fail the tool's schema give `{"error": "invalid_arguments", ...}`.
     """
+    unstorable = _unstorable_argument(args)
+    if unstorable is not None:  # the model's text, bound for Postgres queries and rows
+        return ToolOutcome(
+            {"error": "invalid_text", "message": f"argument {unstorable!r} holds NUL or a lone surrogate; rephrase"}
+        )
     call = {"type": "tool_call", "name": tool.name, "id": call_id, "args": {**args, "stores": stores, "turn": turn}}
     try:
         message = await tool.ainvoke(call)
@@ -138,6 +144,21 @@ async def run_tool(
     if isinstance(message, ToolMessage) and isinstance(message.artifact, ToolOutcome):
         return message.artifact
     raise TypeError(f"tool {tool.name!r} did not answer (text, ToolOutcome)")
+
+
+def _unstorable_argument(args: dict[str, Any]) -> str | None:
+    """The name of the first argument whose text (at any depth) holds NUL or a lone surrogate, else None."""
+
+    def bad(value: Any) -> bool:
+        if isinstance(value, str):
+            return find_unstorable(value) is not None
+        if isinstance(value, dict):
+            return any(bad(k) or bad(v) for k, v in value.items())
+        if isinstance(value, list | tuple):
+            return any(bad(v) for v in value)
+        return False
+
+    return next((str(name) for name, value in args.items() if bad(name) or bad(value)), None)
 
 
 def _short(text: str, limit: int = 600) -> str:

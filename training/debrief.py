@@ -43,7 +43,7 @@ def athlete_parameters(facts: dict[str, dict[str, Any]]) -> dict[str, float | No
 
 
 def ride_record(ride: Ride, metrics: RideMetrics) -> RideRecord:
-    """Build the ride's store row from the parsed file and its metrics."""
+    """Build the ride's store row from the parsed file and its metrics (the graph normalises its text)."""
     m = metrics.to_dict()
     return RideRecord(
         ride_id=ride.ride_id,

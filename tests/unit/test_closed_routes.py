@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from coach.closed_routes import ClosedRoutesMiddleware, is_closed, normalized_path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -12,7 +13,6 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.testclient import TestClient
 
-from coach.closed_routes import ClosedRoutesMiddleware, is_closed, normalized_path
 from server import auth
 
 TOKEN = "token-of-athlete-a-0001"
