@@ -185,7 +185,7 @@ auth = Auth()
 async def athlete_for_authorization(authorization: str | None) -> str:
     """The athlete an `Authorization` header value authenticates (the one check every route goes through).
 
-    Used by `authenticate` (the API's routes) and by `coach.closed_routes` (the server's own `/metrics`).
+    Used by `authenticate` (the API's routes) and by `server.closed_routes` (the server's own `/metrics`).
 
     Raises:
         Auth.exceptions.HTTPException: 401 (with `WWW-Authenticate: Bearer`) without a bearer token or with an

@@ -1,11 +1,10 @@
-"""The development server's unauthenticated routes, closed by `coach.closed_routes` (the e2e sweep checks it live)."""
+"""The development server's unauthenticated routes, closed by `server.closed_routes` (the e2e sweep checks it live)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
 import pytest
-from coach.closed_routes import ClosedRoutesMiddleware, is_closed, normalized_path
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -14,6 +13,7 @@ from starlette.routing import Route
 from starlette.testclient import TestClient
 
 from server import auth
+from server.closed_routes import ClosedRoutesMiddleware, is_closed, normalized_path
 
 TOKEN = "token-of-athlete-a-0001"
 

@@ -15,7 +15,7 @@ import pytest
 
 import training.ride_files as ride_files
 from config.settings import Settings
-from tests.conftest import RIDES_DIR
+from tests.conftest import RIDES_DIR, ride_path
 from training.ride_files import DEFAULT_MAX_BYTES, RideFileError, read_ride
 from training.ride_peek import peek_start_time
 
@@ -99,7 +99,7 @@ def test_oversized_xml_is_refused_before_parsing(
 
     monkeypatch.setattr(ride_files.gpxpy, "parse", must_not_parse)
     monkeypatch.setattr(ride_files.TCXReader, "read", must_not_parse)
-    data = (RIDES_DIR / name).read_bytes()  # 0.8 MB (TCX), 2.9 MB (GPX)
+    data = ride_path(name).read_bytes()  # 0.8 MB (TCX), 2.9 MB (GPX)
     path = tmp_path / (name + (".gz" if gzipped else ""))
     path.write_bytes(gzip.compress(data) if gzipped else data)
     with pytest.raises(RideFileError) as info:
@@ -142,8 +142,8 @@ def test_peek_reads_only_the_head_of_a_gzip(tmp_path: Path) -> None:
     ],
 )
 def test_peek_parses_only_the_head_of_an_xml_document(tmp_path: Path, name: str, start: datetime) -> None:
-    data = (RIDES_DIR / name).read_bytes()
-    assert peek_start_time(RIDES_DIR / name) == start
+    data = ride_path(name).read_bytes()
+    assert peek_start_time(ride_path(name)) == start
     broken = tmp_path / name
     broken.write_bytes(data[: len(data) // 2] + b"<<< not XML")  # the whole document does not parse
     assert peek_start_time(broken) == start

@@ -198,7 +198,7 @@ def test_ride_metadata_from_files_is_normalised():
 def test_any_upload_name_is_saved_inside_the_inbox_or_refused_without_writing(tmp_path_factory, name):
     inbox = tmp_path_factory.mktemp("inbox")
     try:
-        path = save_upload("athlete-1", name, b"\x0e\x10 not really a fit file", inbox)
+        path = save_upload("athlete-1", name, b"\x0e\x10 not really a fit file", inbox).path
     except InvalidUploadError as exc:
         assert exc.code == "invalid_upload"
         assert not any(p.is_file() for p in Path(inbox).rglob("*"))
