@@ -42,8 +42,8 @@ from graphs.training_load_auditor import build_graph as build_auditor_graph
 from records.audit_store import AuditStore
 from records.stores import close_coach_deps, open_coach_deps
 from training.charts import ChartUnavailableError, curve_from_mmp, pmc_chart, power_curve_chart
-from training.compare import format_duration
 from training.dates import DateResolutionError, resolve_day
+from training.formatting import format_duration
 
 # Wide enough for the tables when the output is a pipe or a file (rich assumes 80 columns there), as cli.main.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 170)

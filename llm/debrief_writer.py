@@ -13,6 +13,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import HumanMessage, SystemMessage
 
 from llm.models import OFFLINE_LABEL, model_label
+from training.formatting import format_duration
 
 DEBRIEF_SYSTEM_PROMPT = (
     "You are an endurance cycling coach writing a short post-ride debrief (at most 5 sentences). Use only the "
@@ -83,7 +84,7 @@ def offline_debrief(ride: dict[str, Any], facts: dict[str, dict[str, Any]], fact
         A few sentences starting with `[offline coach]`.
     """
     m = ride["metrics"]
-    parts = [f"[offline coach] {_duration(m.get('moving_s') or 0)} moving"]
+    parts = [f"[offline coach] {format_duration(m.get('moving_s') or 0)} moving"]
     if m.get("distance_m"):
         parts[0] += f", {m['distance_m'] / 1000:.1f} km"
     parts[0] += "."
@@ -133,8 +134,3 @@ def _fact_value_from_metrics(key: str, m: dict[str, Any], mmp: dict[str, float])
         return round(m["ftp_estimate_w"])
     suffix = key.removeprefix("best_").removesuffix("_w")
     return round(mmp[suffix]) if suffix in mmp else "?"
-
-
-def _duration(seconds: float) -> str:
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"

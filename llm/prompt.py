@@ -8,12 +8,13 @@ grow with the conversation.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+from memory.session_window import estimate_tokens
 
 SYSTEM_PROMPT = (
     "You are an endurance cycling coach talking with one athlete. Be concise, concrete and kind. "
@@ -68,15 +69,6 @@ def proposal_decisions_note(decisions: Sequence[dict[str, Any]]) -> SystemMessag
 def describe_decision(decision: dict[str, Any]) -> str:
     """`key = value: status by the athlete`, the value as JSON (e.g. `goal = "a century": confirmed ...`)."""
     return f"{decision['key']} = {json.dumps(decision['value'])}: {decision['status']} by the athlete"
-
-
-def estimate_tokens(text: str) -> int:
-    """Token estimate of a text: one token per 4 characters, rounded up.
-
-    Source: OpenAI, "What are tokens and how to count them" (rule of thumb: 1 token ≈ 4 characters of English).
-    Used for budgets and the reported prompt size; no tokenizer file is needed offline.
-    """
-    return math.ceil(len(text) / 4)
 
 
 def facts_block(facts: dict[str, dict[str, Any]] | None) -> str:

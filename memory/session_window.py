@@ -158,7 +158,7 @@ class SessionWindow:
         """
         key = window_key(athlete_id, session_id)
         start = 0 if limit is None else -max(limit, 1)
-        raw = await self.redis.lrange(key, start, -1)  # type: ignore[misc]
+        raw = await self.redis.lrange(key, start, -1)
         entries = []
         for item in raw:
             try:

@@ -11,9 +11,9 @@ Form zones (intervals.icu Fitness page; TrainingPeaks/Allen & Coggan 2010 read T
 (productive training), below −30 high risk.
 
 Power curves are coarse: each stored ride keeps its mean-max power at five durations (5 s, 1, 5, 20 and 60 min:
-`training.metrics.MMP_DURATIONS_S`), so the athlete's best curve is the maximum over the rides at those five
+`training.power.MMP_DURATIONS_S`), so the athlete's best curve is the maximum over the rides at those five
 points, drawn as straight segments between them on a log time axis. A ride's own curve may be given densely (from
-its samples, `training.metrics.mean_max_curve` with more durations) or at the same five points.
+its samples, `training.power.mean_max_curve` with more durations) or at the same five points.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from training.flags import FORM_ZONES
-from training.metrics import MMP_DURATIONS_S
+from training.power import MMP_DURATIONS_S
 
 FORM_ZONE_COLOURS = {
     "transition": "#f6e7b0",
@@ -170,7 +170,7 @@ def pmc_chart(
 def curve_from_mmp(mmp_w: Mapping[str, float]) -> dict[int, float]:
     """Turn stored mean-max powers by label (``{"5s": 950, "20min": 290}``) into ``{duration_s: watts}``.
 
-    Labels not in `training.metrics.MMP_DURATIONS_S` are ignored.
+    Labels not in `training.power.MMP_DURATIONS_S` are ignored.
     """
     return {MMP_DURATIONS_S[k]: float(v) for k, v in mmp_w.items() if k in MMP_DURATIONS_S and v is not None}
 

@@ -26,6 +26,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from training.formatting import format_duration, format_volume
+
 Status = Literal["done", "partial", "missed", "unplanned", "rest"]
 Colour = Literal["green", "yellow", "red"]
 
@@ -156,24 +158,9 @@ def _round(value: float | None, digits: int) -> float | None:
     return None if value is None else round(value, digits)
 
 
-def format_duration(duration_s: float) -> str:
-    """Format seconds as ``"1h05"`` (an hour or more) or ``"45min"``, rounded to the minute."""
-    hours, minutes = divmod(round(duration_s / 60), 60)
-    return f"{hours}h{minutes:02d}" if hours else f"{minutes}min"
-
-
-def _volume(duration_s: float | None, tss: float | None) -> str:
-    parts = []
-    if duration_s is not None:
-        parts.append(format_duration(duration_s))
-    if tss is not None:
-        parts.append(f"{tss:.0f} TSS")
-    return ", ".join(parts)
-
-
 def _summary(r: dict[str, Any], ratio: float | None) -> str:
     training_kinds = [k for k in r["planned_kinds"] if k.strip().lower() not in REST_KINDS]
-    planned_volume = _volume(r["planned_duration_s"], r["planned_tss"])
+    planned_volume = format_volume(r["planned_duration_s"], r["planned_tss"])
     planned = " + ".join(training_kinds) + (f" ({planned_volume})" if planned_volume else "")
     ride_word = "ride" if r["rides"] == 1 else "rides"
     ridden_tss = "" if r["actual_tss"] is None else f" ({r['actual_tss']:.0f} TSS)"

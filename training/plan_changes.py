@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from training.compare import REST_KINDS, format_duration
+from training.compare import REST_KINDS
+from training.formatting import format_volume
 
 PROPOSAL_HORIZON_DAYS = 3
 """Proposals look at workouts planned from the day after the audit to this many days after it."""
@@ -158,7 +159,7 @@ def propose_plan_changes(
     description = str(workout.get("description") or "")
     before: dict[str, Any] = {"kind": kind, "duration_s": duration_s, "tss": tss, "description": description}
     day: date = workout["date"]
-    volume = _volume(duration_s, tss)
+    volume = format_volume(duration_s, tss)
     was = f"{kind} ({volume})" if volume else kind
     flag = by_code[trigger]
     if action == "replace":
@@ -186,7 +187,7 @@ def propose_plan_changes(
             what = f"ACWR is {flag['value']:.2f} (above 1.5)"
         else:
             what = f"CTL ramp rate is {flag['value']:.1f} per week (above 8)"
-        new_volume = _volume(new_duration_s, new_tss)
+        new_volume = format_volume(new_duration_s, new_tss)
         reason = (
             f"{what}: shorten "
             f"{day:%A %d %b}'s {was} by {REDUCTION_FRACTION:.0%}"
@@ -204,12 +205,3 @@ def _round_half_up(value: float) -> float:
 
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
-
-
-def _volume(duration_s: float | None, tss: float | None) -> str:
-    parts = []
-    if duration_s is not None:
-        parts.append(format_duration(duration_s))
-    if tss is not None:
-        parts.append(f"{tss:.0f} TSS")
-    return ", ".join(parts)

@@ -1,9 +1,10 @@
 """1 Hz ride samples and the resampling of raw device records onto them.
 
 Bike computers record at 1 Hz, at irregular "smart recording" intervals, or with pauses (auto-pause, stops).
-Every metric in :mod:`training.metrics` assumes one sample per recorded second, so the readers in
-:mod:`training.ride_files` hand their raw records to :func:`resample_to_1hz`, which applies the reference method
-of the rides README (``data/rides/README.md``), the one its "NP ref" figures use:
+Every metric (:mod:`training.metrics` and the power, heart-rate, zone and motion modules it assembles) assumes
+one sample per recorded second, so the readers in :mod:`training.ride_files` hand their raw records to
+:func:`resample_to_1hz`, which applies the reference method of the rides README
+(``data/rides/README.md``), the one its "NP ref" figures use:
 
 * timestamps are rounded to whole seconds; records that share a second are merged, the last value winning;
 * a gap of ``MAX_HOLD_GAP_S`` (10 s) or less between records is filled by holding the last value;
@@ -15,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 MAX_HOLD_GAP_S = 10
 """Longest gap (s) between records that is filled by holding the last value; longer gaps are pauses."""
@@ -54,17 +56,17 @@ class RideSamples:
             when there is no power. Power metrics use only these seconds (:attr:`recorded_power_w`).
     """
 
-    elapsed_s: np.ndarray
-    power_w: np.ndarray | None = None
-    hr_bpm: np.ndarray | None = None
-    cadence_rpm: np.ndarray | None = None
-    speed_m_s: np.ndarray | None = None
-    distance_m: np.ndarray | None = None
-    altitude_m: np.ndarray | None = None
-    power_recorded: np.ndarray | None = None
+    elapsed_s: npt.NDArray[np.int64]
+    power_w: npt.NDArray[np.float64] | None = None
+    hr_bpm: npt.NDArray[np.float64] | None = None
+    cadence_rpm: npt.NDArray[np.float64] | None = None
+    speed_m_s: npt.NDArray[np.float64] | None = None
+    distance_m: npt.NDArray[np.float64] | None = None
+    altitude_m: npt.NDArray[np.float64] | None = None
+    power_recorded: npt.NDArray[np.bool_] | None = None
 
     @property
-    def recorded_power_w(self) -> np.ndarray | None:
+    def recorded_power_w(self) -> npt.NDArray[np.float64] | None:
         """Power (W) on the seconds where it was recorded, shape ``(k,)`` with ``k <= n``; ``None`` without power.
 
         This is the 1 Hz power series of the reference method (``data/rides/README.md``): gaps of at most 10 s
@@ -98,7 +100,9 @@ class RideSamples:
         return tuple(name for name in CHANNELS if getattr(self, name) is not None)
 
 
-def resample_to_1hz(timestamps_s: np.ndarray, channels: dict[str, np.ndarray]) -> tuple[int, RideSamples] | None:
+def resample_to_1hz(
+    timestamps_s: npt.NDArray[np.float64], channels: dict[str, npt.NDArray[np.float64]]
+) -> tuple[int, RideSamples] | None:
     """Put raw records on a 1 Hz grid of recorded seconds.
 
     Method (the reference method of ``data/rides/README.md``; Allen & Coggan 2010 work on 1 Hz data):
@@ -145,7 +149,8 @@ def resample_to_1hz(timestamps_s: np.ndarray, channels: dict[str, np.ndarray]) -
     grid_s = np.repeat(unique_s, span) + _ramp(span)
     start_s = int(unique_s[0])
 
-    out: dict[str, np.ndarray | None] = {"power_recorded": None}
+    out: dict[str, npt.NDArray[np.float64] | None] = {}
+    power_recorded: npt.NDArray[np.bool_] | None = None
     for name in CHANNELS:
         raw = channels.get(name)
         if raw is None:
@@ -162,21 +167,23 @@ def resample_to_1hz(timestamps_s: np.ndarray, channels: dict[str, np.ndarray]) -
             continue
         held, recorded = _hold_onto_grid(seconds[valid], values[valid], grid_s)
         if name == "power_w":
-            out["power_recorded"] = recorded
+            power_recorded = recorded
             held = np.where(recorded, held, 0.0)
         out[name] = held
 
-    samples = RideSamples(elapsed_s=grid_s - start_s, **out)
+    samples = RideSamples(elapsed_s=grid_s - start_s, power_recorded=power_recorded, **out)
     return start_s, samples
 
 
-def _ramp(span: np.ndarray) -> np.ndarray:
+def _ramp(span: npt.NDArray[np.int64]) -> npt.NDArray[np.int64]:
     """Return ``0..span[i]-1`` for every block, concatenated (shape ``(span.sum(),)``)."""
     starts = np.cumsum(span) - span
     return np.arange(int(span.sum()), dtype=np.int64) - np.repeat(starts, span)
 
 
-def _hold_onto_grid(value_s: np.ndarray, values: np.ndarray, grid_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _hold_onto_grid(
+    value_s: npt.NDArray[np.int64], values: npt.NDArray[np.float64], grid_s: npt.NDArray[np.int64]
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.bool_]]:
     """Sample a channel's valid values onto ``grid_s`` by holding each value across gaps of at most 10 s.
 
     Args:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from training.compare import compare_day, format_duration
+from training.compare import compare_day
+from training.formatting import format_duration
 
 
 def plan(kind="endurance", duration_s=3600.0, tss=60.0):

@@ -15,28 +15,22 @@ import pytest
 
 from tests.conftest import needs_gpl_rides, ride_param
 from tests.unit.test_ride_files import needs_shared_rides, shared_ride
-from training.metrics import (
-    aerobic_decoupling,
-    compute_metrics,
-    efficiency_factor,
-    estimate_lthr_bpm,
+from training.heart_rate import aerobic_decoupling, efficiency_factor, estimate_lthr_bpm, hr_tss, trimp
+from training.metrics import compute_metrics
+from training.motion import moving_mask
+from training.power import (
     ftp_from_best_20min,
-    hr_tss,
-    hr_zone_bounds_bpm,
     intensity_factor,
     mean_max_curve,
     mean_max_power,
-    moving_mask,
     normalized_power,
-    power_zone_bounds_w,
     rolling_mean,
-    time_in_zones,
     training_stress_score,
-    trimp,
     variability_index,
 )
 from training.ride_files import Ride
 from training.samples import RideSamples
+from training.zones import hr_zone_bounds_bpm, power_zone_bounds_w, time_in_zones
 
 
 def make_ride(

@@ -8,7 +8,8 @@ import pytest
 from langchain_core.messages import HumanMessage, SystemMessage, ToolMessage
 
 from llm.offline import OfflineCoachModel, compose_reply, plan_tool_call
-from llm.prompt import MEMORY_NOTICES, assemble_prompt, estimate_tokens, facts_block, prompt_tokens
+from llm.prompt import MEMORY_NOTICES, assemble_prompt, facts_block, prompt_tokens
+from memory.session_window import estimate_tokens
 
 
 @pytest.mark.parametrize(
@@ -102,7 +103,3 @@ def test_facts_block_cuts_long_values():
     block = facts_block({"notes": {"value": "x" * 1000}, "ftp_w": {"value": 280}})
     assert "- ftp_w: 280" in block and len(block) < 300
     assert facts_block({}) == "[ATHLETE FACTS]\n(none on file yet)"
-
-
-def test_estimate_tokens():
-    assert estimate_tokens("") == 0 and estimate_tokens("abcd") == 1 and estimate_tokens("abcde") == 2
