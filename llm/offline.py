@@ -239,7 +239,7 @@ class OfflineCoachModel(BaseChatModel):
     def _llm_type(self) -> str:
         return "offline-coach"
 
-    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> OfflineCoachModel:  # type: ignore[override]
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> OfflineCoachModel:
         """Return self: the offline responder knows the coach's tools already."""
         return self
 

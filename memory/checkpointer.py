@@ -56,6 +56,6 @@ async def open_checkpointer(pool: DictPool) -> CoachPostgresSaver:
     Raises:
         psycopg.OperationalError, psycopg_pool.PoolTimeout: Postgres cannot be reached.
     """
-    saver = CoachPostgresSaver(conn=pool)  # type: ignore[arg-type]
+    saver = CoachPostgresSaver(conn=pool)
     await saver.setup()
     return saver

@@ -131,6 +131,8 @@ def resolve_day(text: str, *, tz: str = "UTC", now: datetime | None = None, pref
     parsed = dateparser.parse(phrase, languages=LANGUAGES, settings=_settings(local, prefer))
     if parsed is None:
         raise DateResolutionError(f"could not read {text!r} as a day: {_HINT}")
+    if not isinstance(parsed, datetime):  # dateparser is untyped: check what it gave
+        raise DateResolutionError(f"could not read {text!r} as a day: {_HINT}")
     if parsed.tzinfo is not None:
         parsed = parsed.astimezone(local.tzinfo)
     return parsed.date()

@@ -536,7 +536,7 @@ def _epoch_s(value: Any) -> float:
         return float("nan")
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
-    return value.timestamp()
+    return float(value.timestamp())
 
 
 def _to_float(value: Any) -> float:
