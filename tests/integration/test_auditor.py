@@ -192,7 +192,7 @@ async def test_interrupt_then_accept_applies_the_change(deps, athlete):
 
 async def test_a_bad_answer_asks_again_then_a_good_one_applies(deps, athlete):
     athlete_id = athlete["id"]
-    graph = build_graph(checkpointer=InMemorySaver(), store=deps)
+    graph = build_graph(checkpointer=InMemorySaver(), stores=deps)
     config = {"configurable": {"thread_id": f"audit-bad-{athlete_id}"}}
     context = Context(athlete_id=athlete_id, timezone="UTC")
     (request,) = (await graph.ainvoke({"ask": True}, config=config, context=context))["__interrupt__"]

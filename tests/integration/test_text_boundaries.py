@@ -365,15 +365,18 @@ def test_cli_search_with_a_non_utf8_argument_exits_2(athlete_id: str) -> None:
 async def test_a_tool_call_with_nul_in_its_arguments_gets_an_error_result_not_a_crash(
     deps: CoachDeps, athlete_id: str
 ) -> None:
-    from tools.coach_tools import ToolCallContext, run_tool
+    from tools.base import ToolCallContext, run_tool
+    from tools.coach_tools import TOOLS
+
+    by_name = {t.name: t for t in TOOLS}
 
     ctx = ToolCallContext(
         athlete_id=athlete_id, session_id="s1", timezone="UTC", now=datetime.now(UTC), sticky={}, window_message_ids=[]
     )
     for name, args in [
         ("search_conversation", {"query": "knee\x00 pain"}),
-        ("set_pinned_fact", {"key": "goal", "value": "x\ud800"}),
+        ("propose_fact", {"key": "goal", "value": "x\ud800"}),
     ]:
-        outcome = await run_tool(name, args, deps, ctx)
+        outcome = await run_tool(by_name[name], args, deps, ctx)
         assert outcome.content["error"] == "invalid_text", outcome.content
     assert await deps.athlete_store.current_facts(athlete_id) == {}
