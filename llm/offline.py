@@ -20,6 +20,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 
 from llm.prompt import PROPOSAL_DECISIONS_KEY, describe_decision
 from training.dates import find_day_in_text
+from training.formatting import format_clock
 
 LABEL = "[offline coach]"
 
@@ -151,7 +152,7 @@ def _rides_reply(message: str, result: dict[str, Any]) -> str:
         return f"No ride recorded on {when}."
     parts = []
     for r in rides:
-        bits = [f"{_hms(r.get('moving_s'))} moving"]
+        bits = [f"{format_clock(r.get('moving_s') or 0, seconds=False)} moving"]
         if r.get("distance_m"):
             bits.append(f"{r['distance_m'] / 1000:.1f} km")
         if r.get("normalized_power_w"):
@@ -175,7 +176,7 @@ def _plan_reply(message: str, result: dict[str, Any]) -> str:
     for p in planned:
         item = p["kind"]
         if p.get("duration_s"):
-            item += f" {_hms(p['duration_s'])}"
+            item += f" {format_clock(p['duration_s'], seconds=False)}"
         if p.get("tss") is not None:
             item += f" (TSS {p['tss']:.0f})"
         if p.get("description"):
@@ -225,11 +226,6 @@ _REPLIES = {
 
 def _value(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
-
-
-def _hms(seconds: float | None) -> str:
-    s = int(round(seconds or 0))
-    return f"{s // 3600}:{s % 3600 // 60:02d}"
 
 
 class OfflineCoachModel(BaseChatModel):

@@ -26,8 +26,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from config.settings import get_settings
-from records.inbox import InboxUpload, InvalidUploadError, inbox_root
+from records.inbox import inbox_root
 from records.stores import close_process_deps, get_coach_deps
+from records.uploads import InboxUpload, InvalidUploadError
 from server.closed_routes import ClosedRoutesMiddleware
 from training.dates import find_day_in_text, known_timezones
 
@@ -68,7 +69,7 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
 
 
 async def upload_ride(request: Request) -> JSONResponse:
-    """Store a ride file (the body) in the athlete's inbox, streamed to disk (`records.inbox.InboxUpload`).
+    """Store a ride file (the body) in the athlete's inbox, streamed to disk (`records.uploads.InboxUpload`).
 
     Answers: 201 `{file, ride_id, size_bytes, status: "pending"}` when stored; 200 with `status: "duplicate"` and
     the file already holding the same bytes (nothing stored twice); 400 (a bad name, an empty body), 413 (larger

@@ -16,6 +16,26 @@ def format_duration(duration_s: float) -> str:
     return f"{hours}h{minutes:02d}" if hours else f"{minutes}min"
 
 
+def format_clock(duration_s: float | None, *, seconds: bool = True) -> str:
+    """Format seconds as a clock, ``"1:15:30"`` (H:MM:SS) or, without seconds, ``"1:15"`` (H:MM).
+
+    The duration is rounded to the second first; without seconds the minutes are then whole minutes passed (as a
+    clock shows them: 119 s is ``"0:01"``). Hours are not wrapped at 24.
+
+    Args:
+        duration_s: a duration in seconds, ≥ 0, or None when unknown.
+        seconds: whether to show the seconds.
+
+    Returns:
+        The duration as a clock, e.g. ``"0:00:00"``, ``"25:01:01"``, ``"1:15"``; ``"–"`` (an en dash) for None.
+    """
+    if duration_s is None:
+        return "–"
+    total_s = int(round(duration_s))
+    hours, minutes, secs = total_s // 3600, total_s % 3600 // 60, total_s % 60
+    return f"{hours}:{minutes:02d}:{secs:02d}" if seconds else f"{hours}:{minutes:02d}"
+
+
 def format_volume(duration_s: float | None, tss: float | None) -> str:
     """Format a session's volume as ``"1h30, 70 TSS"``, leaving out what is unknown (``""`` when both are).
 

@@ -1,9 +1,10 @@
 """Read ride files (FIT, TCX, GPX; optionally gzipped) into 1 Hz samples.
 
-Parsing uses the format libraries: ``fitdecode`` (FIT, with its default CRC checks, so a truncated or damaged
-file is an error and never a silent partial ride), ``tcxreader`` (TCX, with ``only_gps=False`` so indoor rides
-keep their samples) and ``gpxpy`` (GPX, with power, heart rate and cadence from the trackpoint extensions).
-Each reader produces raw per-record arrays; :func:`training.samples.resample_to_1hz` puts them on the 1 Hz grid.
+This module holds the :class:`Ride` type, the size caps and :func:`read_ride`, which checks a file's size and
+hands it to its format's reader: :mod:`training.fit_reader` (``fitdecode``, with its CRC checks) or
+:mod:`training.xml_readers` (``tcxreader`` for TCX, ``gpxpy`` for GPX). Each reader produces raw per-record
+arrays; :func:`training.samples.resample_to_1hz` puts them on the 1 Hz grid. Errors are
+:class:`training.ride_errors.RideFileError` (importable from here too).
 """
 
 from __future__ import annotations
@@ -12,52 +13,36 @@ import gzip
 import hashlib
 import io
 import os
-import re
-import struct
-import xml.etree.ElementTree as ET
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
-import fitdecode
-import gpxpy
-import gpxpy.gpx
 import numpy as np
-from gpxpy.geo import EARTH_RADIUS as EARTH_RADIUS_M
-from tcxreader.tcxreader import TCXReader
 
+from training.fit_reader import read_fit
+from training.ride_errors import ERROR_CODES, RideFileError, one_line
 from training.samples import RideSamples, resample_to_1hz
+from training.xml_readers import read_gpx, read_tcx
 
 __all__ = [
+    "DEFAULT_MAX_BYTES",
+    "DEFAULT_MAX_XML_BYTES",
+    "ERROR_CODES",
+    "MAX_RECORDS",
     "RIDE_FILE_SUFFIXES",
     "Ride",
     "RideFileError",
     "RideSamples",
     "find_ride_files",
+    "gunzipped_size",
     "read_ride",
 ]
 
-ERROR_CODES = frozenset(
-    {
-        "empty_file",
-        "corrupt_file",
-        "unsupported_format",
-        "not_a_file",
-        "no_samples",
-        "no_power_or_hr",
-        "no_ride_files",
-        "file_too_large",
-    }
-)
-"""Codes carried by :class:`RideFileError`."""
-
 RIDE_FILE_SUFFIXES = (".fit", ".fit.gz", ".tcx", ".tcx.gz", ".gpx", ".gpx.gz")
 """File name endings (case-insensitive) recognised as ride files when expanding folders."""
-
-DEFAULT_SPORT = "cycling"
 
 DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 """Default cap of a ride file's data (after gunzip), bytes: `Settings.ride_max_bytes` (a 10-hour 1 Hz FIT file
@@ -71,54 +56,9 @@ MAX_RECORDS = 2_000_000
 """Most timestamped records read from one file (23 days at 1 Hz): past it the file is ``'file_too_large'``, so that a
 small file of tiny FIT records cannot fill the memory with rows."""
 
-_GZIP_MAGIC = b"\x1f\x8b"
+GZIP_MAGIC = b"\x1f\x8b"
+"""The first two bytes of a gzip file (RFC 1952)."""
 _CHUNK_BYTES = 1024 * 1024
-
-# Sport names as written by devices and apps, mapped to this project's names.
-_SPORT_ALIASES = {
-    "biking": "cycling",
-    "bike": "cycling",
-    "ride": "cycling",
-    "cycling": "cycling",
-    "road_biking": "cycling",
-    "virtualride": "cycling",
-    "virtual_ride": "cycling",
-    "ebikeride": "cycling",
-    "mountain_biking": "cycling",
-    "1": "cycling",  # Strava GPX export: activity type 1 is Ride
-    "running": "running",
-    "run": "running",
-    "9": "running",  # Strava GPX export: activity type 9 is Run
-}
-_UNINFORMATIVE_SPORTS = frozenset({"generic", "all", "other"})  # FIT and TCX catch-all values
-
-
-class RideFileError(Exception):
-    """A ride file that cannot be read, with a machine-readable code and a one-line message.
-
-    ``str(error)`` is the message; the code is for programs (and tests).
-
-    Attributes:
-        code: one of ``ERROR_CODES``: ``'empty_file'``, ``'corrupt_file'``, ``'unsupported_format'``,
-            ``'not_a_file'``, ``'no_samples'``, ``'no_power_or_hr'``, ``'no_ride_files'``, ``'file_too_large'``.
-        message: a one-line explanation naming the file.
-    """
-
-    def __init__(self, code: str, message: str):
-        """Create the error.
-
-        Args:
-            code: one of ``ERROR_CODES``.
-            message: a one-line explanation naming the file.
-
-        Raises:
-            ValueError: if ``code`` is not one of ``ERROR_CODES``.
-        """
-        if code not in ERROR_CODES:
-            raise ValueError(f"unknown RideFileError code {code!r}")
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass(frozen=True, eq=False)
@@ -185,7 +125,7 @@ def read_ride(
     if not file_path.is_file():
         what = "is a folder, not a file" if file_path.is_dir() else "does not exist"
         raise RideFileError("not_a_file", f"{path}: {what}")
-    file_format = _format_from_name(name)
+    file_format = format_from_name(name)
     if file_format is None:
         raise RideFileError(
             "unsupported_format", f"{name}: unsupported file type (expected .fit, .tcx or .gpx, optionally .gz)"
@@ -198,7 +138,7 @@ def read_ride(
                 raise RideFileError("empty_file", f"{name}: the file is empty")
             sha256 = hashlib.file_digest(fh, "sha256").hexdigest()
             fh.seek(0)
-            gzipped = fh.read(2) == _GZIP_MAGIC
+            gzipped = fh.read(2) == GZIP_MAGIC
             fh.seek(0)
             if gzipped:
                 data_bytes = gunzipped_size(fh, limit, name, _what(file_format))
@@ -210,11 +150,11 @@ def read_ride(
             if data_bytes > limit:
                 raise _too_large(name, file_format, limit)
             if file_format == "fit":
-                sport, timestamps_s, channels = _read_fit(stream, name)
+                sport, timestamps_s, channels = read_fit(stream, name, MAX_RECORDS)
             elif file_format == "tcx":
-                sport, timestamps_s, channels = _read_tcx(stream.read(), name)
+                sport, timestamps_s, channels = read_tcx(stream.read(), name)
             else:
-                sport, timestamps_s, channels = _read_gpx(stream.read(), name)
+                sport, timestamps_s, channels = read_gpx(stream.read(), name)
     except OSError as exc:
         raise RideFileError("not_a_file", f"{path}: cannot read ({exc.strerror or exc})") from exc
     if timestamps_s.size > MAX_RECORDS:
@@ -267,7 +207,7 @@ def gunzipped_size(fh: BinaryIO, limit_bytes: int, name: str, what: str = "ride 
                         f"{name}: the {what} in the gzip is larger than {_mb(limit_bytes)} (the limit)",
                     )
     except (OSError, EOFError, zlib.error) as exc:
-        raise RideFileError("corrupt_file", f"{name}: damaged gzip data ({_one_line(exc)})") from exc
+        raise RideFileError("corrupt_file", f"{name}: damaged gzip data ({one_line(exc)})") from exc
     if total == 0:
         raise RideFileError("empty_file", f"{name}: the gzip holds an empty file")
     return total
@@ -324,7 +264,8 @@ def _is_ride_file_name(name: str) -> bool:
     return name.lower().endswith(RIDE_FILE_SUFFIXES)
 
 
-def _format_from_name(name: str) -> str | None:
+def format_from_name(name: str) -> str | None:
+    """The format a file name says: ``'fit'``, ``'tcx'`` or ``'gpx'`` (a ``.gz`` ending allowed), else None."""
     lower = name.lower()
     if lower.endswith(".gz"):
         lower = lower[:-3]
@@ -332,226 +273,3 @@ def _format_from_name(name: str) -> str | None:
         if lower.endswith("." + file_format):
             return file_format
     return None
-
-
-def _normalise_sport(value: Any) -> str | None:
-    if value is None:
-        return None
-    text = str(value).strip().lower()
-    if not text:
-        return None
-    if text in _SPORT_ALIASES:
-        return _SPORT_ALIASES[text]
-    if text in _UNINFORMATIVE_SPORTS or text.isdigit():  # catch-alls and unknown numeric codes
-        return None
-    return text
-
-
-# --- FIT -------------------------------------------------------------------------------------------------------
-
-# FIT record fields read into each channel, in order of preference (the enhanced 32-bit fields first).
-_FIT_FIELDS: dict[str, tuple[str, ...]] = {
-    "power_w": ("power",),
-    "hr_bpm": ("heart_rate",),
-    "cadence_rpm": ("cadence",),
-    "speed_m_s": ("enhanced_speed", "speed"),
-    "distance_m": ("distance",),
-    "altitude_m": ("enhanced_altitude", "altitude"),
-}
-# Field name -> (channel index, preference rank); index -1 is the timestamp.
-_FIT_WANTED: dict[str, tuple[int, int]] = {"timestamp": (-1, 0)} | {
-    field_name: (index, rank)
-    for index, field_names in enumerate(_FIT_FIELDS.values())
-    for rank, field_name in enumerate(field_names)
-}
-_FIT_EPOCH_S = 631_065_600  # 1989-12-31T00:00:00Z, the FIT epoch, in Unix seconds (FIT SDK, date_time type)
-_FIT_MIN_ABSOLUTE_TIME = 0x10000000  # FIT SDK: smaller date_time values are relative, not absolute times
-
-
-def _read_fit(stream: io.BufferedIOBase | BinaryIO, name: str) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
-    """Decode FIT ``record`` messages (timestamp and channels) and the sport from ``sport``/``session``.
-
-    fitdecode runs with its default CRC checks (header and file CRC), so a truncated or damaged file raises.
-    Its base data processor is used: timestamps stay raw FIT ``date_time`` seconds and are converted here,
-    which spares a datetime object per record (about a quarter of the decoding time). ``stream`` is read as
-    fitdecode goes (a file, or a decompressing gzip stream); more than ``MAX_RECORDS`` records stop the read.
-    """
-    n_channels = len(_FIT_FIELDS)
-    nan = float("nan")
-    rows: list[list[float]] = []
-    sport: str | None = None
-    session_sport: str | None = None
-    try:
-        with fitdecode.FitReader(stream, processor=fitdecode.DataProcessorBase()) as reader:
-            for frame in reader:
-                if frame.frame_type != fitdecode.FIT_FRAME_DATA:
-                    continue
-                if frame.name == "record":
-                    row = [nan] * (n_channels + 1)  # channels, then the timestamp
-                    ranks = [99] * n_channels
-                    for field in frame.fields:
-                        wanted = _FIT_WANTED.get(field.name)
-                        value = field.value
-                        if wanted is None or value is None or not isinstance(value, int | float):
-                            continue
-                        index, rank = wanted
-                        if index < 0:
-                            if value >= _FIT_MIN_ABSOLUTE_TIME:
-                                row[n_channels] = float(value) + _FIT_EPOCH_S
-                        elif rank < ranks[index]:
-                            row[index] = float(value)
-                            ranks[index] = rank
-                    rows.append(row)
-                    if len(rows) > MAX_RECORDS:
-                        raise RideFileError("file_too_large", f"{name}: more than {MAX_RECORDS} records")
-                elif frame.name == "sport" and sport is None:
-                    sport = _normalise_sport(_frame_value(frame, "sport"))
-                elif frame.name == "session" and session_sport is None:
-                    session_sport = _normalise_sport(_frame_value(frame, "sport"))
-    except fitdecode.FitError as exc:
-        raise RideFileError("corrupt_file", f"{name}: not a valid FIT file ({_one_line(exc)})") from exc
-    except (ValueError, TypeError, struct.error, EOFError) as exc:
-        raise RideFileError("corrupt_file", f"{name}: unreadable FIT data ({_one_line(exc)})") from exc
-    table = np.asarray(rows, dtype=np.float64).reshape(len(rows), n_channels + 1)
-    channels = {channel: table[:, index] for index, channel in enumerate(_FIT_FIELDS)}
-    return sport or session_sport or DEFAULT_SPORT, table[:, n_channels], channels
-
-
-def _frame_value(frame: Any, field_name: str) -> Any:
-    return frame.get_value(field_name, fallback=None) if frame.has_field(field_name) else None
-
-
-# --- TCX -------------------------------------------------------------------------------------------------------
-
-
-def _read_tcx(data: bytes, name: str) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
-    """Read TCX trackpoints with tcxreader (``only_gps=False``: indoor rides have no positions)."""
-    try:
-        # tcxreader hands the source to ElementTree.parse, which takes a file object as well as a path.
-        exercise = TCXReader().read(io.BytesIO(data), only_gps=False)
-    except ET.ParseError as exc:
-        raise RideFileError("corrupt_file", f"{name}: malformed XML ({_one_line(exc)})") from exc
-    except (ValueError, TypeError, KeyError, AttributeError, ZeroDivisionError) as exc:
-        raise RideFileError("corrupt_file", f"{name}: unreadable TCX data ({_one_line(exc)})") from exc
-    points = list(exercise.trackpoints or [])
-    timestamps = np.array([_epoch_s(tp.time) for tp in points], dtype=np.float64)
-    channels = {
-        "power_w": _floats(tp.tpx_ext.get("Watts") for tp in points),
-        "hr_bpm": _floats(tp.hr_value for tp in points),
-        "cadence_rpm": _floats(tp.cadence for tp in points),
-        "speed_m_s": _floats(tp.tpx_ext.get("Speed") for tp in points),
-        "distance_m": _floats(tp.distance for tp in points),
-        "altitude_m": _floats(tp.elevation for tp in points),
-    }
-    sport = _normalise_sport(getattr(exercise, "activity_type", None)) or DEFAULT_SPORT
-    return sport, timestamps, channels
-
-
-# --- GPX -------------------------------------------------------------------------------------------------------
-
-# Local names (namespace stripped, lower case) of trackpoint extension elements read into each channel.
-_GPX_EXTENSION_NAMES: dict[str, frozenset[str]] = {
-    "power_w": frozenset({"power", "powerinwatts", "watts"}),
-    "hr_bpm": frozenset({"hr", "heartrate"}),
-    "cadence_rpm": frozenset({"cad", "cadence"}),
-    "speed_m_s": frozenset({"speed"}),
-}
-
-
-def _read_gpx(data: bytes, name: str) -> tuple[str, np.ndarray, dict[str, np.ndarray]]:
-    """Read GPX track points with gpxpy; distance is derived from the positions."""
-    try:
-        gpx = gpxpy.parse(data.decode("utf-8-sig", errors="replace"))
-    except (gpxpy.gpx.GPXException, ET.ParseError, ValueError) as exc:
-        raise RideFileError("corrupt_file", f"{name}: malformed GPX ({_one_line(exc)})") from exc
-
-    timestamps: list[float] = []
-    latitudes: list[float] = []
-    longitudes: list[float] = []
-    altitudes: list[float] = []
-    extension_columns: dict[str, list[float]] = {channel: [] for channel in _GPX_EXTENSION_NAMES}
-    sport: str | None = None
-    for track in gpx.tracks:
-        sport = sport or _normalise_sport(track.type)
-        for segment in track.segments:
-            for point in segment.points:
-                timestamps.append(_epoch_s(point.time))
-                latitudes.append(point.latitude)
-                longitudes.append(point.longitude)
-                altitudes.append(float("nan") if point.elevation is None else float(point.elevation))
-                found = _gpx_extension_values(point.extensions)
-                for channel, column in extension_columns.items():
-                    column.append(found.get(channel, float("nan")))
-
-    channels = {channel: np.asarray(column, dtype=np.float64) for channel, column in extension_columns.items()}
-    channels["altitude_m"] = np.asarray(altitudes, dtype=np.float64)
-    channels["distance_m"] = _cumulative_distance_m(
-        np.asarray(timestamps, dtype=np.float64),
-        np.asarray(latitudes, dtype=np.float64),
-        np.asarray(longitudes, dtype=np.float64),
-    )
-    return sport or DEFAULT_SPORT, np.asarray(timestamps, dtype=np.float64), channels
-
-
-def _gpx_extension_values(extensions: list[ET.Element]) -> dict[str, float]:
-    found: dict[str, float] = {}
-    for root in extensions:
-        for element in root.iter():
-            local = element.tag.rsplit("}", 1)[-1].lower()
-            for channel, names in _GPX_EXTENSION_NAMES.items():
-                if local in names and channel not in found:
-                    number = _to_float(element.text)
-                    if not np.isnan(number):
-                        found[channel] = number
-    return found
-
-
-def _cumulative_distance_m(timestamps_s: np.ndarray, lat_deg: np.ndarray, lon_deg: np.ndarray) -> np.ndarray:
-    """Cumulative haversine distance (m) along the points in time order, 0 at the first point.
-
-    Source: the haversine great-circle formula, a vectorised ``gpxpy.geo.haversine_distance`` (sphere of
-    gpxpy's ``EARTH_RADIUS``, the WGS-84 equatorial radius).
-    """
-    if lat_deg.size == 0:
-        return np.zeros(0)
-    order = np.argsort(np.where(np.isnan(timestamps_s), np.inf, timestamps_s), kind="stable")
-    lat = np.radians(lat_deg[order])
-    lon = np.radians(lon_deg[order])
-    dlat = np.diff(lat)
-    dlon = np.diff(lon)
-    a = np.sin(dlat / 2) ** 2 + np.cos(lat[:-1]) * np.cos(lat[1:]) * np.sin(dlon / 2) ** 2
-    step_m = 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.clip(a, 0.0, 1.0)))
-    cumulative = np.concatenate(([0.0], np.cumsum(np.nan_to_num(step_m))))
-    distance_m = np.empty_like(cumulative)
-    distance_m[order] = cumulative
-    return distance_m
-
-
-# --- helpers ---------------------------------------------------------------------------------------------------
-
-
-def _epoch_s(value: Any) -> float:
-    """Unix seconds of a datetime; a naive datetime is taken as UTC (TCX/GPX times are UTC by schema)."""
-    if not isinstance(value, datetime):
-        return float("nan")
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return float(value.timestamp())
-
-
-def _to_float(value: Any) -> float:
-    if value is None or isinstance(value, bool):
-        return float("nan")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return float("nan")
-
-
-def _floats(values: Iterable[Any]) -> np.ndarray:
-    return np.array([_to_float(value) for value in values], dtype=np.float64)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = re.sub(r"\s+", " ", str(exc)).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

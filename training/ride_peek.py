@@ -22,7 +22,8 @@ from typing import BinaryIO
 
 import fitdecode
 
-from training.ride_files import _FIT_EPOCH_S, _FIT_MIN_ABSOLUTE_TIME, _GZIP_MAGIC, _format_from_name, _frame_value
+from training.fit_reader import FIT_EPOCH_S, FIT_MIN_ABSOLUTE_TIME, frame_value
+from training.ride_files import GZIP_MAGIC, format_from_name
 
 __all__ = ["PEEK_MAX_BYTES", "peek_start_time"]
 
@@ -75,12 +76,12 @@ def peek_start_time(path: str | os.PathLike[str], *, max_bytes: int = PEEK_MAX_B
         :func:`training.ride_files.read_ride`, then reports why).
     """
     file_path = Path(path)
-    file_format = _format_from_name(file_path.name)
+    file_format = format_from_name(file_path.name)
     if file_format is None:
         return None
     try:
         with open(file_path, "rb") as fh:
-            gzipped = fh.read(2) == _GZIP_MAGIC
+            gzipped = fh.read(2) == GZIP_MAGIC
             fh.seek(0)
             source: io.BufferedIOBase | BinaryIO = gzip.GzipFile(fileobj=fh, mode="rb") if gzipped else fh
             stream = io.BufferedReader(_CappedReader(source, max_bytes))
@@ -100,9 +101,9 @@ def _peek_fit(stream: io.BufferedIOBase) -> datetime | None:
     ) as reader:
         for frame in reader:
             if frame.frame_type == fitdecode.FIT_FRAME_DATA and frame.name == "record":
-                value = _frame_value(frame, "timestamp")
-                if isinstance(value, int) and value >= _FIT_MIN_ABSOLUTE_TIME:
-                    return datetime.fromtimestamp(value + _FIT_EPOCH_S, tz=UTC)
+                value = frame_value(frame, "timestamp")
+                if isinstance(value, int) and value >= FIT_MIN_ABSOLUTE_TIME:
+                    return datetime.fromtimestamp(value + FIT_EPOCH_S, tz=UTC)
     return None
 
 

@@ -11,14 +11,8 @@ from typing import Any
 
 import pytest
 
-from records.inbox import (
-    InvalidUploadError,
-    file_ride_id,
-    inbox_athletes,
-    inbox_files,
-    is_in_athlete_inbox,
-    save_upload,
-)
+from records.inbox import file_ride_id, inbox_athletes, inbox_files, is_in_athlete_inbox
+from records.uploads import InvalidUploadError, save_upload
 from server import serve
 from tests.conftest import PROJECT_ROOT
 

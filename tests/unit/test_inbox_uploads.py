@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from records.inbox import (
+from records.uploads import (
     InboxQuotaError,
     InboxUpload,
     InvalidUploadError,

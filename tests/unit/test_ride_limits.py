@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 import training.ride_files as ride_files
+import training.xml_readers as xml_readers
 from config.settings import Settings
 from tests.conftest import RIDES_DIR, ride_path
 from training.ride_files import DEFAULT_MAX_BYTES, RideFileError, read_ride
@@ -97,8 +98,8 @@ def test_oversized_xml_is_refused_before_parsing(
     def must_not_parse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("an oversized document was handed to the XML parser")
 
-    monkeypatch.setattr(ride_files.gpxpy, "parse", must_not_parse)
-    monkeypatch.setattr(ride_files.TCXReader, "read", must_not_parse)
+    monkeypatch.setattr(xml_readers.gpxpy, "parse", must_not_parse)
+    monkeypatch.setattr(xml_readers.TCXReader, "read", must_not_parse)
     data = ride_path(name).read_bytes()  # 0.8 MB (TCX), 2.9 MB (GPX)
     path = tmp_path / (name + (".gz" if gzipped else ""))
     path.write_bytes(gzip.compress(data) if gzipped else data)

@@ -19,8 +19,8 @@ from hypothesis import strategies as st
 from memory.archive import _record_to_message  # the per-record check `import_transcript` runs first
 from memory.errors import InvalidTranscriptError
 from memory.text import InvalidTextError, clean_text, find_unstorable, validate_text
-from records.inbox import InvalidUploadError, save_upload
 from records.plans import InvalidCsvError, PlanImportError, PlanRow, parse_plan_csv
+from records.uploads import InvalidUploadError, save_upload
 
 # Every code point, lone surrogates and control characters included (codec=None lets surrogates through).
 ANY_CHAR = st.characters(codec=None, categories=None)
