@@ -70,8 +70,8 @@ class RideMetrics:
         ftp_source: ``'athlete'``, ``'estimated'`` or None (no FTP available).
         avg_hr_bpm: average heart rate (bpm) over the readings: 0 bpm is a dropout, not a reading.
         max_hr_bpm: highest heart rate recorded in the ride (bpm).
-        trimp: Banister TRIMP (arbitrary units; minutes × weighted heart-rate reserve), weighted by ``sex``
-            (male constants when unknown).
+        trimp: Banister TRIMP (arbitrary units; minutes × weighted heart-rate reserve), male weighting (the
+            athlete's sex is not passed here yet: :func:`training.heart_rate.trimp` takes it).
         hr_tss: hrTSS: TRIMP relative to one hour at LTHR × 100.
         aerobic_decoupling_pct: Pw:HR decoupling in percent (positive: heart rate drifted up relative to power).
         efficiency_factor: EF = NP / average heart rate (W/bpm).
@@ -122,7 +122,6 @@ def compute_metrics(
     lthr_bpm: float | None = None,
     max_hr_bpm: float | None = None,
     resting_hr_bpm: float | None = None,
-    sex: str | None = None,
 ) -> RideMetrics:
     """Compute all per-ride metrics.
 
@@ -141,7 +140,6 @@ def compute_metrics(
         lthr_bpm: the athlete's lactate threshold heart rate in bpm, if known.
         max_hr_bpm: the athlete's maximum heart rate in bpm, if known.
         resting_hr_bpm: the athlete's resting heart rate in bpm, if known.
-        sex: ``'male'`` or ``'female'`` for TRIMP's Banister weighting; None (unknown) uses the male constants.
 
     Returns:
         The metrics.
@@ -160,7 +158,7 @@ def compute_metrics(
             raise ValueError(f"{name} must be > 0, got {value}")
     samples = ride.samples
     power = _power_metrics(samples, ftp_w)
-    heart = _hr_metrics(samples, lthr_bpm=lthr_bpm, max_hr_bpm=max_hr_bpm, resting_hr_bpm=resting_hr_bpm, sex=sex)
+    heart = _hr_metrics(samples, lthr_bpm=lthr_bpm, max_hr_bpm=max_hr_bpm, resting_hr_bpm=resting_hr_bpm)
     np_w = power.get("normalized_power_w")
     avg_hr = heart.get("avg_hr_bpm")
     paired = _power_and_hr_paired(samples)
