@@ -22,6 +22,7 @@ from training.heart_rate import (
     estimate_lthr_bpm,
     hr_tss,
     trimp,
+    valid_hr_bpm,
 )
 from training.motion import moving_mask, ride_distance_m
 from training.power import (
@@ -33,6 +34,7 @@ from training.power import (
     training_stress_score,
     variability_index,
 )
+from training.power_curve import zero_filled_power_w
 from training.ride_files import Ride
 from training.samples import RideSamples
 from training.zones import hr_zone_bounds_bpm, power_zone_bounds_w, time_in_zones
@@ -59,15 +61,17 @@ class RideMetrics:
         variability_index: NP / average power (including zeros).
         intensity_factor: IF = NP / FTP used.
         tss: training stress score from NP, IF and the recorded power duration.
-        mmp_w: mean-max power by duration label (``MMP_DURATIONS_S``); a label is absent when the power
-            series is shorter than its duration.
+        mmp_w: mean-max power by duration label (``MMP_DURATIONS_S``), over windows of clock time with pauses
+            and power dropouts at 0 W (:func:`training.power_curve.zero_filled_power_w`, as GoldenCheetah's
+            RideFileCache); a label is absent when the ride is shorter than its duration.
         best_20min_w: best 20-minute mean power (same as ``mmp_w['20min']``), or None.
         ftp_estimate_w: 0.95 × best 20 minutes (Allen & Coggan), or None.
         ftp_used_w: FTP used for IF, TSS and power zones: the athlete's, else this ride's estimate.
         ftp_source: ``'athlete'``, ``'estimated'`` or None (no FTP available).
-        avg_hr_bpm: average heart rate (bpm).
+        avg_hr_bpm: average heart rate (bpm) over the readings: 0 bpm is a dropout, not a reading.
         max_hr_bpm: highest heart rate recorded in the ride (bpm).
-        trimp: Banister TRIMP (arbitrary units; minutes × weighted heart-rate reserve), male weighting.
+        trimp: Banister TRIMP (arbitrary units; minutes × weighted heart-rate reserve), male weighting (the
+            athlete's sex is not passed here yet: :func:`training.heart_rate.trimp` takes it).
         hr_tss: hrTSS: TRIMP relative to one hour at LTHR × 100.
         aerobic_decoupling_pct: Pw:HR decoupling in percent (positive: heart rate drifted up relative to power).
         efficiency_factor: EF = NP / average heart rate (W/bpm).
@@ -186,12 +190,14 @@ def _power_metrics(samples: RideSamples, ftp_w: float | None) -> dict[str, Any]:
         "ftp_source": None,
         "power_zones_s": {},
     }
-    if power is None or power.size == 0:
+    if power is None or samples.power_w is None or power.size == 0:
         return empty
     nonzero = power[power > 0]
     avg_w = float(np.mean(power))
     np_w = normalized_power(power)
-    mmp = mean_max_curve(power)
+    # Mean-max windows run on clock time, pauses and dropouts at 0 W (GoldenCheetah RideFileCache), never joining
+    # the efforts on both sides of a stop; the other power figures use the recorded seconds only.
+    mmp = mean_max_curve(zero_filled_power_w(samples.elapsed_s, samples.power_w, samples.power_recorded))
     best_20 = mmp.get("20min")
     ftp_estimate = None if best_20 is None else ftp_from_best_20min(best_20)
     if ftp_w is not None:
@@ -227,6 +233,7 @@ def _hr_metrics(
     lthr_bpm: float | None,
     max_hr_bpm: float | None,
     resting_hr_bpm: float | None,
+    sex: str | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "avg_hr_bpm": None,
@@ -239,7 +246,7 @@ def _hr_metrics(
     hr = samples.hr_bpm
     if hr is None:
         return out
-    hr = hr[~np.isnan(hr)]
+    hr = valid_hr_bpm(hr)  # NaN and 0 bpm (dropouts) are not readings
     if hr.size == 0:
         return out
     ride_max = float(hr.max())
@@ -277,9 +284,9 @@ def _hr_metrics(
     out["hr_params"] = dict(sorted(params.items()))
 
     if hr_max > rest:
-        out["trimp"] = trimp(hr, resting_hr_bpm=rest, max_hr_bpm=hr_max)
+        out["trimp"] = trimp(hr, resting_hr_bpm=rest, max_hr_bpm=hr_max, sex=sex)
         if lthr is not None:
-            out["hr_tss"] = hr_tss(hr, resting_hr_bpm=rest, max_hr_bpm=hr_max, lthr_bpm=lthr)
+            out["hr_tss"] = hr_tss(hr, resting_hr_bpm=rest, max_hr_bpm=hr_max, lthr_bpm=lthr, sex=sex)
     if lthr is not None:
         out["hr_zones_s"] = time_in_zones(hr, hr_zone_bounds_bpm(lthr))
     return out
@@ -289,7 +296,7 @@ def _power_and_hr_paired(samples: RideSamples) -> tuple[npt.NDArray[np.float64],
     """Power and heart rate on the seconds where both were recorded, or None if the ride lacks either."""
     if samples.power_w is None or samples.hr_bpm is None:
         return None
-    both = ~np.isnan(samples.hr_bpm)
+    both = np.isfinite(samples.hr_bpm) & (samples.hr_bpm > 0)
     if samples.power_recorded is not None:
         both &= samples.power_recorded
     return samples.power_w[both], samples.hr_bpm[both]

@@ -66,8 +66,12 @@ def normalized_power(power_w: npt.NDArray[np.float64]) -> float | None:
 def mean_max_power(power_w: npt.NDArray[np.float64], duration_s: int) -> float | None:
     """Mean-max power (MMP, W): the highest mean power over any ``duration_s`` consecutive samples.
 
+    The samples must be consecutive seconds of clock time, pauses filled with 0 W
+    (:func:`training.power_curve.zero_filled_power_w`, as GoldenCheetah's ``RideFileCache`` does): on a series
+    with its pauses dropped, a window would join the efforts on both sides of a stop.
+
     Args:
-        power_w: float shape ``(n,)``, 1 Hz power in watts.
+        power_w: float shape ``(n,)``, 1 Hz power in watts on clock time (pauses zero-filled).
         duration_s: window in seconds (samples), ≥ 1.
 
     Returns:
@@ -85,10 +89,12 @@ def mean_max_power(power_w: npt.NDArray[np.float64], duration_s: int) -> float |
 def mean_max_curve(
     power_w: npt.NDArray[np.float64], durations_s: Mapping[str, int] = MMP_DURATIONS_S
 ) -> dict[str, float]:
-    """Mean-max power for several durations.
+    """Mean-max power for several labelled durations (see :func:`mean_max_power`).
+
+    The full curve on a log grid is :func:`training.power_curve.mean_max_power_curve`.
 
     Args:
-        power_w: float shape ``(n,)``, 1 Hz power in watts.
+        power_w: float shape ``(n,)``, 1 Hz power in watts on clock time (pauses zero-filled).
         durations_s: label → duration in seconds.
 
     Returns:

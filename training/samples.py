@@ -29,6 +29,9 @@ CHANNELS = ("power_w", "hr_bpm", "cadence_rpm", "speed_m_s", "distance_m", "alti
 
 _ZERO_MEANS_ABSENT = frozenset({"power_w", "hr_bpm", "cadence_rpm", "speed_m_s", "distance_m"})
 
+_ZERO_IS_DROPOUT = frozenset({"hr_bpm"})
+"""Channels whose 0 (or negative) values are dropouts, treated as missing records: a heart rate of 0 bpm."""
+
 
 @dataclass(frozen=True, eq=False)
 class RideSamples:
@@ -47,7 +50,8 @@ class RideSamples:
         elapsed_s: int64 seconds since the ride's ``start_time`` for each kept sample; strictly increasing,
             starting at 0.
         power_w: float64 power in watts, NaN-free: 0 W where power is missing (no power recorded, no work).
-        hr_bpm: float64 heart rate in beats per minute; NaN where missing.
+        hr_bpm: float64 heart rate in beats per minute; NaN where missing. A record of 0 bpm is a dropout (the strap
+            lost contact) and counts as missing, so it is neither a reading nor held.
         cadence_rpm: float64 cadence in revolutions per minute; NaN where missing.
         speed_m_s: float64 speed in metres per second; NaN where missing.
         distance_m: float64 cumulative distance in metres as recorded; NaN where missing.
@@ -157,6 +161,8 @@ def resample_to_1hz(
             out[name] = None
             continue
         values = np.asarray(raw, dtype=np.float64)[has_time][order]
+        if name in _ZERO_IS_DROPOUT:
+            values = np.where(values > 0, values, np.nan)  # 0 bpm: the strap lost contact, not a reading
         valid = ~np.isnan(values)
         n_valid = int(valid.sum())
         if n_valid == 0 or n_valid < MIN_CHANNEL_COVERAGE * n_records:
