@@ -66,15 +66,15 @@ async def test_a_bad_answer_asks_again_and_a_good_one_then_confirms(
     assert still["__interrupt__"][0].value["error"]["code"] == "invalid_answer"
 
     done = await chat.resume({str(first.value["proposals"][0]["proposal_id"]): "yes"})
-    assert done["proposals"][0]["status"] == "confirmed" and "__interrupt__" not in done
+    assert done["proposals"][0]["status"] == "accepted" and "__interrupt__" not in done
     facts = await deps.memory.current_facts(athlete_id)
     assert facts["goal"]["value"] == "a sub-5h century in June"
 
 
 async def test_pending_debriefs_refuses_a_bad_max_rides(deps: CoachDeps, athlete_id: str) -> None:
-    graph = build_pending_graph(store=deps)
+    graph = build_pending_graph(stores=deps)
     with pytest.raises(InvalidInputError) as exc:
         await graph.ainvoke({"max_rides": "abc"}, context=Context(athlete_id=athlete_id))
     assert exc.value.code == "invalid_max_rides"
     out = await graph.ainvoke({"max_rides": 2}, context=Context(athlete_id=athlete_id))
-    assert out == {"debriefed": [], "errors": [], "remaining": 0}
+    assert out == {"debriefed": [], "errors": [], "remaining": 0, "skipped": []}
