@@ -36,14 +36,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.chat import check_timezone, local_timezone
+from cli.decisions import ask_decision
 from graphs.context import Context, thread_id
 from graphs.training_load_auditor import AuditDateError
 from graphs.training_load_auditor import build_graph as build_auditor_graph
 from records.audit_store import AuditStore
+from records.proposals import decide_proposal
 from records.stores import close_coach_deps, open_coach_deps
 from training.charts import ChartUnavailableError, curve_from_mmp, pmc_chart, power_curve_chart
 from training.dates import DateResolutionError, resolve_day
 from training.formatting import format_duration
+from training.records import Decision
 
 # Wide enough for the tables when the output is a pipe or a file (rich assumes 80 columns there), as cli.main.
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 170)
@@ -77,8 +80,8 @@ CHART_MIN_DAYS = 28
 DEMO_CHART_DIR = Path(tempfile.gettempdir()) / "endurance-coach"
 """Where `coach demo` writes the Auditor's chart."""
 
-Answer = Callable[[dict[str, Any]], bool]
-"""Asks the athlete about one proposal; True accepts."""
+Answer = Callable[[dict[str, Any]], Decision]
+"""Asks the athlete about one proposal: ``accept`` or ``reject``."""
 
 
 # ----- running the Auditor ------------------------------------------------------------------------------------
@@ -102,8 +105,8 @@ async def run_audit(athlete_id: str, *, as_of: str | None, tz: str, ask: Answer 
         athlete_id: the athlete.
         as_of: ``YYYY-MM-DD`` (default today in `tz`).
         tz: the athlete's IANA time zone.
-        ask: when given, the run pauses on each pending proposal and this function decides it (True accepts,
-            applying the change); when None proposals stay pending.
+        ask: when given, the run pauses on each pending proposal and this function decides it (``accept``
+            applies the change); when None proposals stay pending.
 
     Returns:
         The report (see `graphs.training_load_auditor`).
@@ -122,7 +125,7 @@ async def run_audit(athlete_id: str, *, as_of: str | None, tz: str, ask: Answer 
             payload["as_of"] = as_of
         result = await graph.ainvoke(payload, config=config, context=context)
         while ask is not None and result.get("__interrupt__"):
-            answers: dict[str, bool] = {}
+            answers: dict[str, Decision] = {}
             for request in result["__interrupt__"]:
                 for proposal in request.value.get("proposals", []):
                     answers[str(proposal["id"])] = await asyncio.to_thread(ask, proposal)
@@ -252,10 +255,10 @@ def print_report(report: Mapping[str, Any], athlete_id: str, console: Console = 
             )
 
 
-def _ask_on_terminal(proposal: dict[str, Any]) -> bool:
+def _ask_on_terminal(proposal: dict[str, Any]) -> Decision:
     out.print(f"\nProposal #{proposal['id']}: {escape(describe_change(proposal['change']))}")
     out.print(f"  {escape(proposal['reason'])}")
-    return bool(typer.confirm("Accept this change to your plan?", default=False))
+    return ask_decision("Accept this change to your plan?", default="reject")
 
 
 # ----- the coach debrief --chart and coach demo helpers -------------------------------------------------------
@@ -449,13 +452,13 @@ def register(app: typer.Typer, run: Any, check_athlete: Any) -> None:
             out.print(f"#{p['id']} {status} {escape(describe_change(p['change']))} (audit of {p['as_of']})")
             out.print(f"  {escape(p['reason'])}")
 
-    def decide(athlete: str, proposal_id: int, accept: bool, as_json: bool) -> None:
+    def decide(athlete: str, proposal_id: int, decision: Decision, as_json: bool) -> None:
         athlete = check_athlete(athlete)
 
         async def go() -> dict[str, Any]:
             deps = await open_coach_deps()
             try:
-                return await AuditStore(deps.athlete_store.pool).decide(athlete, proposal_id, accept=accept)
+                return await decide_proposal(deps.athlete_store.pool, "plan_change", athlete, proposal_id, decision)
             finally:
                 await close_coach_deps(deps)
 
@@ -463,9 +466,9 @@ def register(app: typer.Typer, run: Any, check_athlete: Any) -> None:
         if as_json:
             print(json.dumps(row, default=str))
             return
-        verb = "accepted: the plan now has" if accept else "rejected: the plan keeps"
+        verb = "accepted: the plan now has" if decision == "accept" else "rejected: the plan keeps"
         change = row["change"]
-        shown = {**change, "after": change["before"]} if not accept else change
+        shown = change if decision == "accept" else {**change, "after": change["before"]}
         out.print(
             f"proposal #{row['id']} {verb} {escape(describe_change(shown).split(' → ')[-1])} on "
             f"{_day_label(change['date'])}"
@@ -478,7 +481,7 @@ def register(app: typer.Typer, run: Any, check_athlete: Any) -> None:
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Accept a plan-change proposal: the planned workout is changed as proposed."""
-        decide(athlete, proposal_id, True, as_json)
+        decide(athlete, proposal_id, "accept", as_json)
 
     @plan_app.command("reject")
     def plan_reject(
@@ -487,7 +490,7 @@ def register(app: typer.Typer, run: Any, check_athlete: Any) -> None:
         as_json: Annotated[bool, typer.Option("--json")] = False,
     ) -> None:
         """Reject a plan-change proposal: the plan stays as it is (the same change is not proposed again)."""
-        decide(athlete, proposal_id, False, as_json)
+        decide(athlete, proposal_id, "reject", as_json)
 
 
 def _fail(code: str, message: str, as_json: bool) -> Any:

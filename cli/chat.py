@@ -22,6 +22,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from cli.decisions import ask_decision
 from graphs.chat import STATUS_ORDER, InvalidMessageError
 from graphs.chat import build_graph as build_chat_graph
 from graphs.context import Context, thread_id
@@ -30,6 +31,7 @@ from memory.text import InvalidTextError
 from records.plans import PlanImportError, parse_plan_csv
 from records.stores import CoachDeps, close_coach_deps, open_coach_deps
 from training.dates import InvalidTimezoneError, validate_timezone
+from training.records import Decision
 
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -164,11 +166,13 @@ async def chat_session(athlete_id: str, session_id: str, timezone: str, message:
                 _print_error(exc.code, str(exc), False)
                 continue
             while "interrupt" in result:
-                answers: dict[str, bool] = {}
+                answers: dict[str, Decision] = {}
                 for request in result["interrupt"]:
                     for p in request.get("proposals", []):
                         question = f"Save {p['key']} = {json.dumps(p['value'])} (proposal #{p['proposal_id']})?"
-                        answers[str(p["proposal_id"])] = await asyncio.to_thread(typer.confirm, question, True)
+                        answers[str(p["proposal_id"])] = await asyncio.to_thread(
+                            ask_decision, question, default="accept"
+                        )
                 result = await run_turn(graph, Command(resume=answers), config, context)
             await _finish_turn(deps, result, athlete_id, session_id)
             _print_turn(result, False)
@@ -190,7 +194,7 @@ def _print_turn(result: dict[str, Any], as_json: bool) -> None:
         if p.get("status", "pending") == "pending":
             out.print(
                 f"[dim]proposal #{p['proposal_id']}: {p['key']} = {escape(json.dumps(p['value']))} "
-                f"(confirm: coach facts --athlete ... --confirm {p['proposal_id']})[/dim]"
+                f"(accept: coach facts --athlete ... --accept {p['proposal_id']})[/dim]"
             )
 
 

@@ -35,7 +35,9 @@ from memory.db import aprobe, open_pool
 from memory.errors import MemoryError_, StoreUnavailableError
 from memory.text import InvalidTextError, clean_text
 from records.inbox import inbox_athletes
+from records.proposals import decide_proposal
 from records.stores import close_coach_deps, open_coach_deps
+from training.records import Decision
 from training.ride_files import RideFileError, find_ride_files
 from training.ride_peek import peek_start_time
 
@@ -384,22 +386,24 @@ async def debrief_pending(athlete_id: str | None) -> list[dict[str, Any]]:
 def facts(
     athlete: AthleteOpt,
     history: Annotated[str | None, typer.Option("--history", help="Show every value this fact key has had.")] = None,
-    confirm: Annotated[int | None, typer.Option("--confirm", help="Confirm a pending fact proposal.")] = None,
+    accept: Annotated[
+        int | None, typer.Option("--accept", "--confirm", help="Accept a pending fact proposal (--confirm: alias).")
+    ] = None,
     reject: Annotated[int | None, typer.Option("--reject", help="Reject a pending fact proposal.")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show the athlete's facts (with source and update time) or a fact's history; confirm or reject a proposal.
+    """Show the athlete's facts (with source and update time) or a fact's history; accept or reject a proposal.
 
-    A confirmed proposal is written with source `user`.
+    An accepted proposal is written with source `user`.
     """
     athlete = _check_athlete(athlete)
-    if confirm is not None or reject is not None:
-        if confirm is not None and reject is not None:
-            err.print("[red]error[/red] (usage): give --confirm or --reject, not both")
+    if accept is not None or reject is not None:
+        if accept is not None and reject is not None:
+            err.print("[red]error[/red] (usage): give --accept or --reject, not both")
             raise typer.Exit(2)
-        proposal_id = confirm if confirm is not None else reject
+        proposal_id = accept if accept is not None else reject
         assert proposal_id is not None
-        row = _run(decide_proposal(athlete, proposal_id, confirm=confirm is not None))
+        row = _run(decide_fact_proposal(athlete, proposal_id, "accept" if accept is not None else "reject"))
         if as_json:
             print(json.dumps(row, default=_json_default))
         else:
@@ -438,15 +442,15 @@ def facts(
     out.print(table)
 
 
-async def decide_proposal(athlete_id: str, proposal_id: int, *, confirm: bool) -> dict[str, Any]:
-    """Confirm or reject a pending proposal and drop the athlete's cached facts.
+async def decide_fact_proposal(athlete_id: str, proposal_id: int, decision: Decision) -> dict[str, Any]:
+    """Accept or reject a pending fact proposal (`records.proposals.decide_proposal`); drop the cached facts.
 
     Raises:
         ProposalNotFoundError: no pending proposal with that id for this athlete.
     """
     deps = await open_coach_deps()
     try:
-        row = await deps.athlete_store.decide_proposal(athlete_id, proposal_id, confirm=confirm)
+        row = await decide_proposal(deps.athlete_store.pool, "fact", athlete_id, proposal_id, decision)
         await deps.memory.invalidate_facts(athlete_id)
         return row
     finally:

@@ -40,6 +40,7 @@ from memory.archive import ChatMessage, new_message_id
 from memory.athlete_store import validate_athlete_id
 from memory.errors import ProposalNotFoundError
 from memory.text import clean_text, validate_text
+from records.proposals import decide_proposal
 from records.stores import CoachDeps, get_coach_deps
 from tools.base import ToolCallContext, ToolOutcome, result_text, run_tool
 from tools.coach_tools import TOOLS
@@ -244,12 +245,12 @@ def build_graph(
         decided, proposals = [], []
         for p in state.get("proposals") or []:
             if p["proposal_id"] in decisions:
-                confirm = decisions[p["proposal_id"]]
+                decision = decisions[p["proposal_id"]]
                 try:
-                    await d.athlete_store.decide_proposal(athlete_id, p["proposal_id"], confirm=confirm)
-                    if confirm:
+                    row = await decide_proposal(d.athlete_store.pool, "fact", athlete_id, p["proposal_id"], decision)
+                    if decision == "accept":
                         await d.memory.invalidate_facts(athlete_id)
-                    status = "confirmed" if confirm else "rejected"
+                    status = row["status"]
                 except ProposalNotFoundError:
                     status = "no longer pending"
                 p = {**p, "status": status}

@@ -3,6 +3,9 @@
 - `check_run_request`: a run's (or a cron's) `context` and `input` as the API receives them; the server's auth
   handlers (`server.auth`) answer 422 with the error's code before any run starts.
 - `check_max_rides`: the `pending_debriefs` input, checked again by the graph itself (other callers).
+- `read_decision` / `read_decisions`: the one parser of the athlete's answer about proposals (fact proposals and
+  plan-change proposals alike), used by the chat graph, the Auditor graph and the interactive command line; it
+  gives `accept` / `reject` (`training.records.Decision`), the words `records.proposals.decide_proposal` takes.
 - `ask_for_decisions`: a LangGraph `interrupt` that asks again, with the same proposals and an `error`, until
   the answer reads (`read_decisions`); a bad answer never fails the run nor loses the question.
 
@@ -18,12 +21,15 @@ from typing import Any
 from langgraph.types import interrupt
 
 from training.dates import validate_timezone
+from training.records import Decision
 
 MAX_RIDES_LIMIT = 1000
 """The largest `max_rides` a run may ask for."""
 
-YES_WORDS = frozenset({"y", "yes", "ok", "true", "confirm", "confirmed", "accept", "accepted"})
-NO_WORDS = frozenset({"n", "no", "false", "reject", "rejected"})
+ACCEPT_WORDS = frozenset({"y", "yes", "ok", "true", "accept", "accepted", "confirm", "confirmed"})
+"""Words (any case, spaces around ignored) that accept a proposal; `confirm` is kept for older clients."""
+REJECT_WORDS = frozenset({"n", "no", "false", "reject", "rejected"})
+"""Words that reject a proposal."""
 
 
 class InvalidInputError(ValueError):
@@ -76,34 +82,67 @@ def check_run_request(context: Any, run_input: Any) -> None:
         check_max_rides(run_input["max_rides"])
 
 
-def read_decisions(answer: Any, pending_ids: Iterable[int]) -> dict[int, bool]:
-    """Read an answer to a confirmation question about proposals.
+def read_decision(value: Any) -> Decision:
+    """Read one answer about one proposal.
 
-    Accepted: `True`/`False` or a yes/no word (`YES_WORDS`, `NO_WORDS`; any case) for every pending proposal,
-    or `{proposal_id: bool | word}` for some of them (a proposal left out stays pending).
+    Args:
+        value: `True`/`False`, or a word of `ACCEPT_WORDS` / `REJECT_WORDS` (any case, e.g. "Yes", " no ",
+            "accept", "reject").
 
     Returns:
-        `{proposal_id: accepted}`.
+        ``accept`` or ``reject``.
+
+    Raises:
+        InvalidAnswerError: anything else (another word, a number, None).
+    """
+    if isinstance(value, bool):
+        return "accept" if value else "reject"
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in ACCEPT_WORDS:
+            return "accept"
+        if word in REJECT_WORDS:
+            return "reject"
+    raise InvalidAnswerError(f"answer yes or no (accept/reject, true/false), not {repr(value)[:40]}")
+
+
+def read_decisions(answer: Any, pending_ids: Iterable[int]) -> dict[int, Decision]:
+    """Read an answer to a question about pending proposals.
+
+    Accepted shapes:
+
+    - one answer for every pending proposal (`read_decision`: `True`/`False`, "yes", "no", "accept", ...);
+    - ``{proposal_id: answer}`` for some of them (ids as integers or decimal strings; a proposal left out stays
+      pending), e.g. ``{"12": "yes", 13: False}``;
+    - either of those wrapped as ``{"decisions": ...}``.
+
+    Args:
+        answer: the resume value (`Command(resume=...)`) or what the athlete typed.
+        pending_ids: the ids of the proposals asked about.
+
+    Returns:
+        ``{proposal_id: "accept" | "reject"}``.
 
     Raises:
         InvalidAnswerError: anything else: another word, a number, an empty object, an id that is not pending.
     """
     ids = [int(i) for i in pending_ids]
+    if isinstance(answer, Mapping) and set(answer) == {"decisions"}:
+        answer = answer["decisions"]
     if isinstance(answer, Mapping):
         if not answer:
             raise InvalidAnswerError(f"the answer names no proposal; pending: {ids}")
-        decisions: dict[int, bool] = {}
+        decisions: dict[int, Decision] = {}
         for key, value in answer.items():
             proposal_id = _proposal_id(key)
             if proposal_id not in ids:
                 raise InvalidAnswerError(f"{str(key)[:40]!r} is not a pending proposal; pending: {ids}")
-            decisions[proposal_id] = _yes(value)
+            decisions[proposal_id] = read_decision(value)
         return decisions
-    accepted = _yes(answer)
-    return dict.fromkeys(ids, accepted)
+    return dict.fromkeys(ids, read_decision(answer))
 
 
-def ask_for_decisions(request: Mapping[str, Any], pending_ids: Iterable[int]) -> dict[int, bool]:
+def ask_for_decisions(request: Mapping[str, Any], pending_ids: Iterable[int]) -> dict[int, Decision]:
     """Pause the run with `interrupt(request)` until the athlete's answer reads; return the decisions.
 
     A bad answer (`read_decisions`) pauses the run again with the same request plus
@@ -128,15 +167,3 @@ def _proposal_id(key: Any) -> int | None:
     if isinstance(key, str) and key.strip().isdecimal() and len(key.strip()) <= 18:
         return int(key.strip())
     return None
-
-
-def _yes(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        word = value.strip().lower()
-        if word in YES_WORDS:
-            return True
-        if word in NO_WORDS:
-            return False
-    raise InvalidAnswerError(f"answer yes or no (true/false), not {repr(value)[:40]}")

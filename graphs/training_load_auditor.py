@@ -10,7 +10,8 @@ and week, recurring skipped workouts (`training.patterns`) and at most one plan-
 (`training.plan_changes`). `store` writes the pattern facts (source ``training_load_auditor``), clears the ones
 that no longer hold, stores the proposals and the report in one transaction (`records.audit_store`), then drops the
 athlete's cached facts. With ``ask``, `confirm_plan_changes` pauses on a LangGraph `interrupt` until the athlete
-accepts or rejects each pending proposal (`Command(resume=...)`); an accepted one changes the plan. Without it the
+accepts or rejects each pending proposal (`Command(resume=...)`, read by `graphs.inputs.read_decisions`); an
+accepted one changes the plan (`records.proposals.decide_proposal`). Without it the
 proposals wait for `coach plan accept ID` / `coach plan reject ID`.
 
 The athlete and time zone come from the run's `Context` (`graphs.context.run_context`: on the API server, the
@@ -32,13 +33,8 @@ from typing_extensions import TypedDict
 from graphs.context import Context, run_context
 from graphs.inputs import ask_for_decisions
 from memory.athlete_store import FactChange, validate_athlete_id
-from records.audit_store import (
-    AUDITOR_SOURCE,
-    AuditInputs,
-    AuditStore,
-    PlanChangeConflictError,
-    PlanProposalNotFoundError,
-)
+from records.audit_store import AUDITOR_SOURCE, AuditInputs, AuditStore
+from records.proposals import PlanChangeConflictError, PlanProposalNotFoundError, decide_proposal
 from records.stores import CoachDeps, get_coach_deps
 from training.dates import zone_info
 from training.flags import assess_load, event_date_from_facts
@@ -300,9 +296,9 @@ def build_graph(checkpointer: Checkpointer = None, stores: CoachDeps | None = No
         decisions = ask_for_decisions(request, [int(p["id"]) for p in pending])  # asks again if it can't read
         audits = AuditStore((await deps()).athlete_store.pool)
         notes: dict[int, str] = {}
-        for proposal_id, accept in decisions.items():
+        for proposal_id, decision in decisions.items():
             try:
-                await audits.decide(athlete_id, proposal_id, accept=accept)
+                await decide_proposal(audits.pool, "plan_change", athlete_id, proposal_id, decision)
             except (PlanProposalNotFoundError, PlanChangeConflictError) as exc:
                 notes[proposal_id] = str(exc)
         report = await audits.get_report(athlete_id, date.fromisoformat(state["as_of"])) or state["report"]

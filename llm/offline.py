@@ -127,7 +127,7 @@ def _facts_reply(message: str, result: dict[str, Any]) -> str:
 def _propose_fact_reply(message: str, result: dict[str, Any]) -> str:
     return (
         f"I've proposed saving {result['key']} = {_value(result['value'])} (proposal #{result['proposal_id']}). "
-        "It is saved once you confirm."
+        "It is saved once you accept it."
     )
 
 
@@ -276,7 +276,7 @@ class OfflineCoachModel(BaseChatModel):
             for m in messages[last_human + 1 :]
             if isinstance(m, SystemMessage) and m.additional_kwargs.get(PROPOSAL_DECISIONS_KEY)
         ]
-        if decided:  # the athlete just answered a confirmation: say what became of the proposal
+        if decided:  # the athlete just decided on a proposal: say what became of the proposal
             return AIMessage(f"{LABEL} Noted: " + "; ".join(describe_decision(d) for d in decided[-1]) + ".")
         last = results[-1]
         try:

@@ -48,11 +48,11 @@ PROPOSAL_DECISIONS_KEY = "proposal_decisions"
 
 
 def proposal_decisions_note(decisions: Sequence[dict[str, Any]]) -> SystemMessage:
-    """The note the chat graph adds once the athlete answered a fact confirmation.
+    """The note the chat graph adds once the athlete decided on fact proposals.
 
     Args:
         decisions: one `{"proposal_id", "key", "value", "status"}` per decided proposal; status is
-            `confirmed`, `rejected` or `no longer pending`.
+            `accepted`, `rejected` or `no longer pending`.
 
     Returns:
         A system message: its text tells the model what became of each proposal; the same decisions ride along
@@ -67,7 +67,7 @@ def proposal_decisions_note(decisions: Sequence[dict[str, Any]]) -> SystemMessag
 
 
 def describe_decision(decision: dict[str, Any]) -> str:
-    """`key = value: status by the athlete`, the value as JSON (e.g. `goal = "a century": confirmed ...`)."""
+    """`key = value: status by the athlete`, the value as JSON (e.g. `goal = "a century": accepted ...`)."""
     return f"{decision['key']} = {json.dumps(decision['value'])}: {decision['status']} by the athlete"
 
 

@@ -16,9 +16,9 @@ from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from memory.db import DictPool
-from memory.errors import InvalidAthleteIdError, InvalidFactError, ProposalNotFoundError
+from memory.errors import InvalidAthleteIdError, InvalidFactError
 from memory.schema import asetup
-from training.records import FactChange, FactSource, RideRecord
+from training.records import FactChange, FactSource, ProposalStatus, RideRecord
 
 __all__ = ["AthleteStore", "FactChange", "FactSource", "RideRecord", "validate_athlete_id"]
 
@@ -202,7 +202,7 @@ class AthleteStore:
     async def create_proposal(
         self, athlete_id: str, key: str, value: Any, *, source_session_id: str | None = None
     ) -> dict[str, Any]:
-        """Record a fact the model proposes; nothing reaches `athlete_facts` until the athlete confirms.
+        """Record a fact the model proposes; nothing reaches `athlete_facts` until the athlete accepts it.
 
         A pending proposal with the same key and value is reused rather than duplicated.
 
@@ -214,7 +214,7 @@ class AthleteStore:
         validate_fact(key, value)
         async with self.pool.connection() as conn, conn.transaction():
             cur = await conn.execute(
-                f"""SELECT {_PROPOSAL_COLUMNS} FROM fact_proposals
+                f"""SELECT {FACT_PROPOSAL_COLUMNS} FROM fact_proposals
                     WHERE athlete_id = %s AND fact_key = %s AND value = %s AND status = 'pending'
                     ORDER BY id LIMIT 1""",
                 (athlete_id, key, Jsonb(value)),
@@ -223,50 +223,28 @@ class AthleteStore:
             if row is None:
                 cur = await conn.execute(
                     f"""INSERT INTO fact_proposals (athlete_id, fact_key, value, source_session_id)
-                        VALUES (%s, %s, %s, %s) RETURNING {_PROPOSAL_COLUMNS}""",
+                        VALUES (%s, %s, %s, %s) RETURNING {FACT_PROPOSAL_COLUMNS}""",
                     (athlete_id, key, Jsonb(value), source_session_id),
                 )
                 row = await cur.fetchone()
         assert row is not None
         return row
 
-    async def list_proposals(self, athlete_id: str, *, status: str | None = "pending") -> list[dict[str, Any]]:
-        """Return the athlete's proposals (by default the pending ones), oldest first."""
+    async def list_proposals(
+        self, athlete_id: str, *, status: ProposalStatus | None = "pending"
+    ) -> list[dict[str, Any]]:
+        """Return the athlete's proposals (by default the pending ones), oldest first.
+
+        A proposal is decided with `records.proposals.decide_proposal` (kind ``fact``).
+        """
         validate_athlete_id(athlete_id)
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                f"""SELECT {_PROPOSAL_COLUMNS} FROM fact_proposals
+                f"""SELECT {FACT_PROPOSAL_COLUMNS} FROM fact_proposals
                     WHERE athlete_id = %s AND (%s::text IS NULL OR status = %s) ORDER BY id""",
                 (athlete_id, status, status),
             )
             return await cur.fetchall()
-
-    async def decide_proposal(self, athlete_id: str, proposal_id: int, *, confirm: bool) -> dict[str, Any]:
-        """Confirm (write the fact with source `user`) or reject a pending proposal, in one transaction.
-
-        Raises:
-            ProposalNotFoundError: no pending proposal with this id for this athlete (another athlete's
-                proposal is "not found" too).
-        """
-        validate_athlete_id(athlete_id)
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                f"""UPDATE fact_proposals SET status = %s, decided_at = now()
-                    WHERE athlete_id = %s AND id = %s AND status = 'pending' RETURNING {_PROPOSAL_COLUMNS}""",
-                ("confirmed" if confirm else "rejected", athlete_id, proposal_id),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise ProposalNotFoundError(f"no pending proposal {proposal_id} for athlete {athlete_id!r}")
-            if confirm:
-                await apply_fact_changes(
-                    conn,
-                    athlete_id,
-                    [FactChange(row["fact_key"], row["value"])],
-                    "user",
-                    source_session_id=row["source_session_id"],
-                )
-        return row
 
 
 _RIDE_COLUMNS = (
@@ -283,7 +261,7 @@ def _ride_params(athlete_id: str, ride: RideRecord) -> dict[str, Any]:
     return {**ride.__dict__, "metrics": Jsonb(ride.metrics), "athlete_id": athlete_id}
 
 
-_PROPOSAL_COLUMNS = "id, fact_key, value, status, source_session_id, created_at, decided_at"
+FACT_PROPOSAL_COLUMNS = "id, fact_key, value, status, source_session_id, created_at, decided_at"
 _FACT_KEY_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 MAX_FACT_VALUE_CHARS = 500
 

@@ -189,6 +189,16 @@ MIGRATIONS: list[str] = [
         failed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
         PRIMARY KEY (athlete_id, ride_id)
     )""",
+    # v26: one vocabulary for the athlete's decisions (`records.proposals`): a fact proposal is `accepted`, as a
+    # plan-change proposal is, no longer `confirmed`. Idempotent: the old check goes if it is there.
+    """DO $$
+    BEGIN
+        ALTER TABLE fact_proposals DROP CONSTRAINT IF EXISTS fact_proposals_status_check;
+        UPDATE fact_proposals SET status = 'accepted' WHERE status = 'confirmed';
+        ALTER TABLE fact_proposals ADD CONSTRAINT fact_proposals_status_check
+            CHECK (status IN ('pending', 'accepted', 'rejected'));
+    END
+    $$""",
 ]
 
 

@@ -4,7 +4,7 @@ Every method takes the athlete id and every query filters by it. An audit is wri
 facts it changes, the pattern facts it clears, its proposals and its report), under a per-athlete advisory lock
 so two audits of one athlete do not interleave; a re-run for the same day replaces the report, writes no fact
 twice and duplicates no proposal. A proposal changes `planned_workouts` only when the athlete accepts it, in the
-same transaction as the decision.
+same transaction as the decision (`records.proposals.decide_proposal`).
 
 Fact writes here bypass `memory.conversation.ConversationMemory`: callers must call
 `ConversationMemory.invalidate_facts(athlete_id)` after `save_audit` (the Auditor graph does).
@@ -18,7 +18,6 @@ Proposal rows (``proposal_dict``)::
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -30,25 +29,13 @@ from psycopg.types.json import Jsonb
 
 from memory.athlete_store import FactChange, FactSource, apply_fact_changes, validate_athlete_id
 from memory.db import DictPool
-from memory.errors import MemoryError_
 from records.plans import PlanStore
 from records.rides import daily_load
+from training.records import ProposalStatus
 
 AUDITOR_SOURCE: FactSource = "training_load_auditor"
-_PROPOSAL_COLUMNS = "id, as_of, status, change, reason, flag_code, created_at, decided_at"
+PLAN_PROPOSAL_COLUMNS = "id, as_of, status, change, reason, flag_code, created_at, decided_at"
 _MARGIN = timedelta(days=2)  # UTC offsets lie within -12 h..+14 h (as records.rides)
-
-
-class PlanProposalNotFoundError(MemoryError_, LookupError):
-    """No pending plan-change proposal with that id for this athlete."""
-
-    code = "plan_proposal_not_found"
-
-
-class PlanChangeConflictError(MemoryError_, ValueError):
-    """The planned workout a proposal changes is gone or was changed since; nothing was applied."""
-
-    code = "plan_change_conflict"
 
 
 @dataclass(frozen=True)
@@ -256,7 +243,7 @@ class AuditStore:
     # ----- proposals ----------------------------------------------------------------------------------------
 
     async def list_proposals(
-        self, athlete_id: str, *, status: str | None = "pending", from_day: date | None = None
+        self, athlete_id: str, *, status: ProposalStatus | None = "pending", from_day: date | None = None
     ) -> list[dict[str, Any]]:
         """The athlete's plan-change proposals (by default the pending ones), oldest first.
 
@@ -271,7 +258,7 @@ class AuditStore:
         validate_athlete_id(athlete_id)
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                f"""SELECT {_PROPOSAL_COLUMNS} FROM plan_change_proposals
+                f"""SELECT {PLAN_PROPOSAL_COLUMNS} FROM plan_change_proposals
                     WHERE athlete_id = %s AND (%s::text IS NULL OR status = %s)
                       AND (%s::date IS NULL OR (change->>'date')::date >= %s)
                     ORDER BY id""",
@@ -279,61 +266,13 @@ class AuditStore:
             )
             return [proposal_dict(r) for r in await cur.fetchall()]
 
-    async def decide(self, athlete_id: str, proposal_id: int, *, accept: bool) -> dict[str, Any]:
-        """Accept (apply the change to `planned_workouts`) or reject a pending proposal, in one transaction.
-
-        The proposal's status in its audit's stored report is updated too.
-
-        Args:
-            athlete_id: the athlete.
-            proposal_id: the proposal.
-            accept: True to accept and apply, False to reject.
-
-        Returns:
-            The proposal as decided (`proposal_dict`).
-
-        Raises:
-            PlanProposalNotFoundError: no pending proposal with this id for this athlete (another athlete's
-                proposal is "not found" too).
-            PlanChangeConflictError: accepting, but the workout is gone, was changed since the proposal, or the
-                new kind is already planned that day; nothing is written and the proposal stays pending.
-        """
-        validate_athlete_id(athlete_id)
-        async with self.pool.connection() as conn, conn.transaction():
-            cur = await conn.execute(
-                f"""UPDATE plan_change_proposals SET status = %s, decided_at = now()
-                    WHERE athlete_id = %s AND id = %s AND status = 'pending' RETURNING {_PROPOSAL_COLUMNS}""",
-                ("accepted" if accept else "rejected", athlete_id, proposal_id),
-            )
-            row = await cur.fetchone()
-            if row is None:
-                raise PlanProposalNotFoundError(f"no pending plan-change proposal {proposal_id} for {athlete_id!r}")
-            if accept:
-                await _apply_change(conn, athlete_id, row["change"])
-            decided = proposal_dict(row)
-            cur = await conn.execute(
-                "SELECT report FROM load_reports WHERE athlete_id = %s AND as_of = %s FOR UPDATE",
-                (athlete_id, row["as_of"]),
-            )
-            stored = await cur.fetchone()
-            if stored is not None:
-                report = dict(stored["report"])
-                report["proposals"] = [
-                    decided if p.get("id") == decided["id"] else p for p in report.get("proposals") or []
-                ]
-                await conn.execute(
-                    "UPDATE load_reports SET report = %s WHERE athlete_id = %s AND as_of = %s",
-                    (Jsonb(report), athlete_id, row["as_of"]),
-                )
-        return decided
-
 
 async def _upsert_proposal(
     conn: AsyncConnection[DictRow], athlete_id: str, as_of: date, proposal: Mapping[str, Any]
 ) -> dict[str, Any]:
     change = Jsonb(proposal["change"])
     cur = await conn.execute(
-        f"""SELECT {_PROPOSAL_COLUMNS} FROM plan_change_proposals
+        f"""SELECT {PLAN_PROPOSAL_COLUMNS} FROM plan_change_proposals
             WHERE athlete_id = %s AND change = %s ORDER BY (status = 'pending') DESC, id DESC LIMIT 1""",
         (athlete_id, change),
     )
@@ -341,56 +280,9 @@ async def _upsert_proposal(
     if row is None:
         cur = await conn.execute(
             f"""INSERT INTO plan_change_proposals (athlete_id, as_of, change, reason, flag_code)
-                VALUES (%s, %s, %s, %s, %s) RETURNING {_PROPOSAL_COLUMNS}""",
+                VALUES (%s, %s, %s, %s, %s) RETURNING {PLAN_PROPOSAL_COLUMNS}""",
             (athlete_id, as_of, change, proposal["reason"], proposal.get("flag_code")),
         )
         row = await cur.fetchone()
     assert row is not None
     return row
-
-
-async def _apply_change(conn: AsyncConnection[DictRow], athlete_id: str, change: Mapping[str, Any]) -> None:
-    """Apply a change (`training.plan_changes`) to the workout it names; the caller holds the transaction."""
-    day = date.fromisoformat(change["date"])
-    before, after = change["before"], change["after"]
-    cur = await conn.execute(
-        """SELECT id, duration_s, tss FROM planned_workouts
-           WHERE athlete_id = %s AND date = %s AND kind = %s FOR UPDATE""",
-        (athlete_id, day, before["kind"]),
-    )
-    current = await cur.fetchone()
-    if current is None:
-        raise PlanChangeConflictError(
-            f"the {before['kind']} workout of {day} is no longer in the plan; nothing changed (reject the proposal)"
-        )
-    for field in ("duration_s", "tss"):
-        if not _same(current[field], before.get(field)):
-            raise PlanChangeConflictError(
-                f"the {before['kind']} workout of {day} changed since the proposal ({field} {current[field]} "
-                f"instead of {before.get(field)}); nothing changed: run the audit again"
-            )
-    if after["kind"] != before["kind"]:
-        cur = await conn.execute(
-            "SELECT 1 FROM planned_workouts WHERE athlete_id = %s AND date = %s AND kind = %s",
-            (athlete_id, day, after["kind"]),
-        )
-        if await cur.fetchone() is not None:
-            raise PlanChangeConflictError(f"a {after['kind']} workout is already planned on {day}; nothing changed")
-    await conn.execute(
-        """UPDATE planned_workouts SET kind = %s, duration_s = %s, tss = %s, description = %s, imported_at = now()
-           WHERE athlete_id = %s AND id = %s""",
-        (
-            after["kind"],
-            after.get("duration_s"),
-            after.get("tss"),
-            after.get("description") or "",
-            athlete_id,
-            current["id"],
-        ),
-    )
-
-
-def _same(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-6)

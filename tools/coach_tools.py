@@ -71,7 +71,7 @@ async def propose_fact(
 ) -> ToolOutcome:
     """Propose a durable fact the athlete stated (goal, injury, equipment, schedule, level...).
 
-    Nothing is saved until the athlete confirms; tell them it awaits their confirmation.
+    Nothing is saved until the athlete accepts it; tell them it awaits their decision.
 
     Returns `{"proposal_id", "key", "value", "status": "pending", "note"}`.
     """
@@ -80,7 +80,7 @@ async def propose_fact(
     )
     public = {"proposal_id": proposal["id"], "key": proposal["fact_key"], "value": proposal["value"]}
     return ToolOutcome(
-        {**public, "status": "pending", "note": "nothing is saved until the athlete confirms"}, proposal=public
+        {**public, "status": "pending", "note": "nothing is saved until the athlete accepts it"}, proposal=public
     )
 
 

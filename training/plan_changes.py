@@ -22,7 +22,7 @@ A change is a JSON-ready dict::
      "before": {"kind", "duration_s", "tss", "description"},
      "after": {"kind", "duration_s", "tss", "description"}}
 
-`records.audit_store.AuditStore.decide` applies ``after`` to the workout identified by date and ``before.kind``,
+`records.proposals.decide_proposal` applies ``after`` to the workout identified by date and ``before.kind``,
 and refuses when that workout no longer matches ``before``.
 """
 

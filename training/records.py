@@ -1,4 +1,4 @@
-"""The domain's own records: a fact change to write and a debriefed ride's row.
+"""The domain's own records: a fact change to write, a debriefed ride's row, and the words of a decision.
 
 These are plain values the domain computes (`training.debrief`, `training.patterns`) and the stores persist
 (`memory.athlete_store`, `records.rides`): the domain owns their shape, the stores import it.
@@ -11,7 +11,16 @@ from datetime import datetime
 from typing import Any, Literal
 
 FactSource = Literal["user", "debrief_coach", "training_load_auditor"]
-"""Who wrote a fact: the athlete (a confirmed proposal or `coach facts --set`) or one of the graphs."""
+"""Who wrote a fact: the athlete (an accepted proposal or `coach facts --set`) or one of the graphs."""
+
+Decision = Literal["accept", "reject"]
+"""The athlete's decision on a proposal (a fact proposal or a plan-change proposal: one vocabulary)."""
+
+ProposalStatus = Literal["pending", "accepted", "rejected"]
+"""A proposal's status: ``pending`` until the athlete decides, then the decision's status (`STATUS_OF`)."""
+
+STATUS_OF: dict[Decision, ProposalStatus] = {"accept": "accepted", "reject": "rejected"}
+"""The status a decision gives a proposal."""
 
 
 @dataclass(frozen=True)

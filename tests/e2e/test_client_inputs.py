@@ -67,5 +67,5 @@ async def test_a_bad_resume_asks_again_and_a_valid_one_confirms(coach_server: Co
     assert [r["status"] for r in await a.runs.list(tid)] == ["success"] * 2  # no run failed
 
     done = await a.runs.wait(tid, "chat", command={"resume": "yes"})
-    assert done["proposals"][0]["status"] == "confirmed"
+    assert done["proposals"][0]["status"] == "accepted"
     assert (await a.threads.get(tid))["status"] == "idle"

@@ -86,7 +86,7 @@ async def test_fact_proposal_interrupts_the_run_and_the_answer_resumes_it(coach_
     assert (await a.threads.get(tid))["status"] == "interrupted"
 
     done = await a.runs.wait(tid, "chat", command={"resume": "yes"})
-    assert done["proposals"][0]["status"] == "confirmed"
+    assert done["proposals"][0]["status"] == "accepted"
     assert (await a.threads.get(tid))["status"] == "idle"
 
     pool = await open_pool(get_settings().database_url, max_size=1)

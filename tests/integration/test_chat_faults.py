@@ -131,12 +131,12 @@ async def test_postgres_outage(
     private_postgres: PrivatePostgres,  # noqa: F811
     athlete_id: str,
 ) -> None:
-    chat = Chat(fault_deps, athlete_id, inline=True)  # offline responder; fact proposals confirmed at once
+    chat = Chat(fault_deps, athlete_id, inline=True)  # offline responder; fact proposals accepted at once
     shoulder = "My left shoulder hurts after long rides, so we agreed to raise the stem by 1 cm."
     await chat.say(shoulder)
     proposed = await chat.say(f"My goal is {GOAL}")
     assert proposed["__interrupt__"][0].value["proposals"][0]["key"] == "goal"
-    assert (await chat.resume(True))["proposals"][0]["status"] == "confirmed"
+    assert (await chat.resume(True))["proposals"][0]["status"] == "accepted"
     out = await chat.say("remind me my current goal")  # reads the facts from Postgres and caches them
     assert out["memory_status"] == "ok" and GOAL in out["reply"]
     await wait_drained(fault_deps)

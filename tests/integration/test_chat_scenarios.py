@@ -175,11 +175,11 @@ async def test_goal_confirmed_in_session_1_known_in_session_5(deps, athlete_id):
     assert "__interrupt__" in proposed
     request = proposed["__interrupt__"][0].value
     assert request["proposals"][0]["key"] == "goal"
-    assert await deps.memory.current_facts(athlete_id) == {}  # nothing written before the athlete confirms
+    assert await deps.memory.current_facts(athlete_id) == {}  # nothing written before the athlete accepts
 
     confirmed = await chat.resume(True, session_id="session-1")
-    assert confirmed["proposals"][0]["status"] == "confirmed"
-    assert "confirmed by the athlete" in confirmed["reply"] and "once you confirm" not in confirmed["reply"]
+    assert confirmed["proposals"][0]["status"] == "accepted"
+    assert "accepted by the athlete" in confirmed["reply"] and "once you accept" not in confirmed["reply"]
     facts = await deps.memory.current_facts(athlete_id)
     assert facts["goal"]["value"] == "to ride the Étape du Tour in under 9 hours"
     assert facts["goal"]["source"] == "user"

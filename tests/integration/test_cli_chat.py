@@ -27,11 +27,11 @@ def test_one_turn_json_and_proposal_confirmed_from_the_command_line(athlete_id):
     (proposal,) = out["proposals"]
     assert json.loads(coach("facts", "--athlete", athlete_id, "--json").stdout) == {}
 
-    confirmed = coach("facts", "--athlete", athlete_id, "--confirm", str(proposal["proposal_id"]))
-    assert confirmed.returncode == 0 and "confirmed" in confirmed.stdout
+    confirmed = coach("facts", "--athlete", athlete_id, "--confirm", str(proposal["proposal_id"]))  # an alias
+    assert confirmed.returncode == 0 and "accepted" in confirmed.stdout
     facts = json.loads(coach("facts", "--athlete", athlete_id, "--json").stdout)
     assert facts["goal"]["value"] == "a sub-5h century in June" and facts["goal"]["source"] == "user"
-    again = coach("facts", "--athlete", athlete_id, "--confirm", str(proposal["proposal_id"]))
+    again = coach("facts", "--athlete", athlete_id, "--accept", str(proposal["proposal_id"]))
     assert again.returncode == 2 and "no pending proposal" in again.stderr
 
     later = turn(athlete_id, "s2", "remind me my current goal")

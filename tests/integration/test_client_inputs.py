@@ -66,7 +66,7 @@ async def test_a_bad_answer_asks_again_and_a_good_one_then_confirms(
     assert still["__interrupt__"][0].value["error"]["code"] == "invalid_answer"
 
     done = await chat.resume({str(first.value["proposals"][0]["proposal_id"]): "yes"})
-    assert done["proposals"][0]["status"] == "confirmed" and "__interrupt__" not in done
+    assert done["proposals"][0]["status"] == "accepted" and "__interrupt__" not in done
     facts = await deps.memory.current_facts(athlete_id)
     assert facts["goal"]["value"] == "a sub-5h century in June"
 

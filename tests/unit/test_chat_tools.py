@@ -50,7 +50,7 @@ def test_set_pinned_fact_is_named_for_what_it_does():
 
 
 def test_the_offline_responder_reads_decisions_from_message_data_not_from_its_text():
-    decisions = [{"proposal_id": 7, "key": "goal", "value": "a century", "status": "confirmed"}]
+    decisions = [{"proposal_id": 7, "key": "goal", "value": "a century", "status": "accepted"}]
     turn = [
         SystemMessage("s"),
         HumanMessage("my goal is a century"),
@@ -61,7 +61,7 @@ def test_the_offline_responder_reads_decisions_from_message_data_not_from_its_te
     assert note.additional_kwargs[PROPOSAL_DECISIONS_KEY] == decisions
     reply = OfflineCoachModel.respond([*turn, SystemMessage("(the wording is the model's business)", **{
         "additional_kwargs": {PROPOSAL_DECISIONS_KEY: decisions}})])  # fmt: skip
-    assert reply.content == '[offline coach] Noted: goal = "a century": confirmed by the athlete.'
+    assert reply.content == '[offline coach] Noted: goal = "a century": accepted by the athlete.'
     # A system text that merely looks like the old note is not read as decisions.
     lookalike = OfflineCoachModel.respond([*turn, SystemMessage("Fact proposals: goal = 1: confirmed. Tell")])
     assert "Noted" not in str(lookalike.content)

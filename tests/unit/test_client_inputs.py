@@ -53,11 +53,11 @@ def test_max_rides_passes() -> None:
 
 
 def test_answers_that_read() -> None:
-    assert read_decisions(True, [3, 4]) == {3: True, 4: True}
-    assert read_decisions(" No ", [3]) == {3: False}
-    assert read_decisions("accept", [3]) == {3: True}
-    assert read_decisions({"3": "yes", 4: False}, [3, 4]) == {3: True, 4: False}
-    assert read_decisions({"4": "reject"}, [3, 4]) == {4: False}  # 3 stays pending
+    assert read_decisions(True, [3, 4]) == {3: "accept", 4: "accept"}
+    assert read_decisions(" No ", [3]) == {3: "reject"}
+    assert read_decisions("accept", [3]) == {3: "accept"}
+    assert read_decisions({"3": "yes", 4: False}, [3, 4]) == {3: "accept", 4: "reject"}
+    assert read_decisions({"4": "reject"}, [3, 4]) == {4: "reject"}  # 3 stays pending
 
 
 @pytest.mark.parametrize(
