@@ -43,7 +43,7 @@ from typing import Any
 from benchmarks.bench_data import LOCOMO_DEV, require_locomo
 from memory.archive import Archive, RankingParams, SearchResult
 from memory.conversation import ConversationMemory
-from records.stores import CoachDeps, close_coach_deps, open_coach_deps
+from records.stores import Stores, close_coach_deps, open_coach_deps
 
 DEFAULT_DATA = LOCOMO_DEV
 CATEGORIES = (1, 2, 3, 4)
@@ -172,7 +172,7 @@ def questions(sample: dict[str, Any], athlete_id: str, turn_ids: set[str]) -> li
     return out
 
 
-async def import_all(deps: CoachDeps, data: list[dict[str, Any]], tag: str) -> tuple[list[Question], dict[str, Any]]:
+async def import_all(deps: Stores, data: list[dict[str, Any]], tag: str) -> tuple[list[Question], dict[str, Any]]:
     """Import every conversation (idempotent) and return its questions and the import's figures."""
     all_questions: list[Question] = []
     written = skipped = 0
@@ -215,7 +215,7 @@ async def ask_with(archive: Archive, vectors: list[list[float]], qs: list[Questi
     return run
 
 
-async def sweep(deps: CoachDeps, qs: list[Question]) -> list[Run]:
+async def sweep(deps: Stores, qs: list[Question]) -> list[Run]:
     archive, embedder = deps.memory.archive, deps.memory.embedder
     assert archive is not None and embedder is not None
     vectors = [await embedder.embed_query(q.text) for q in qs]
@@ -240,7 +240,7 @@ async def sweep(deps: CoachDeps, qs: list[Question]) -> list[Run]:
     return runs
 
 
-async def delete_athletes(deps: CoachDeps, athlete_ids: set[str]) -> None:
+async def delete_athletes(deps: Stores, athlete_ids: set[str]) -> None:
     assert deps.memory.pool is not None
     async with deps.memory.pool.connection() as conn, conn.transaction():
         await conn.execute("DELETE FROM messages WHERE athlete_id = ANY(%s)", (sorted(athlete_ids),))

@@ -64,7 +64,7 @@ from graphs.context import thread_id as make_thread_id
 from llm.prompt import prompt_tokens
 from memory.athlete_store import FactChange
 from memory.checkpointer import CoachPostgresSaver
-from records.stores import CoachDeps, close_coach_deps, open_coach_deps
+from records.stores import Stores, close_coach_deps, open_coach_deps
 from tests.chat_helpers import ScriptedModel
 
 T = TypeVar("T")
@@ -287,7 +287,7 @@ SELECT
 """
 
 
-async def measure_storage(deps: CoachDeps, thread_id: str, athlete_id: str, session_id: str | None) -> dict[str, int]:
+async def measure_storage(deps: Stores, thread_id: str, athlete_id: str, session_id: str | None) -> dict[str, int]:
     """Bytes of a thread's checkpoint rows and (for ours) of its archived messages, after draining the outbox."""
     if session_id is not None:
         await deps.memory.drain_outbox()
@@ -319,7 +319,7 @@ def sample_points(turns: int) -> set[int]:
 
 
 async def run_ours(
-    deps: CoachDeps,
+    deps: Stores,
     saver: AsyncPostgresSaver,
     timers: TurnTimers,
     athlete_id: str,
@@ -381,7 +381,7 @@ async def run_ours(
 
 
 async def run_naive(
-    deps: CoachDeps, saver: AsyncPostgresSaver, timers: TurnTimers, thread_id: str, turns: int, durability: str
+    deps: Stores, saver: AsyncPostgresSaver, timers: TurnTimers, thread_id: str, turns: int, durability: str
 ) -> RunResult:
     """Run `turns` turns of the naive graph on one thread."""
     load_before = os.getloadavg()[0]
@@ -412,7 +412,7 @@ async def run_naive(
     return result
 
 
-async def seed_facts(deps: CoachDeps, athlete_id: str) -> None:
+async def seed_facts(deps: Stores, athlete_id: str) -> None:
     """Give the athlete a realistic handful of pinned facts (they go into every prompt of ours)."""
     await deps.memory.set_facts(
         athlete_id,

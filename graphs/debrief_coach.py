@@ -29,7 +29,7 @@ from llm.debrief_writer import write_debrief
 from llm.models import get_chat_model
 from memory.athlete_store import AthleteStore, FactChange, RideRecord, validate_athlete_id
 from memory.text import InvalidTextError, clean_ride_metadata, describe_char, find_unstorable
-from records.stores import CoachDeps, get_coach_deps
+from records.stores import Stores, get_stores
 from training.debrief import athlete_parameters, ride_fact_changes, ride_record
 from training.metrics import compute_metrics
 from training.ride_files import read_ride
@@ -87,7 +87,7 @@ _UNSET: Any = object()
 
 def build_graph(
     checkpointer: Checkpointer = None,
-    stores: CoachDeps | None = None,
+    stores: Stores | None = None,
     model: BaseChatModel | None = _UNSET,
 ) -> Any:
     """Build and compile the Debrief Coach graph.
@@ -96,7 +96,7 @@ def build_graph(
         checkpointer: LangGraph checkpointer (the command line passes `CoachPostgresSaver`); None for the
             exported graph, whose server supplies its own.
         stores: the athlete store and conversation memory (whose facts cache a fact change invalidates); None
-            takes the process-wide ones (`records.stores.get_coach_deps`).
+            takes the process-wide ones (`records.stores.get_stores`).
         model: the chat model writing the debrief; by default the model factory's (None means offline).
 
     Returns:
@@ -104,8 +104,8 @@ def build_graph(
     """
     chosen_model = get_chat_model() if model is _UNSET else model
 
-    async def _deps() -> CoachDeps:
-        return stores if stores is not None else await get_coach_deps()
+    async def _deps() -> Stores:
+        return stores if stores is not None else await get_stores()
 
     async def _athlete_store() -> AthleteStore:
         return (await _deps()).athlete_store

@@ -17,7 +17,7 @@ from graphs.chat import build_graph
 from graphs.context import Context, thread_id
 from memory.athlete_store import AthleteStore, RideRecord
 from records.plans import PlanRow
-from records.stores import CoachDeps
+from records.stores import Stores
 
 
 class ScriptedModel(GenericFakeChatModel):
@@ -41,7 +41,7 @@ def call(name: str, args: dict[str, Any] | None = None, content: str = "") -> AI
 class Chat:
     """One athlete's conversation with the chat graph (an in-memory checkpointer keeps the sticky context)."""
 
-    def __init__(self, deps: CoachDeps, athlete_id: str, model: Any = None, *, inline: bool = False) -> None:
+    def __init__(self, deps: Stores, athlete_id: str, model: Any = None, *, inline: bool = False) -> None:
         self.deps = deps
         self.athlete_id = athlete_id
         self.graph = build_graph(checkpointer=InMemorySaver(), stores=deps, model=model)

@@ -11,7 +11,7 @@ import pytest_asyncio
 from config.settings import get_settings
 from memory.athlete_store import AthleteStore
 from memory.db import open_pool
-from records.stores import CoachDeps, close_coach_deps, open_coach_deps
+from records.stores import Stores, close_coach_deps, open_coach_deps
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ def athlete_id() -> str:
 
 
 @pytest_asyncio.fixture
-async def deps() -> AsyncIterator[CoachDeps]:
+async def deps() -> AsyncIterator[Stores]:
     """Memory (Redis window, facts cache, archive, outbox) and stores on the real servers, as the app opens them."""
     d = await open_coach_deps()
     try:

@@ -24,7 +24,7 @@ from graphs.context import Context, thread_id
 from graphs.training_load_auditor import AuditDateError, build_graph
 from records.audit_store import AuditStore, PlanChangeConflictError, PlanProposalNotFoundError
 from records.plans import PlanRow
-from records.stores import CoachDeps
+from records.stores import Stores
 from tools.base import ToolCallContext, run_tool
 from tools.coach_tools import get_training_load
 from training.load import training_load_summary
@@ -70,7 +70,7 @@ def constructed_history() -> tuple[list[PlanRow], dict[date, tuple[float, float 
     return plan, rides
 
 
-async def insert_rides(deps: CoachDeps, athlete_id: str, rides: dict[date, tuple[float, float | None, float | None]]):
+async def insert_rides(deps: Stores, athlete_id: str, rides: dict[date, tuple[float, float | None, float | None]]):
     async with deps.athlete_store.pool.connection() as conn, conn.transaction():
         for day, (moving_s, tss, hr_tss) in rides.items():
             mmp = {"5s": 900.0 + day.day, "1min": 420.0, "5min": 320.0, "20min": 280.0, "60min": 250.0}
@@ -93,7 +93,7 @@ async def insert_rides(deps: CoachDeps, athlete_id: str, rides: dict[date, tuple
 
 
 @pytest.fixture
-async def athlete(deps: CoachDeps, athlete_id: str) -> dict[str, Any]:
+async def athlete(deps: Stores, athlete_id: str) -> dict[str, Any]:
     plan, rides = constructed_history()
     await insert_rides(deps, athlete_id, rides)
     await deps.plans.import_rows(athlete_id, plan)
@@ -101,13 +101,13 @@ async def athlete(deps: CoachDeps, athlete_id: str) -> dict[str, Any]:
     return {"id": athlete_id, "daily": daily}
 
 
-async def audit(deps: CoachDeps, athlete_id: str, **inp: Any) -> dict[str, Any]:
+async def audit(deps: Stores, athlete_id: str, **inp: Any) -> dict[str, Any]:
     graph = build_graph(stores=deps)
     result = await graph.ainvoke(inp, context=Context(athlete_id=athlete_id, timezone="UTC"))
     return result["report"]
 
 
-async def count(deps: CoachDeps, sql: str, *params: Any) -> int:
+async def count(deps: Stores, sql: str, *params: Any) -> int:
     async with deps.athlete_store.pool.connection() as conn:
         cur = await conn.execute(sql, params)
         row = await cur.fetchone()

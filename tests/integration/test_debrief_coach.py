@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage
 from graphs.context import Context
 from graphs.debrief_coach import RideNotFoundError, build_graph
 from memory.athlete_store import AthleteStore, FactChange
-from records.stores import CoachDeps
+from records.stores import Stores
 from training.ride_files import RideFileError
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ async def _count(store: AthleteStore, table: str, athlete_id: str) -> int:
     return int(row["n"])
 
 
-async def _debrief(deps: CoachDeps, athlete_id: str, path: Path | None = None, **inp: str) -> dict:
+async def _debrief(deps: Stores, athlete_id: str, path: Path | None = None, **inp: str) -> dict:
     graph = build_graph(stores=deps, model=None)
     payload = {"ride_path": str(path)} if path else dict(inp)
     return await graph.ainvoke(payload, context=Context(athlete_id=athlete_id))

@@ -23,7 +23,7 @@ from memory.embeddings import ArchiveEmbedder, get_embedder
 from memory.redis_client import open_redis
 from memory.schema import asetup
 from records.plans import PlanStore
-from records.stores import CoachDeps
+from records.stores import Stores
 from tests.integration.test_cli_debrief import coach
 from tools.base import ToolCallContext, run_tool
 from tools.coach_tools import search_conversation
@@ -79,9 +79,9 @@ async def memory(archive: Archive) -> AsyncIterator[ConversationMemory]:
         await mem.close()
 
 
-def tool_deps(mem: ConversationMemory) -> CoachDeps:
+def tool_deps(mem: ConversationMemory) -> Stores:
     assert mem.pool is not None and mem.store is not None
-    return CoachDeps(memory=mem, athlete_store=mem.store, plans=PlanStore(mem.pool))
+    return Stores(memory=mem, athlete_store=mem.store, plans=PlanStore(mem.pool))
 
 
 def tool_context(athlete_id: str, window_ids: list[str] | None = None) -> ToolCallContext:
