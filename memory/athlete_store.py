@@ -42,7 +42,7 @@ class AthleteStore:
     """Async access to the athlete store through a psycopg pool (autocommit, dict rows)."""
 
     def __init__(self, pool: DictPool) -> None:
-        """Wrap an open pool; see `memory.db.open_pool`."""
+        """Wrap an open pool; see `records.stores.open_stores`."""
         self.pool = pool
 
     async def setup(self) -> int:

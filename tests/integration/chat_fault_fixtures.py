@@ -1,6 +1,6 @@
 """Fixtures and helpers for fault tests of the chat graph on private servers (see `tests.integration.servers`).
 
-`fault_deps` opens `Stores` exactly as the application does (`open_coach_deps`) but on the module's private
+`fault_deps` opens `Stores` exactly as the application does (`open_stores`) but on the module's private
 Redis and Postgres, which a test may stop and restart; it restarts whatever a test left stopped. The graph itself
 is checkpointed in memory (`tests.chat_helpers.Chat`), so its own checkpoints never depend on those servers.
 """
@@ -24,7 +24,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from config.settings import Settings
 from memory.conversation import DEFAULT_SPOOL_ROOT
 from memory.session_window import BLOCK_HEADER, WindowEntry
-from records.stores import Stores, close_coach_deps, open_coach_deps
+from records.stores import Stores, open_stores
 from tests.chat_helpers import Chat
 from tests.integration.servers import PrivatePostgres, PrivateRedis, private_postgres, private_redis  # noqa: F401
 
@@ -95,18 +95,17 @@ async def fault_deps(
     private_redis: PrivateRedis,  # noqa: F811
     private_postgres: PrivatePostgres,  # noqa: F811
 ) -> AsyncIterator[Stores]:
-    """`open_coach_deps` on the private servers, both running and healthy at the start.
+    """`open_stores` on the private servers, both running and healthy at the start.
 
     At the end, restarts a server the test left stopped (the servers are module-scoped) and closes the deps.
     """
     await asyncio.gather(private_redis.astart(), private_postgres.astart())
-    deps = await open_coach_deps(fault_settings)
-    await wait_healthy(deps)
-    try:
-        yield deps
-    finally:
-        await asyncio.gather(private_redis.astart(), private_postgres.astart())
-        await close_coach_deps(deps)
+    async with open_stores(fault_settings) as deps:
+        await wait_healthy(deps)
+        try:
+            yield deps
+        finally:
+            await asyncio.gather(private_redis.astart(), private_postgres.astart())
 
 
 async def wait_healthy(deps: Stores, timeout_s: float = 10.0) -> float:

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 from cli import audit as audit_commands
 from cli import chat as chat_commands
 from cli import main as cli
+from cli import plan as plan_commands
 from graphs.context import Context, thread_id
 from graphs.training_load_auditor import AuditDateError, build_graph
 from records.audit_store import AuditStore, PlanChangeConflictError, PlanProposalNotFoundError
@@ -272,6 +273,7 @@ async def test_bad_days(deps, athlete_id):
 _app = typer.Typer()
 chat_commands.register(_app, cli._run, cli._check_athlete)
 audit_commands.register(_app, cli._run, cli._check_athlete)
+plan_commands.register(_app, cli._run, cli._check_athlete)
 _runner = CliRunner()
 
 

@@ -5,7 +5,7 @@ Redis down -> `degraded:redis`, normal replies, turns archived, window rebuilt w
 -> `degraded:postgres`, window and cached facts from Redis, recall says it is unreachable, queued turns archived
 exactly once when it returns; both down -> `unavailable` with the plain notice; concurrent turns of one session
 neither lost nor interleaved; invalid messages rejected without a write. The graph is checkpointed in memory
-(`Chat`), the memory layer is `open_coach_deps` on the private servers. Run with `-s` to see the timings.
+(`Chat`), the memory layer is `open_stores` on the private servers. Run with `-s` to see the timings.
 """
 
 from __future__ import annotations

@@ -47,9 +47,7 @@ def test_a_known_time_zone_still_works(athlete_id: str) -> None:
 
 
 @pytest.mark.parametrize("bad", [{"abc": True}, {"999999": True}, "maybe", 7])
-async def test_a_bad_answer_asks_again_and_a_good_one_then_confirms(
-    deps: Stores, athlete_id: str, bad: object
-) -> None:
+async def test_a_bad_answer_asks_again_and_a_good_one_then_confirms(deps: Stores, athlete_id: str, bad: object) -> None:
     chat = Chat(deps, athlete_id, model=None, inline=True)
     paused = await chat.say("my goal is a sub-5h century in June")
     (first,) = paused["__interrupt__"]

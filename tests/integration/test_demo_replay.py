@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from cli.main import debrief_paths
+from cli.debrief import debrief_paths
 from cli.replay import REPLAY_PREFIX, replay_days, replay_recent
 from records.rides import rides_on_day
 

@@ -27,7 +27,7 @@ from config.settings import get_settings
 from graphs.chat import UNAVAILABLE_NOTICE
 from memory.athlete_store import FactChange
 from memory.conversation import DEFAULT_SPOOL_ROOT
-from records.stores import Stores, close_process_deps, get_stores
+from records.stores import Stores, get_stores
 from server.app import app, lifespan
 from tests.chat_helpers import Chat, ScriptedModel, call
 from tests.integration.chat_fault_fixtures import (  # noqa: F401
@@ -85,7 +85,6 @@ async def test_server_lifespan_drains_the_outbox_and_recovers_without_a_turn(
     athlete_id: str,
 ) -> None:
     await asyncio.gather(private_redis.astart(), private_postgres.astart())
-    await close_process_deps()  # the lifespan opens the process's deps afresh, on the private servers
     async with lifespan(app):
         deps = await get_stores()
         assert deps.memory.pool is not None and deps.memory.pool.conninfo.endswith(f":{private_postgres.port}/coach")
