@@ -277,7 +277,7 @@ async def ride_power_charts(
         best = curve_from_mmp(await stores.audits.best_mmp(athlete_id))
         results: list[tuple[str, Path | None, str | None]] = []
         for ride_id in ride_ids:
-            ride = await stores.athlete_store.get_ride(athlete_id, ride_id)
+            ride = await stores.rides.get_ride(athlete_id, ride_id)
             curve = curve_from_mmp((ride.metrics.get("mmp_w") if ride else None) or {})
             if ride is None or not curve:
                 results.append((ride_id, None, "no power data: no power curve"))

@@ -93,7 +93,7 @@ def register(app: typer.Typer, run: Callable[..., Any], check_athlete: Callable[
         async def go() -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]], list[Any]]:
             lines = await debrief_paths(chosen, athlete, show_progress=err.is_terminal)
             async with open_stores() as stores:
-                placed = await replay_recent(stores.athlete_store, stores.plans, athlete, lines)
+                placed = await replay_recent(stores.rides, stores.plans, athlete, lines)
                 return lines, await stores.athlete_store.current_facts(athlete), placed
 
         lines, current, placed = run(go())

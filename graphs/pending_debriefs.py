@@ -94,7 +94,7 @@ def build_graph(checkpointer: Checkpointer = None, stores: Stores | None = None)
         if state.get("max_rides") is not None:
             check_max_rides(state["max_rides"])  # before anything is read: InvalidInputError (invalid_max_rides)
         athlete_id = validate_athlete_id(run_context(runtime).athlete_id)
-        scan = await scan_inbox((await _deps()).athlete_store, athlete_id)
+        scan = await scan_inbox((await _deps()).rides, athlete_id)
         skipped = [
             {
                 "file": s.ride_path,

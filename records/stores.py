@@ -21,6 +21,7 @@ from memory.conversation import ConversationMemory
 from memory.db import DictPool, aprobe
 from records.audit_store import AuditStore
 from records.plans import PlanStore
+from records.rides import RideStore
 
 
 @dataclass(frozen=True)
@@ -33,12 +34,14 @@ class Stores:
     Attributes:
         memory: the two memory tiers (`memory.conversation.ConversationMemory`).
         athlete_store: facts with history, fact proposals (`memory.athlete_store`).
+        rides: stored rides and their debriefs (`records.rides`).
         plans: planned workouts (`records.plans`).
         audits: the Training Load Auditor's reports and plan-change proposals (`records.audit_store`).
     """
 
     memory: ConversationMemory
     athlete_store: AthleteStore
+    rides: RideStore
     plans: PlanStore
     audits: AuditStore
 
@@ -78,7 +81,13 @@ async def open_stores(settings: Settings | None = None, *, require_postgres: boo
         assert pool is not None and athlete_store is not None  # from_settings always opens a pool
         if require_postgres:
             await athlete_store.setup()
-        yield Stores(memory=memory, athlete_store=athlete_store, plans=PlanStore(pool), audits=AuditStore(pool))
+        yield Stores(
+            memory=memory,
+            athlete_store=athlete_store,
+            rides=RideStore(pool),
+            plans=PlanStore(pool),
+            audits=AuditStore(pool),
+        )
     finally:
         await memory.close()
 

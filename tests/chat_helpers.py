@@ -15,9 +15,10 @@ from langgraph.types import Command
 
 from graphs.chat import build_graph
 from graphs.context import Context, thread_id
-from memory.athlete_store import AthleteStore, RideRecord
 from records.plans import PlanRow
+from records.rides import RideStore
 from records.stores import Stores
+from training.records import RideRecord
 
 
 class ScriptedModel(GenericFakeChatModel):
@@ -80,7 +81,7 @@ def last_weekday(today: date, weekday: int) -> date:
 
 
 async def insert_ride(
-    store: AthleteStore,
+    store: RideStore,
     athlete_id: str,
     day: date,
     *,

@@ -173,7 +173,7 @@ async def test_crons_debrief_each_uploaded_ride_once(coach_server: CoachServer) 
     cron_a = await a.crons.create_for_thread(tid, "pending_debriefs", schedule="* * * * * */2", input={})
     cron_b = await b.crons.create("pending_debriefs", schedule="* * * * * */2", input={})
     exits = AsyncExitStack()
-    store = (await exits.enter_async_context(open_stores(require_postgres=True))).athlete_store
+    store = (await exits.enter_async_context(open_stores(require_postgres=True))).rides
     try:
         assert cron_a["metadata"]["owner"] == coach_server.a.athlete_id
         assert {c["cron_id"] for c in await b.crons.search()} == {cron_b["cron_id"]}

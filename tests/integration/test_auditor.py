@@ -193,7 +193,7 @@ async def test_interrupt_then_accept_applies_the_change(deps, athlete):
 
 async def test_a_bad_answer_asks_again_then_a_good_one_applies(deps, athlete):
     athlete_id = athlete["id"]
-    graph = build_graph(checkpointer=InMemorySaver(), store=deps)
+    graph = build_graph(checkpointer=InMemorySaver(), stores=deps)
     config = {"configurable": {"thread_id": f"audit-bad-{athlete_id}"}}
     context = Context(athlete_id=athlete_id, timezone="UTC")
     (request,) = (await graph.ainvoke({"ask": True}, config=config, context=context))["__interrupt__"]
@@ -317,8 +317,8 @@ async def test_cli_audit_chart(athlete, tmp_path: Path):
 
 async def test_power_curve_charts_for_debriefed_rides(deps, athlete, tmp_path: Path):
     pytest.importorskip("matplotlib")
-    rides = await deps.athlete_store.list_rides(athlete["id"], limit=2)
-    hr_only = next(r for r in await deps.athlete_store.list_rides(athlete["id"]) if r.tss is None)
+    rides = await deps.rides.list_rides(athlete["id"], limit=2)
+    hr_only = next(r for r in await deps.rides.list_rides(athlete["id"]) if r.tss is None)
     ids = [r.ride_id for r in rides] + [hr_only.ride_id]
     results = await audit_commands.ride_power_charts(athlete["id"], ids, tmp_path)
     paths = [p for _, p, _ in results if p is not None]

@@ -23,6 +23,7 @@ from memory.redis_client import open_redis
 from memory.schema import asetup
 from records.audit_store import AuditStore
 from records.plans import PlanStore
+from records.rides import RideStore
 from records.stores import Stores, open_stores
 from tests.integration.test_cli_debrief import coach
 from tools.base import ToolCallContext, run_tool
@@ -76,7 +77,13 @@ async def memory(archive: Archive) -> AsyncIterator[ConversationMemory]:
 
 def tool_deps(mem: ConversationMemory) -> Stores:
     assert mem.pool is not None and mem.store is not None
-    return Stores(memory=mem, athlete_store=mem.store, plans=PlanStore(mem.pool), audits=AuditStore(mem.pool))
+    return Stores(
+        memory=mem,
+        athlete_store=mem.store,
+        rides=RideStore(mem.pool),
+        plans=PlanStore(mem.pool),
+        audits=AuditStore(mem.pool),
+    )
 
 
 def tool_context(athlete_id: str, window_ids: list[str] | None = None) -> ToolCallContext:
