@@ -1,6 +1,6 @@
 """The Training Load Auditor command of `coach`: `audit` (the plan-change proposals it makes: `cli.plan`).
 
-Also the helpers `coach debrief --chart DIR` and `coach demo` call (`print_debrief_charts`, `print_demo_audit`).
+Also the helper `coach demo` calls (`print_demo_audit`).
 
 Registered on the `coach` Typer app by `cli.main` (``audit.register(app, _run, _check_athlete)``). Every command
 acts for `--athlete`.
@@ -22,7 +22,7 @@ import asyncio
 import json
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
@@ -39,7 +39,7 @@ from graphs.context import Context, thread_id
 from graphs.training_load_auditor import AuditDateError
 from graphs.training_load_auditor import build_graph as build_auditor_graph
 from records.stores import open_stores
-from training.charts import ChartUnavailableError, curve_from_mmp, pmc_chart, power_curve_chart
+from training.charts import ChartUnavailableError, pmc_chart
 from training.dates import DateResolutionError, resolve_day
 from training.formatting import format_duration
 
@@ -254,70 +254,7 @@ def _ask_on_terminal(proposal: dict[str, Any]) -> bool:
     return bool(typer.confirm("Accept this change to your plan?", default=False))
 
 
-# ----- the coach debrief --chart and coach demo helpers -------------------------------------------------------
-
-
-async def ride_power_charts(
-    athlete_id: str, ride_ids: Sequence[str], chart_dir: Path
-) -> list[tuple[str, Path | None, str | None]]:
-    """Draw each ride's power curve against the athlete's best (over all stored rides, the ride included).
-
-    Args:
-        athlete_id: the athlete.
-        ride_ids: stored rides.
-        chart_dir: folder of the PNG files (``power-<ride id prefix>.png``), created when missing.
-
-    Returns:
-        ``(ride_id, path or None, problem or None)`` per ride: a ride without power gets a problem, no file.
-
-    Raises:
-        ChartUnavailableError: matplotlib is not installed.
-    """
-    async with open_stores() as stores:
-        best = curve_from_mmp(await stores.audits.best_mmp(athlete_id))
-        results: list[tuple[str, Path | None, str | None]] = []
-        for ride_id in ride_ids:
-            ride = await stores.rides.get_ride(athlete_id, ride_id)
-            curve = curve_from_mmp((ride.metrics.get("mmp_w") if ride else None) or {})
-            if ride is None or not curve:
-                results.append((ride_id, None, "no power data: no power curve"))
-                continue
-            path = await asyncio.to_thread(
-                power_curve_chart,
-                curve,
-                best,
-                chart_dir / f"power-{ride_id[:12]}.png",
-                title=f"{ride.file_name} ({ride.start_time:%Y-%m-%d}): power curve vs {athlete_id}'s best",
-            )
-            results.append((ride_id, path, None))
-        return results
-
-
-def print_debrief_charts(lines: Sequence[Mapping[str, Any]], athlete_id: str, chart_dir: Path, run: Any) -> bool:
-    """`coach debrief --chart DIR`: write the debriefed rides' power-curve charts and say where.
-
-    Args:
-        lines: `coach debrief --json` lines (lines with an error are skipped).
-        athlete_id: the athlete.
-        chart_dir: folder of the PNG files.
-        run: `cli.main._run` (turns store errors into an exit code).
-
-    Returns:
-        False when no chart could be drawn at all (matplotlib missing), else True. Messages go to standard error,
-        so `--json` output stays clean.
-    """
-    ride_ids = [str(line["ride_id"]) for line in lines if "error" not in line and line.get("ride_id")]
-    try:
-        results = run(ride_power_charts(athlete_id, ride_ids, chart_dir))
-    except ChartUnavailableError as exc:
-        err.print(f"[red]error[/red] ({exc.code}): {escape(str(exc))}")
-        return False
-    for ride_id, path, problem in results:
-        if path is not None:
-            err.print(f"power curve of {ride_id[:12]}: {path}")
-        else:
-            err.print(f"[dim]power curve of {ride_id[:12]}: {problem}[/dim]")
-    return True
+# ----- the coach demo helper ----------------------------------------------------------------------------------
 
 
 def print_demo_audit(athlete_id: str, run: Any, console: Console = out, chart_dir: Path = DEMO_CHART_DIR) -> None:

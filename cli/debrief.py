@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -20,7 +20,6 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from cli import audit as audit_commands
 from graphs.context import Context, thread_id
 from graphs.debrief_coach import build_graph as build_debrief_graph
 from graphs.pending_debriefs import build_graph as build_pending_graph
@@ -29,6 +28,7 @@ from memory.errors import StoreUnavailableError
 from memory.text import InvalidTextError, clean_text
 from records.inbox import inbox_athletes
 from records.stores import open_stores
+from training.charts import ChartUnavailableError, curve_from_mmp, power_curve_chart
 from training.ride_files import RideFileError, find_ride_files
 from training.ride_peek import peek_start_time
 
@@ -190,6 +190,69 @@ def _print_debrief_results(lines: list[dict[str, Any]], as_json: bool) -> None:
         out.print(f"  {line['debrief']}", markup=False)
 
 
+async def ride_power_charts(
+    athlete_id: str, ride_ids: Sequence[str], chart_dir: Path
+) -> list[tuple[str, Path | None, str | None]]:
+    """Draw each ride's power curve against the athlete's best (over all stored rides, the ride included).
+
+    Args:
+        athlete_id: the athlete.
+        ride_ids: stored rides.
+        chart_dir: folder of the PNG files (``power-<ride id prefix>.png``), created when missing.
+
+    Returns:
+        ``(ride_id, path or None, problem or None)`` per ride: a ride without power gets a problem, no file.
+
+    Raises:
+        ChartUnavailableError: matplotlib is not installed.
+    """
+    async with open_stores() as stores:
+        best = curve_from_mmp(await stores.audits.best_mmp(athlete_id))
+        results: list[tuple[str, Path | None, str | None]] = []
+        for ride_id in ride_ids:
+            ride = await stores.rides.get_ride(athlete_id, ride_id)
+            curve = curve_from_mmp((ride.metrics.get("mmp_w") if ride else None) or {})
+            if ride is None or not curve:
+                results.append((ride_id, None, "no power data: no power curve"))
+                continue
+            path = await asyncio.to_thread(
+                power_curve_chart,
+                curve,
+                best,
+                chart_dir / f"power-{ride_id[:12]}.png",
+                title=f"{ride.file_name} ({ride.start_time:%Y-%m-%d}): power curve vs {athlete_id}'s best",
+            )
+            results.append((ride_id, path, None))
+        return results
+
+
+def print_debrief_charts(lines: Sequence[Mapping[str, Any]], athlete_id: str, chart_dir: Path, run: Any) -> bool:
+    """`coach debrief --chart DIR`: write the debriefed rides' power-curve charts and say where.
+
+    Args:
+        lines: `coach debrief --json` lines (lines with an error are skipped).
+        athlete_id: the athlete.
+        chart_dir: folder of the PNG files.
+        run: `cli.main._run` (turns store errors into an exit code).
+
+    Returns:
+        False when no chart could be drawn at all (matplotlib missing), else True. Messages go to standard error,
+        so `--json` output stays clean.
+    """
+    ride_ids = [str(line["ride_id"]) for line in lines if "error" not in line and line.get("ride_id")]
+    try:
+        results = run(ride_power_charts(athlete_id, ride_ids, chart_dir))
+    except ChartUnavailableError as exc:
+        err.print(f"[red]error[/red] ({exc.code}): {escape(str(exc))}")
+        return False
+    for ride_id, path, problem in results:
+        if path is not None:
+            err.print(f"power curve of {ride_id[:12]}: {path}")
+        else:
+            err.print(f"[dim]power curve of {ride_id[:12]}: {problem}[/dim]")
+    return True
+
+
 def register(app: typer.Typer, run: Callable[..., Any], check_athlete: Callable[[str], str]) -> None:
     """Add `coach debrief` to the `coach` app (`run` and `check_athlete` come from `cli.main`)."""
 
@@ -233,7 +296,7 @@ def register(app: typer.Typer, run: Callable[..., Any], check_athlete: Callable[
         athlete = check_athlete(athlete)
         lines = run(debrief_paths(paths, athlete, show_progress=err.is_terminal))
         _print_debrief_results(lines, as_json)
-        if chart is not None and not audit_commands.print_debrief_charts(lines, athlete, chart, run):
+        if chart is not None and not print_debrief_charts(lines, athlete, chart, run):
             raise typer.Exit(1)
         if any("error" in line for line in lines):
             raise typer.Exit(1)

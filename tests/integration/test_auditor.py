@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 
 from cli import audit as audit_commands
 from cli import chat as chat_commands
+from cli import debrief as debrief_commands
 from cli import main as cli
 from cli import plan as plan_commands
 from graphs.context import Context, thread_id
@@ -320,7 +321,7 @@ async def test_power_curve_charts_for_debriefed_rides(deps, athlete, tmp_path: P
     rides = await deps.rides.list_rides(athlete["id"], limit=2)
     hr_only = next(r for r in await deps.rides.list_rides(athlete["id"]) if r.tss is None)
     ids = [r.ride_id for r in rides] + [hr_only.ride_id]
-    results = await audit_commands.ride_power_charts(athlete["id"], ids, tmp_path)
+    results = await debrief_commands.ride_power_charts(athlete["id"], ids, tmp_path)
     paths = [p for _, p, _ in results if p is not None]
     assert len(paths) == 2 and all(p.stat().st_size > 15_000 for p in paths)
     assert results[-1][1] is None and "no power" in (results[-1][2] or "")
