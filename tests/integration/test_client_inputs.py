@@ -70,7 +70,7 @@ async def test_a_bad_answer_asks_again_and_a_good_one_then_confirms(deps: Stores
 
 
 async def test_pending_debriefs_refuses_a_bad_max_rides(deps: Stores, athlete_id: str) -> None:
-    graph = build_pending_graph(store=deps)
+    graph = build_pending_graph(stores=deps)
     with pytest.raises(InvalidInputError) as exc:
         await graph.ainvoke({"max_rides": "abc"}, context=Context(athlete_id=athlete_id))
     assert exc.value.code == "invalid_max_rides"
