@@ -43,7 +43,7 @@ from typing import Any
 from benchmarks.bench_data import LOCOMO_DEV, require_locomo
 from memory.archive import Archive, RankingParams, SearchResult
 from memory.conversation import ConversationMemory
-from records.stores import CoachDeps, close_coach_deps, open_coach_deps
+from records.stores import Stores, open_stores
 
 DEFAULT_DATA = LOCOMO_DEV
 CATEGORIES = (1, 2, 3, 4)
@@ -172,7 +172,7 @@ def questions(sample: dict[str, Any], athlete_id: str, turn_ids: set[str]) -> li
     return out
 
 
-async def import_all(deps: CoachDeps, data: list[dict[str, Any]], tag: str) -> tuple[list[Question], dict[str, Any]]:
+async def import_all(deps: Stores, data: list[dict[str, Any]], tag: str) -> tuple[list[Question], dict[str, Any]]:
     """Import every conversation (idempotent) and return its questions and the import's figures."""
     all_questions: list[Question] = []
     written = skipped = 0
@@ -215,7 +215,7 @@ async def ask_with(archive: Archive, vectors: list[list[float]], qs: list[Questi
     return run
 
 
-async def sweep(deps: CoachDeps, qs: list[Question]) -> list[Run]:
+async def sweep(deps: Stores, qs: list[Question]) -> list[Run]:
     archive, embedder = deps.memory.archive, deps.memory.embedder
     assert archive is not None and embedder is not None
     vectors = [await embedder.embed_query(q.text) for q in qs]
@@ -240,7 +240,7 @@ async def sweep(deps: CoachDeps, qs: list[Question]) -> list[Run]:
     return runs
 
 
-async def delete_athletes(deps: CoachDeps, athlete_ids: set[str]) -> None:
+async def delete_athletes(deps: Stores, athlete_ids: set[str]) -> None:
     assert deps.memory.pool is not None
     async with deps.memory.pool.connection() as conn, conn.transaction():
         await conn.execute("DELETE FROM messages WHERE athlete_id = ANY(%s)", (sorted(athlete_ids),))
@@ -251,43 +251,44 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
     raw = args.data.read_bytes()
     data = json.loads(raw)
     tag = hashlib.sha256(raw).hexdigest()[:10]
-    deps = await open_coach_deps()
     athletes: set[str] = set()
-    try:
-        if deps.memory.embedder is None or not await deps.memory.archive.vectors_enabled():  # type: ignore[union-attr]
-            print("warning: no embedder or no pgvector: both runs are full-text", file=sys.stderr)
-        print(f"importing {len(data)} conversations from {args.data}", file=sys.stderr)
-        qs, imported = await import_all(deps, data, tag)
-        athletes = {q.athlete_id for q in qs}
-        full_text_memory = ConversationMemory(None, deps.memory.pool, pg_timeout_s=deps.memory.pg_timeout_s)
-        print(f"asking {len(qs)} questions", file=sys.stderr)
-        full_text = await ask(full_text_memory, qs, "full-text only (BM25 with the session date)")
-        await full_text_memory.close()
-        hybrid = await ask(deps.memory, qs, "hybrid (BM25 + MiniLM, weighted fusion)")
-        embed_ms = []
-        if deps.memory.embedder is not None:
-            for q in qs[:200]:
-                started = time.perf_counter()
-                await deps.memory.embedder.embed_query(q.text)
-                embed_ms.append((time.perf_counter() - started) * 1000)
-        runs = [hybrid, full_text] + (await sweep(deps, qs) if args.sweep else [])
-        if args.results_out:
-            with args.results_out.open("w", encoding="utf-8") as f:
-                for q, ids in zip(qs, hybrid.retrieved, strict=True):
-                    f.write(json.dumps({"sample_id": q.sample_id, "question_index": q.index, "retrieved": ids}) + "\n")
-        return {
-            "data": str(args.data),
-            "conversations": len(data),
-            "questions": len(qs),
-            "import": imported,
-            "ranking_params": _describe(deps.memory.archive.ranking),  # type: ignore[union-attr]
-            "query_embedding_ms": {"p50": _percentile(embed_ms, 50), "p95": _percentile(embed_ms, 95)},
-            "runs": [r.summary() for r in runs],
-        }
-    finally:
-        if athletes and not args.keep:
-            await delete_athletes(deps, athletes)
-        await close_coach_deps(deps)
+    async with open_stores() as deps:
+        try:
+            if deps.memory.embedder is None or not await deps.memory.archive.vectors_enabled():  # type: ignore[union-attr]
+                print("warning: no embedder or no pgvector: both runs are full-text", file=sys.stderr)
+            print(f"importing {len(data)} conversations from {args.data}", file=sys.stderr)
+            qs, imported = await import_all(deps, data, tag)
+            athletes = {q.athlete_id for q in qs}
+            full_text_memory = ConversationMemory(None, deps.memory.pool, pg_timeout_s=deps.memory.pg_timeout_s)
+            print(f"asking {len(qs)} questions", file=sys.stderr)
+            full_text = await ask(full_text_memory, qs, "full-text only (BM25 with the session date)")
+            await full_text_memory.close()
+            hybrid = await ask(deps.memory, qs, "hybrid (BM25 + MiniLM, weighted fusion)")
+            embed_ms = []
+            if deps.memory.embedder is not None:
+                for q in qs[:200]:
+                    started = time.perf_counter()
+                    await deps.memory.embedder.embed_query(q.text)
+                    embed_ms.append((time.perf_counter() - started) * 1000)
+            runs = [hybrid, full_text] + (await sweep(deps, qs) if args.sweep else [])
+            if args.results_out:
+                with args.results_out.open("w", encoding="utf-8") as f:
+                    for q, ids in zip(qs, hybrid.retrieved, strict=True):
+                        f.write(
+                            json.dumps({"sample_id": q.sample_id, "question_index": q.index, "retrieved": ids}) + "\n"
+                        )
+            return {
+                "data": str(args.data),
+                "conversations": len(data),
+                "questions": len(qs),
+                "import": imported,
+                "ranking_params": _describe(deps.memory.archive.ranking),  # type: ignore[union-attr]
+                "query_embedding_ms": {"p50": _percentile(embed_ms, 50), "p95": _percentile(embed_ms, 95)},
+                "runs": [r.summary() for r in runs],
+            }
+        finally:
+            if athletes and not args.keep:
+                await delete_athletes(deps, athletes)
 
 
 def print_report(report: dict[str, Any]) -> None:

@@ -32,6 +32,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,11 +41,11 @@ import psycopg
 from psycopg import sql
 
 from benchmarks.bench_data import LOCOMO_DEV, require_locomo
-from config.settings import get_settings
+from config.settings import Settings, get_settings
 from memory.archive import Archive, ChatMessage, new_message_id
-from memory.db import open_pool
 from memory.embeddings import ArchiveEmbedder, get_embedder, vector_literal
 from memory.schema import setup
+from records.stores import open_stores
 
 DEFAULT_DATA = LOCOMO_DEV
 SESSIONS_PER_ATHLETE = 10
@@ -66,6 +67,11 @@ def locomo_texts(path: Path) -> tuple[list[str], list[str]]:
         for qa in sample.get("qa", []):
             questions[qa["question"]] = None
     return list(texts), list(questions)
+
+
+def scale_settings(url: str) -> Settings:
+    """The process settings with `database_url` set to the scale database `url`."""
+    return get_settings().model_copy(update={"database_url": url})
 
 
 def scale_url(base_url: str, database: str) -> str:
@@ -159,7 +165,8 @@ def build(url: str, args: argparse.Namespace, texts: list[str], embedder: Archiv
 async def latency(url: str, args: argparse.Namespace, questions: list[str], embedder: ArchiveEmbedder) -> dict:
     rng = random.Random(11)
     picks = [(athlete(rng.randrange(args.athletes)), rng.choice(questions)) for _ in range(WARMUP + args.queries)]
-    pool = await open_pool(url, max_size=2)
+    exits = AsyncExitStack()
+    pool = (await exits.enter_async_context(open_stores(scale_settings(url), require_postgres=True))).pool
     archive = Archive(pool, embedder=embedder)
     try:
         vectors = [await embedder.embed_query(q) for _, q in picks]
@@ -180,12 +187,13 @@ async def latency(url: str, args: argparse.Namespace, questions: list[str], embe
             print(f"  {name}: {out[name]}", file=sys.stderr)
         return out
     finally:
-        await pool.close()
+        await exits.aclose()
 
 
 async def ingest(url: str, args: argparse.Namespace, texts: list[str], embedder: ArchiveEmbedder) -> dict:
     rng = random.Random(13)
-    pool = await open_pool(url, max_size=2)
+    exits = AsyncExitStack()
+    pool = (await exits.enter_async_context(open_stores(scale_settings(url), require_postgres=True))).pool
     out: dict[str, Any] = {}
     try:
         for name, embed in (("with_embeddings", True), ("without_embeddings", False)):
@@ -229,7 +237,7 @@ async def ingest(url: str, args: argparse.Namespace, texts: list[str], embedder:
                 await conn.execute("DELETE FROM conversations WHERE athlete_id LIKE 'ingest-%'")
         return out
     finally:
-        await pool.close()
+        await exits.aclose()
 
 
 def main(argv: list[str] | None = None) -> int:

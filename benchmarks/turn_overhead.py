@@ -4,7 +4,7 @@ Both graphs run on one thread each, with the same fake model and the same `Async
 Postgres pool, as `coach chat` does), in the same process, one after the other:
 
 - **ours**: `graphs.chat.build_graph(checkpointer=saver, stores=deps, model=fake)`, with the real memory
-  (`records.stores.open_coach_deps()`: Redis window, facts cache, Redis outbox drained to the Postgres archive in the
+  (`records.stores.open_stores()`: Redis window, facts cache, Redis outbox drained to the Postgres archive in the
   background). Per-turn state: the previous turn's messages are removed at the start of each turn.
 - **naive**: `StateGraph(MessagesState)` with one node that calls the model on the whole history; the history
   lives in the state (`add_messages`) and so in every checkpoint.
@@ -64,7 +64,7 @@ from graphs.context import thread_id as make_thread_id
 from llm.prompt import prompt_tokens
 from memory.athlete_store import FactChange
 from memory.checkpointer import CoachPostgresSaver
-from records.stores import CoachDeps, close_coach_deps, open_coach_deps
+from records.stores import Stores, open_stores
 from tests.chat_helpers import ScriptedModel
 
 T = TypeVar("T")
@@ -287,7 +287,7 @@ SELECT
 """
 
 
-async def measure_storage(deps: CoachDeps, thread_id: str, athlete_id: str, session_id: str | None) -> dict[str, int]:
+async def measure_storage(deps: Stores, thread_id: str, athlete_id: str, session_id: str | None) -> dict[str, int]:
     """Bytes of a thread's checkpoint rows and (for ours) of its archived messages, after draining the outbox."""
     if session_id is not None:
         await deps.memory.drain_outbox()
@@ -319,7 +319,7 @@ def sample_points(turns: int) -> set[int]:
 
 
 async def run_ours(
-    deps: CoachDeps,
+    deps: Stores,
     saver: AsyncPostgresSaver,
     timers: TurnTimers,
     athlete_id: str,
@@ -381,7 +381,7 @@ async def run_ours(
 
 
 async def run_naive(
-    deps: CoachDeps, saver: AsyncPostgresSaver, timers: TurnTimers, thread_id: str, turns: int, durability: str
+    deps: Stores, saver: AsyncPostgresSaver, timers: TurnTimers, thread_id: str, turns: int, durability: str
 ) -> RunResult:
     """Run `turns` turns of the naive graph on one thread."""
     load_before = os.getloadavg()[0]
@@ -412,7 +412,7 @@ async def run_naive(
     return result
 
 
-async def seed_facts(deps: CoachDeps, athlete_id: str) -> None:
+async def seed_facts(deps: Stores, athlete_id: str) -> None:
     """Give the athlete a realistic handful of pinned facts (they go into every prompt of ours)."""
     await deps.memory.set_facts(
         athlete_id,
@@ -430,11 +430,17 @@ async def seed_facts(deps: CoachDeps, athlete_id: str) -> None:
 
 async def run(turns: int, naive_turns: int, durabilities: list[str], *, back_to_back: bool = False) -> dict[str, Any]:
     """Run the benchmark and return its figures."""
+    async with open_stores() as deps:
+        if deps.memory.status() != "ok":
+            raise RuntimeError(f"memory status {deps.memory.status()!r}: start Postgres and Redis (`make services`)")
+        return await measure(deps, turns, naive_turns, durabilities, back_to_back=back_to_back)
+
+
+async def measure(
+    deps: Stores, turns: int, naive_turns: int, durabilities: list[str], *, back_to_back: bool
+) -> dict[str, Any]:
+    """Run the benchmark on open stores and return its figures."""
     athlete_id = f"bench-{uuid.uuid4().hex[:12]}"
-    deps = await open_coach_deps()
-    if deps.memory.status() != "ok":
-        await close_coach_deps(deps)
-        raise RuntimeError(f"memory status {deps.memory.status()!r}: start Postgres and Redis (`make services`)")
     timers = TurnTimers()
     memory = deps.memory
     originals = (memory.load, memory.save_turn, chat_module.assemble_prompt, chat_module.prompt_tokens)
@@ -472,7 +478,6 @@ async def run(turns: int, naive_turns: int, durabilities: list[str], *, back_to_
         runs.append(await run_naive(deps, saver, timers, f"naive:{athlete_id}:main", naive_turns, "exit"))
     finally:
         memory.load, memory.save_turn, chat_module.assemble_prompt, chat_module.prompt_tokens = originals  # type: ignore[method-assign]
-        await close_coach_deps(deps)
     return {
         "athlete_id": athlete_id,
         "turns": turns,

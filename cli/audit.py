@@ -1,9 +1,9 @@
-"""Training Load Auditor commands of `coach`: `audit`, `plan proposals`, `plan accept`, `plan reject`.
+"""The Training Load Auditor command of `coach`: `audit` (the plan-change proposals it makes: `cli.plan`).
 
-Also the helpers `coach debrief --chart DIR` and `coach demo` call (`print_debrief_charts`, `print_demo_audit`).
+Also the helper `coach demo` calls (`print_demo_audit`).
 
-Registered on the `coach` Typer app by `cli.main` (``audit_commands.register(app, _run, _check_athlete)``, after
-`chat_commands.register`, which creates the `plan` sub-app). Every command acts for `--athlete`.
+Registered on the `coach` Typer app by `cli.main` (``audit.register(app, _run, _check_athlete)``). Every command
+acts for `--athlete`.
 
 `coach audit --json` prints one JSON object::
 
@@ -22,11 +22,10 @@ import asyncio
 import json
 import sys
 import tempfile
-from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, date, datetime
+from collections.abc import Callable, Mapping
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo
 
 import typer
 from langgraph.checkpoint.memory import InMemorySaver
@@ -35,15 +34,13 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from cli.chat import check_timezone, local_timezone
+from cli.chat import check_timezone
 from cli.decisions import ask_decision
 from graphs.context import Context, thread_id
 from graphs.training_load_auditor import AuditDateError
 from graphs.training_load_auditor import build_graph as build_auditor_graph
-from records.audit_store import AuditStore
-from records.proposals import decide_proposal
-from records.stores import close_coach_deps, open_coach_deps
-from training.charts import ChartUnavailableError, curve_from_mmp, pmc_chart, power_curve_chart
+from records.stores import open_stores
+from training.charts import ChartUnavailableError, pmc_chart
 from training.dates import DateResolutionError, resolve_day
 from training.formatting import format_duration
 from training.records import Decision
@@ -115,9 +112,8 @@ async def run_audit(athlete_id: str, *, as_of: str | None, tz: str, ask: Answer 
         AuditDateError: `as_of` is not a date or is in the future.
         StoreUnavailableError: Postgres cannot be reached.
     """
-    deps = await open_coach_deps()
-    try:
-        graph = build_auditor_graph(checkpointer=InMemorySaver(), stores=deps)
+    async with open_stores() as stores:
+        graph = build_auditor_graph(checkpointer=InMemorySaver(), stores=stores)
         config = {"configurable": {"thread_id": thread_id("audit", athlete_id)}}
         context = Context(athlete_id=athlete_id, session_id="audit", timezone=tz)
         payload: dict[str, Any] = {"ask": ask is not None}
@@ -131,8 +127,6 @@ async def run_audit(athlete_id: str, *, as_of: str | None, tz: str, ask: Answer 
                     answers[str(proposal["id"])] = await asyncio.to_thread(ask, proposal)
             result = await graph.ainvoke(Command(resume=answers), config=config, context=context)
         return dict(result["report"])
-    finally:
-        await close_coach_deps(deps)
 
 
 def audit_json(report: Mapping[str, Any], chart: Path | None = None) -> dict[str, Any]:
@@ -170,7 +164,8 @@ def _num(value: Any, spec: str = ".1f") -> str:
     return "–" if value is None else format(value, spec)
 
 
-def _day_label(iso: str) -> str:
+def day_label(iso: str) -> str:
+    """`Sat 28 Nov` of an ISO day."""
     return f"{date.fromisoformat(iso):%a %d %b}"
 
 
@@ -185,19 +180,19 @@ def describe_change(change: Mapping[str, Any]) -> str:
             parts.append(f"{float(w['tss']):.0f} TSS")
         return f"{w['kind']} ({', '.join(parts)})" if parts else str(w["kind"])
 
-    return f"{_day_label(change['date'])} {side(change['before'])} → {side(change['after'])}"
+    return f"{day_label(change['date'])} {side(change['before'])} → {side(change['after'])}"
 
 
 def print_report(report: Mapping[str, Any], athlete_id: str, console: Console = out) -> None:
     """Print a report for a person: figures, flags, weekly compliance, patterns, facts changed, proposals."""
     zone = report.get("form_zone") or {}
     console.print(
-        f"[bold]Training load of {escape(athlete_id)}[/bold] as of {_day_label(report['as_of'])} "
+        f"[bold]Training load of {escape(athlete_id)}[/bold] as of {day_label(report['as_of'])} "
         f"({report.get('timezone', 'UTC')}; {report['days_of_data']} days of data)"
     )
     console.print(
         f"  Fitness (CTL) {_num(report['ctl'])} · Fatigue (ATL) {_num(report['atl'])} · Form (TSB) for "
-        f"{_day_label(report['tsb_for'])}: {report['tsb']:+.1f} ({zone.get('label', '')})"
+        f"{day_label(report['tsb_for'])}: {report['tsb']:+.1f} ({zone.get('label', '')})"
     )
     console.print(
         f"  Ramp rate {report['ramp_rate']:+.1f} CTL/week · ACWR {_num(report['acwr'], '.2f')} · monotony "
@@ -221,7 +216,7 @@ def print_report(report: Mapping[str, Any], athlete_id: str, console: Console = 
         for w in weeks:
             ratio = w.get("tss_compliance")
             table.add_row(
-                _day_label(w["week_start"]),
+                day_label(w["week_start"]),
                 str(w["days"]),
                 str(w["planned_workouts"]),
                 str(w["done"]),
@@ -261,73 +256,7 @@ def _ask_on_terminal(proposal: dict[str, Any]) -> Decision:
     return ask_decision("Accept this change to your plan?", default="reject")
 
 
-# ----- the coach debrief --chart and coach demo helpers -------------------------------------------------------
-
-
-async def ride_power_charts(
-    athlete_id: str, ride_ids: Sequence[str], chart_dir: Path
-) -> list[tuple[str, Path | None, str | None]]:
-    """Draw each ride's power curve against the athlete's best (over all stored rides, the ride included).
-
-    Args:
-        athlete_id: the athlete.
-        ride_ids: stored rides.
-        chart_dir: folder of the PNG files (``power-<ride id prefix>.png``), created when missing.
-
-    Returns:
-        ``(ride_id, path or None, problem or None)`` per ride: a ride without power gets a problem, no file.
-
-    Raises:
-        ChartUnavailableError: matplotlib is not installed.
-    """
-    deps = await open_coach_deps()
-    try:
-        best = curve_from_mmp(await AuditStore(deps.athlete_store.pool).best_mmp(athlete_id))
-        results: list[tuple[str, Path | None, str | None]] = []
-        for ride_id in ride_ids:
-            ride = await deps.athlete_store.get_ride(athlete_id, ride_id)
-            curve = curve_from_mmp((ride.metrics.get("mmp_w") if ride else None) or {})
-            if ride is None or not curve:
-                results.append((ride_id, None, "no power data: no power curve"))
-                continue
-            path = await asyncio.to_thread(
-                power_curve_chart,
-                curve,
-                best,
-                chart_dir / f"power-{ride_id[:12]}.png",
-                title=f"{ride.file_name} ({ride.start_time:%Y-%m-%d}): power curve vs {athlete_id}'s best",
-            )
-            results.append((ride_id, path, None))
-        return results
-    finally:
-        await close_coach_deps(deps)
-
-
-def print_debrief_charts(lines: Sequence[Mapping[str, Any]], athlete_id: str, chart_dir: Path, run: Any) -> bool:
-    """`coach debrief --chart DIR`: write the debriefed rides' power-curve charts and say where.
-
-    Args:
-        lines: `coach debrief --json` lines (lines with an error are skipped).
-        athlete_id: the athlete.
-        chart_dir: folder of the PNG files.
-        run: `cli.main._run` (turns store errors into an exit code).
-
-    Returns:
-        False when no chart could be drawn at all (matplotlib missing), else True. Messages go to standard error,
-        so `--json` output stays clean.
-    """
-    ride_ids = [str(line["ride_id"]) for line in lines if "error" not in line and line.get("ride_id")]
-    try:
-        results = run(ride_power_charts(athlete_id, ride_ids, chart_dir))
-    except ChartUnavailableError as exc:
-        err.print(f"[red]error[/red] ({exc.code}): {escape(str(exc))}")
-        return False
-    for ride_id, path, problem in results:
-        if path is not None:
-            err.print(f"power curve of {ride_id[:12]}: {path}")
-        else:
-            err.print(f"[dim]power curve of {ride_id[:12]}: {problem}[/dim]")
-    return True
+# ----- the coach demo helper ----------------------------------------------------------------------------------
 
 
 def print_demo_audit(athlete_id: str, run: Any, console: Console = out, chart_dir: Path = DEMO_CHART_DIR) -> None:
@@ -359,19 +288,8 @@ def print_demo_audit(athlete_id: str, run: Any, console: Console = out, chart_di
 # ----- commands -----------------------------------------------------------------------------------------------
 
 
-def _plan_app(app: typer.Typer) -> typer.Typer:
-    """The `plan` sub-app `chat_commands.register` added, or a new one."""
-    for group in app.registered_groups:
-        if group.name == "plan" and group.typer_instance is not None:
-            return group.typer_instance
-    plan_app = typer.Typer(help="Planned workouts.", no_args_is_help=True)
-    app.add_typer(plan_app, name="plan")
-    return plan_app
-
-
-def register(app: typer.Typer, run: Any, check_athlete: Any) -> None:
-    """Add `audit` and `plan proposals|accept|reject` to the `coach` app (`run`, `check_athlete` from cli.main)."""
-    plan_app = _plan_app(app)
+def register(app: typer.Typer, run: Callable[..., Any], check_athlete: Callable[[str], str]) -> None:
+    """Add `audit` to the `coach` app (`run`, `check_athlete` from cli.main)."""
 
     @app.command()
     def audit(
@@ -420,77 +338,6 @@ def register(app: typer.Typer, run: Any, check_athlete: Any) -> None:
         if chart_problem:
             err.print(f"[red]error[/red] (chart_unavailable): {escape(chart_problem)}")
             raise typer.Exit(1)
-
-    @plan_app.command("proposals")
-    def plan_proposals(
-        athlete: AthleteOpt,
-        show_all: Annotated[bool, typer.Option("--all", help="Every proposal, decided or past, too.")] = False,
-        as_json: Annotated[bool, typer.Option("--json")] = False,
-    ) -> None:
-        """List plan-change proposals: by default the pending ones for today or later."""
-        athlete = check_athlete(athlete)
-
-        async def go() -> list[dict[str, Any]]:
-            deps = await open_coach_deps()
-            try:
-                audits = AuditStore(deps.athlete_store.pool)
-                if show_all:
-                    return await audits.list_proposals(athlete, status=None)
-                today = datetime.now(UTC).astimezone(ZoneInfo(local_timezone())).date()
-                return await audits.list_proposals(athlete, from_day=today)
-            finally:
-                await close_coach_deps(deps)
-
-        rows = run(go())
-        if as_json:
-            print(json.dumps(rows, default=str))
-            return
-        if not rows:
-            out.print("no plan-change proposals" + ("" if show_all else " pending"))
-        for p in rows:
-            status = escape(f"[{p['status']}]")
-            out.print(f"#{p['id']} {status} {escape(describe_change(p['change']))} (audit of {p['as_of']})")
-            out.print(f"  {escape(p['reason'])}")
-
-    def decide(athlete: str, proposal_id: int, decision: Decision, as_json: bool) -> None:
-        athlete = check_athlete(athlete)
-
-        async def go() -> dict[str, Any]:
-            deps = await open_coach_deps()
-            try:
-                return await decide_proposal(deps.athlete_store.pool, "plan_change", athlete, proposal_id, decision)
-            finally:
-                await close_coach_deps(deps)
-
-        row = run(go())
-        if as_json:
-            print(json.dumps(row, default=str))
-            return
-        verb = "accepted: the plan now has" if decision == "accept" else "rejected: the plan keeps"
-        change = row["change"]
-        shown = change if decision == "accept" else {**change, "after": change["before"]}
-        out.print(
-            f"proposal #{row['id']} {verb} {escape(describe_change(shown).split(' → ')[-1])} on "
-            f"{_day_label(change['date'])}"
-        )
-
-    @plan_app.command("accept")
-    def plan_accept(
-        proposal_id: Annotated[int, typer.Argument(help="Proposal id (see `coach plan proposals`).")],
-        athlete: AthleteOpt,
-        as_json: Annotated[bool, typer.Option("--json")] = False,
-    ) -> None:
-        """Accept a plan-change proposal: the planned workout is changed as proposed."""
-        decide(athlete, proposal_id, "accept", as_json)
-
-    @plan_app.command("reject")
-    def plan_reject(
-        proposal_id: Annotated[int, typer.Argument(help="Proposal id (see `coach plan proposals`).")],
-        athlete: AthleteOpt,
-        as_json: Annotated[bool, typer.Option("--json")] = False,
-    ) -> None:
-        """Reject a plan-change proposal: the plan stays as it is (the same change is not proposed again)."""
-        decide(athlete, proposal_id, "reject", as_json)
 
 
 def _fail(code: str, message: str, as_json: bool) -> Any:

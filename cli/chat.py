@@ -1,4 +1,4 @@
-"""Chat-side commands of `coach`: chat, import-transcript, search, reindex, plan import, proposal decisions.
+"""`coach chat`: talk with the coach, one turn or an interactive loop; the checks of `--session` and `--tz`.
 
 Registered on the `coach` Typer app by `cli.main`. Every command acts for `--athlete`; a chat sends only the
 new message (the graph builds everything else from memory).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-from pathlib import Path
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import psycopg
@@ -19,8 +19,6 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
 
 from cli.decisions import ask_decision
 from graphs.chat import STATUS_ORDER, InvalidMessageError
@@ -28,8 +26,7 @@ from graphs.chat import build_graph as build_chat_graph
 from graphs.context import Context, thread_id
 from memory.checkpointer import open_checkpointer
 from memory.text import InvalidTextError
-from records.plans import PlanImportError, parse_plan_csv
-from records.stores import CoachDeps, close_coach_deps, open_coach_deps
+from records.stores import Stores, open_stores
 from training.dates import InvalidTimezoneError, validate_timezone
 from training.records import Decision
 
@@ -72,13 +69,13 @@ def check_session(session_id: str) -> str:
     return session_id
 
 
-async def _checkpointer(deps: CoachDeps) -> Any:
+async def _checkpointer(stores: Stores) -> Any:
     """PostgresSaver on the store's pool when Postgres answers, else an in-memory saver.
 
     With the in-memory saver the sticky context lasts for this process only.
     """
     try:
-        return await open_checkpointer(deps.athlete_store.pool)
+        return await open_checkpointer(stores.athlete_store.pool)
     except (psycopg.OperationalError, psycopg_pool.PoolTimeout):
         return InMemorySaver()
 
@@ -118,10 +115,10 @@ async def run_turn(graph: Any, payload: Any, config: dict[str, Any], context: Co
     return result
 
 
-async def _finish_turn(deps: CoachDeps, result: dict[str, Any], athlete_id: str, session_id: str) -> None:
+async def _finish_turn(stores: Stores, result: dict[str, Any], athlete_id: str, session_id: str) -> None:
     """Archive the turn now (drain the outbox); a message of it that was dead-lettered changes its status."""
-    await deps.memory.drain_outbox()
-    if deps.memory.take_dead_letters(athlete_id, session_id):
+    await stores.memory.drain_outbox()
+    if stores.memory.take_dead_letters(athlete_id, session_id):
         result["memory_status"] = max(result["memory_status"], "degraded:dead_letter", key=STATUS_ORDER.index)
 
 
@@ -131,10 +128,9 @@ async def chat_session(athlete_id: str, session_id: str, timezone: str, message:
     The message is checked by the graph's first node, before anything is saved or checkpointed: an empty or too
     long one is refused with `invalid_message`, one with NUL or a lone surrogate with `invalid_text`.
     """
-    deps = await open_coach_deps()
-    try:
-        checkpointer = await _checkpointer(deps)
-        graph = build_chat_graph(checkpointer=checkpointer, stores=deps)
+    async with open_stores() as stores:
+        checkpointer = await _checkpointer(stores)
+        graph = build_chat_graph(checkpointer=checkpointer, stores=stores)
         config = {"configurable": {"thread_id": thread_id("chat", athlete_id, session_id)}}
         inline = message is None
         context = Context(athlete_id=athlete_id, session_id=session_id, timezone=timezone, confirm_facts_inline=inline)
@@ -144,7 +140,7 @@ async def chat_session(athlete_id: str, session_id: str, timezone: str, message:
             except (InvalidMessageError, InvalidTextError) as exc:
                 _print_error(exc.code, str(exc), as_json)
                 return 2
-            await _finish_turn(deps, result, athlete_id, session_id)
+            await _finish_turn(stores, result, athlete_id, session_id)
             _print_turn(result, as_json)
             return 0
         out.print(
@@ -174,11 +170,9 @@ async def chat_session(athlete_id: str, session_id: str, timezone: str, message:
                             ask_decision, question, default="accept"
                         )
                 result = await run_turn(graph, Command(resume=answers), config, context)
-            await _finish_turn(deps, result, athlete_id, session_id)
+            await _finish_turn(stores, result, athlete_id, session_id)
             _print_turn(result, False)
         return 0
-    finally:
-        await close_coach_deps(deps)
 
 
 def _print_turn(result: dict[str, Any], as_json: bool) -> None:
@@ -205,8 +199,8 @@ def _print_error(code: str, message: str, as_json: bool) -> None:
         err.print(f"[red]error[/red] ({code}): {escape(message)}")
 
 
-def register(app: typer.Typer, run: Any, check_athlete: Any) -> None:
-    """Add the chat-side commands to the `coach` app (`run` and `check_athlete` come from `cli.main`)."""
+def register(app: typer.Typer, run: Callable[..., Any], check_athlete: Callable[[str], str]) -> None:
+    """Add `coach chat` to the `coach` app (`run` and `check_athlete` come from `cli.main`)."""
 
     @app.command()
     def chat(
@@ -222,164 +216,3 @@ def register(app: typer.Typer, run: Any, check_athlete: Any) -> None:
         zone = check_timezone(tz, as_json)
         code = run(chat_session(athlete, session, zone, message, as_json))
         raise typer.Exit(code)
-
-    @app.command("import-transcript")
-    def import_transcript(
-        file: Annotated[Path, typer.Argument(help='JSON lines: {"role", "content", "ts"?, "id"?}.')],
-        athlete: AthleteOpt,
-        session: SessionOpt,
-    ) -> None:
-        """Import an earlier conversation into the archive (re-importing the same file adds nothing)."""
-        athlete = check_athlete(athlete)
-        session = check_session(session)
-        records = _read_jsonl(file)
-
-        async def go() -> Any:
-            deps = await open_coach_deps()
-            try:
-                return await deps.memory.import_transcript(athlete, session, records)
-            finally:
-                await close_coach_deps(deps)
-
-        result = run(go())
-        out.print(f"imported {result.written} messages into {athlete}/{session} ({result.skipped} already there)")
-
-    @app.command()
-    def search(
-        query: Annotated[str, typer.Argument(help="What to look for.")],
-        athlete: AthleteOpt,
-        k: Annotated[int, typer.Option("--k", min=1, max=50, help="How many results.")] = 5,
-        as_json: Annotated[bool, typer.Option("--json")] = False,
-    ) -> None:
-        """Search the athlete's archive with the ranking `search_conversation` uses."""
-        athlete = check_athlete(athlete)
-
-        async def go() -> Any:
-            deps = await open_coach_deps()
-            try:
-                return await deps.memory.recall(athlete, query, k=k)
-            finally:
-                await close_coach_deps(deps)
-
-        result = run(go())
-        hits = [h.to_dict() for h in result.hits]
-        if as_json:
-            print(json.dumps(hits, default=str))
-            return
-        ranking = result.ranking.replace("_", "-")
-        table = Table(title=f"Archive search ({ranking} ranking): {escape(query)}", title_justify="left")
-        for col in ("score", "date", "session", "role", "snippet"):
-            table.add_column(col)
-        for h in hits:
-            table.add_row(f"{h['score']:.3f}", str(h["ts"])[:10], h["session_id"], h["role"], escape(h["snippet"]))
-        out.print(table)
-
-    @app.command()
-    def reindex(
-        athlete: Annotated[str | None, typer.Option("--athlete", help="Embed this athlete's messages.")] = None,
-        every: Annotated[bool, typer.Option("--all", help="Embed every athlete's messages.")] = False,
-        force: Annotated[
-            bool, typer.Option("--force", help="Also re-embed messages that have a vector of the current model.")
-        ] = False,
-    ) -> None:
-        """Compute the missing embeddings of archived messages, for hybrid recall (backfill; safe to rerun)."""
-        if (athlete is None) == (not every):
-            err.print("[red]error[/red] (invalid_arguments): give exactly one of --athlete ID and --all")
-            raise typer.Exit(2)
-        athlete_id = check_athlete(athlete) if athlete is not None else None
-
-        async def go() -> tuple[int, bool, str | None]:
-            deps = await open_coach_deps()
-            try:
-                memory = deps.memory
-                if memory.embedder is None:
-                    return 0, False, None
-                progress = Progress(
-                    TextColumn("embedding"),
-                    BarColumn(),
-                    MofNCompleteColumn(),
-                    TimeElapsedColumn(),
-                    TimeRemainingColumn(),
-                    console=err,
-                    disable=not err.is_terminal,
-                    transient=True,
-                )
-                task = progress.add_task("embedding", total=None)
-
-                def report(done: int, total: int) -> None:
-                    progress.update(task, completed=done, total=total)
-
-                with progress:
-                    n = await memory.reindex(athlete_id, force=force, progress=report)
-                assert memory.archive is not None
-                return n, await memory.archive.vectors_enabled(), memory.embedder.model_id
-            finally:
-                await close_coach_deps(deps)
-
-        n, vectors, model = run(go())
-        whose = f"athlete {athlete_id}" if athlete_id else "all athletes"
-        if model is None:
-            err.print("[red]error[/red] (no_embedder): EMBEDDING_PROVIDER=none: recall is full-text only")
-            raise typer.Exit(1)
-        if not vectors:
-            err.print("[red]error[/red] (no_pgvector): pgvector is not installed: recall is full-text only")
-            raise typer.Exit(1)
-        out.print(f"embedded {n} messages of {whose} with {model}")
-
-    plan_app = typer.Typer(help="Planned workouts.", no_args_is_help=True)
-    app.add_typer(plan_app, name="plan")
-
-    @plan_app.command("import")
-    def plan_import(
-        file: Annotated[Path, typer.Argument(help="CSV with columns date, kind, duration_s, tss, description.")],
-        athlete: AthleteOpt,
-    ) -> None:
-        """Import planned workouts; a bad row is reported by line number and nothing is imported.
-
-        Exit codes: 1 for a bad plan (`invalid_plan`) or broken CSV quoting (`invalid_csv`), 2 for an unreadable
-        file or text Postgres cannot store (`invalid_text`: NUL, a lone surrogate).
-        """
-        athlete = check_athlete(athlete)
-        try:
-            rows = parse_plan_csv(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError) as exc:
-            err.print(f"[red]error[/red] (unreadable_file): {escape(str(exc))}")
-            raise typer.Exit(2) from None
-        except InvalidTextError as exc:
-            err.print(f"[red]error[/red] ({exc.code}): {escape(str(exc))}; nothing was imported")
-            raise typer.Exit(2) from None
-        except PlanImportError as exc:
-            err.print(f"[red]error[/red] ({exc.code}): {escape(str(exc))}")
-            raise typer.Exit(1) from None
-
-        async def go() -> int:
-            deps = await open_coach_deps()
-            try:
-                return await deps.plans.import_rows(athlete, rows)
-            finally:
-                await close_coach_deps(deps)
-
-        n = run(go())
-        out.print(f"imported {n} planned workouts for {athlete}")
-
-
-def _read_jsonl(file: Path) -> list[dict[str, Any]]:
-    try:
-        lines = file.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        err.print(f"[red]error[/red] (unreadable_file): {escape(str(exc))}")
-        raise typer.Exit(2) from None
-    records = []
-    for n, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            err.print(f"[red]error[/red] (invalid_transcript): line {n}: not JSON ({exc.msg}); nothing imported")
-            raise typer.Exit(1) from None
-        if not isinstance(record, dict):
-            err.print(f"[red]error[/red] (invalid_transcript): line {n}: not a JSON object; nothing imported")
-            raise typer.Exit(1)
-        records.append(record)
-    return records

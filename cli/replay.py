@@ -12,8 +12,9 @@ import hashlib
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from memory.athlete_store import AthleteStore, RideRecord
 from records.plans import PlanRow, PlanStore
+from records.rides import RideStore
+from training.records import RideRecord
 
 REPLAY_PREFIX = "replay:"
 REPLAY_MONDAYS = 4  # planned (and skipped) Monday recovery rides, counting back from the last Monday
@@ -51,12 +52,12 @@ def planned_for(ride: dict[str, Any], day: date) -> PlanRow:
 
 
 async def replay_recent(
-    store: AthleteStore, plans: PlanStore, athlete_id: str, lines: list[dict[str, Any]], today: date | None = None
+    store: RideStore, plans: PlanStore, athlete_id: str, lines: list[dict[str, Any]], today: date | None = None
 ) -> list[tuple[date, str]]:
     """Store replayed copies of the debriefed rides on the last days, and a sample plan.
 
     Args:
-        store: the athlete store.
+        store: the stored rides and debriefs.
         plans: the planned-workout store.
         athlete_id: the demo athlete.
         lines: `coach debrief --json` lines of the rides, oldest first (errors and second recordings of a

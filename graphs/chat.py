@@ -41,7 +41,7 @@ from memory.athlete_store import validate_athlete_id
 from memory.errors import ProposalNotFoundError
 from memory.text import clean_text, validate_text
 from records.proposals import decide_proposal
-from records.stores import CoachDeps, get_coach_deps
+from records.stores import Stores, get_stores
 from tools.base import ToolCallContext, ToolOutcome, result_text, run_tool
 from tools.coach_tools import TOOLS
 from training.dates import zone_info
@@ -105,7 +105,7 @@ def _call_key(name: str, args: dict[str, Any]) -> str:
 
 def build_graph(
     checkpointer: Checkpointer = None,
-    stores: CoachDeps | None = None,
+    stores: Stores | None = None,
     model: BaseChatModel | None = _UNSET,
 ) -> Any:
     """Build and compile the chat graph.
@@ -126,8 +126,8 @@ def build_graph(
     tools_by_name = {t.name: t for t in TOOLS}
     max_chars = get_settings().max_message_chars
 
-    async def deps() -> CoachDeps:
-        return stores if stores is not None else await get_coach_deps()
+    async def deps() -> Stores:
+        return stores if stores is not None else await get_stores()
 
     async def load_context(state: ChatState, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx = run_context(runtime)

@@ -27,11 +27,12 @@ from config.settings import get_settings
 from graphs.context import Context, run_context
 from llm.debrief_writer import write_debrief
 from llm.models import get_chat_model
-from memory.athlete_store import AthleteStore, FactChange, RideRecord, validate_athlete_id
+from memory.athlete_store import validate_athlete_id
 from memory.text import InvalidTextError, clean_ride_metadata, describe_char, find_unstorable
-from records.stores import CoachDeps, get_coach_deps
+from records.stores import Stores, get_stores
 from training.debrief import athlete_parameters, ride_fact_changes, ride_record
 from training.metrics import compute_metrics
+from training.records import FactChange, RideRecord
 from training.ride_files import read_ride
 
 
@@ -87,7 +88,7 @@ _UNSET: Any = object()
 
 def build_graph(
     checkpointer: Checkpointer = None,
-    stores: CoachDeps | None = None,
+    stores: Stores | None = None,
     model: BaseChatModel | None = _UNSET,
 ) -> Any:
     """Build and compile the Debrief Coach graph.
@@ -96,7 +97,7 @@ def build_graph(
         checkpointer: LangGraph checkpointer (the command line passes `CoachPostgresSaver`); None for the
             exported graph, whose server supplies its own.
         stores: the athlete store and conversation memory (whose facts cache a fact change invalidates); None
-            takes the process-wide ones (`records.stores.get_coach_deps`).
+            takes the process-wide ones (`records.stores.get_stores`).
         model: the chat model writing the debrief; by default the model factory's (None means offline).
 
     Returns:
@@ -104,25 +105,23 @@ def build_graph(
     """
     chosen_model = get_chat_model() if model is _UNSET else model
 
-    async def _deps() -> CoachDeps:
-        return stores if stores is not None else await get_coach_deps()
-
-    async def _athlete_store() -> AthleteStore:
-        return (await _deps()).athlete_store
+    async def _deps() -> Stores:
+        return stores if stores is not None else await get_stores()
 
     async def load_ride(state: DebriefState, runtime: Runtime[Context]) -> dict[str, Any]:
         athlete_id = validate_athlete_id(run_context(runtime).athlete_id)
-        db = await _athlete_store()
-        facts = await db.current_facts(athlete_id)
+        opened = await _deps()
+        facts = await opened.athlete_store.current_facts(athlete_id)
+        rides = opened.rides
         record: RideRecord | None
         if state.get("ride_id"):
-            record = await db.get_ride(athlete_id, state["ride_id"])
+            record = await rides.get_ride(athlete_id, state["ride_id"])
             if record is None:
                 raise RideNotFoundError(f"no ride {state['ride_id']!r} for athlete {athlete_id!r}")
         elif state.get("ride_path"):
             path = _storable_path(state["ride_path"])
             ride_id = await asyncio.to_thread(_file_ride_id, path)
-            record = await db.get_ride(athlete_id, ride_id) if ride_id else None
+            record = await rides.get_ride(athlete_id, ride_id) if ride_id else None
             if record is None:
                 limits = get_settings()
                 ride = await asyncio.to_thread(
@@ -134,7 +133,7 @@ def build_graph(
                 record = dataclasses.replace(record, file_name=file_name, sport=sport)
         else:
             raise ValueError("the Debrief Coach needs a ride_path or a ride_id")
-        existing = await db.get_debrief(athlete_id, record.ride_id)
+        existing = await rides.get_debrief(athlete_id, record.ride_id)
         out: dict[str, Any] = {"ride": _ride_dict(record), "facts_before": _jsonable_facts(facts)}
         if existing is not None:
             out.update(debrief=existing["text"], writer=existing["writer"], facts_changed=[], already_debriefed=True)
@@ -161,12 +160,12 @@ def build_graph(
 
     async def save(state: DebriefState, runtime: Runtime[Context]) -> dict[str, Any]:
         athlete_id = validate_athlete_id(run_context(runtime).athlete_id)
-        db = await _athlete_store()
+        rides = (await _deps()).rides
         record = _ride_record(state["ride"])
         changes = [FactChange(**c) for c in state.get("fact_changes", [])]
-        changed = await db.save_debriefed_ride(athlete_id, record, changes, state["debrief"], state["writer"])
+        changed = await rides.save_debriefed_ride(athlete_id, record, changes, state["debrief"], state["writer"])
         if changed is None:  # a concurrent run debriefed this ride first: report its debrief.
-            existing = await db.get_debrief(athlete_id, record.ride_id)
+            existing = await rides.get_debrief(athlete_id, record.ride_id)
             assert existing is not None
             return {"debrief": existing["text"], "facts_changed": [], "already_debriefed": True}
         if changed:

@@ -35,7 +35,7 @@ from memory.athlete_store import validate_athlete_id
 from memory.errors import MemoryError_
 from memory.failed_files import record_failed_file
 from records.inbox import REMEMBERED_ERROR_CODES, scan_inbox
-from records.stores import CoachDeps, get_coach_deps
+from records.stores import Stores, get_stores
 from training.ride_files import RideFileError
 
 DEFAULT_MAX_RIDES = 20
@@ -71,13 +71,13 @@ class PendingState(PendingInput, PendingOutput, total=False):
 _EXPECTED_ERRORS = (RideFileError, RideNotFoundError, MemoryError_, psycopg.OperationalError, psycopg_pool.PoolTimeout)
 
 
-def build_graph(checkpointer: Checkpointer = None, stores: CoachDeps | None = None) -> Any:
+def build_graph(checkpointer: Checkpointer = None, stores: Stores | None = None) -> Any:
     """Build and compile the pending-debriefs graph.
 
     Args:
         checkpointer: LangGraph checkpointer (the command line passes its Postgres one); None for the exported
             graph, whose server supplies its own.
-        stores: the memory and stores; None takes the process-wide ones (`records.stores.get_coach_deps`).
+        stores: the memory and stores; None takes the process-wide ones (`records.stores.get_stores`).
 
     Returns:
         The compiled graph; invoke with `{}` or `{"max_rides": n}` and `context=Context(athlete_id=...)`.
@@ -87,14 +87,14 @@ def build_graph(checkpointer: Checkpointer = None, stores: CoachDeps | None = No
     # One ride per Debrief Coach run, without checkpoints of its own: each ride is stored in one transaction.
     debrief = build_debrief_graph(checkpointer=False, stores=stores)
 
-    async def _deps() -> CoachDeps:
-        return stores if stores is not None else await get_coach_deps()
+    async def _deps() -> Stores:
+        return stores if stores is not None else await get_stores()
 
     async def find_pending(state: PendingState, runtime: Runtime[Context]) -> dict[str, Any]:
         if state.get("max_rides") is not None:
             check_max_rides(state["max_rides"])  # before anything is read: InvalidInputError (invalid_max_rides)
         athlete_id = validate_athlete_id(run_context(runtime).athlete_id)
-        scan = await scan_inbox((await _deps()).athlete_store, athlete_id)
+        scan = await scan_inbox((await _deps()).rides, athlete_id)
         skipped = [
             {
                 "file": s.ride_path,

@@ -35,7 +35,7 @@ from graphs.inputs import ask_for_decisions
 from memory.athlete_store import FactChange, validate_athlete_id
 from records.audit_store import AUDITOR_SOURCE, AuditInputs, AuditStore
 from records.proposals import PlanChangeConflictError, PlanProposalNotFoundError, decide_proposal
-from records.stores import CoachDeps, get_coach_deps
+from records.stores import Stores, get_stores
 from training.dates import zone_info
 from training.flags import assess_load, event_date_from_facts
 from training.load import LOAD_HISTORY_DAYS, load_series
@@ -220,14 +220,14 @@ def audit_report(
     }
 
 
-def build_graph(checkpointer: Checkpointer = None, stores: CoachDeps | None = None) -> Any:
+def build_graph(checkpointer: Checkpointer = None, stores: Stores | None = None) -> Any:
     """Build and compile the Training Load Auditor graph.
 
     Args:
         checkpointer: LangGraph checkpointer, needed when the input asks for decisions (``ask``: the run pauses
             on an `interrupt`); None for the exported graph, whose server supplies its own.
         stores: the conversation memory and athlete store; None takes the process-wide ones
-            (`records.stores.get_coach_deps`).
+            (`records.stores.get_stores`).
 
     Returns:
         The compiled graph: invoke with ``{"as_of": "YYYY-MM-DD"?, "ask": bool?}`` and
@@ -235,8 +235,8 @@ def build_graph(checkpointer: Checkpointer = None, stores: CoachDeps | None = No
         the answer being True/False (or "yes"/"no") for every pending proposal, or ``{proposal_id: bool}``.
     """
 
-    async def deps() -> CoachDeps:
-        return stores if stores is not None else await get_coach_deps()
+    async def deps() -> Stores:
+        return stores if stores is not None else await get_stores()
 
     async def read_inputs(state: AuditState, runtime: Runtime[Context]) -> dict[str, Any]:
         ctx = run_context(runtime)

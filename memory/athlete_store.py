@@ -1,7 +1,8 @@
-"""The Postgres athlete store: durable facts with history, rides and debriefs.
+"""The Postgres athlete store: durable facts with history, and fact proposals.
 
-Every method takes the athlete id and every query filters by it. Writes of one ride (the ride row, the facts it
-changes and its debrief) happen in one transaction, so a failure leaves nothing half written.
+Every method takes the athlete id and every query filters by it. `apply_fact_changes` takes a connection, so that
+a caller writes facts in its own transaction (`records.rides.RideStore.save_debriefed_ride`: the ride row, the
+facts it changes and its debrief together, so a failure leaves nothing half written).
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from psycopg.types.json import Jsonb
 from memory.db import DictPool
 from memory.errors import InvalidAthleteIdError, InvalidFactError
 from memory.schema import asetup
-from training.records import FactChange, FactSource, ProposalStatus, RideRecord
+from training.records import FactChange, FactSource, ProposalStatus
 
-__all__ = ["AthleteStore", "FactChange", "FactSource", "RideRecord", "validate_athlete_id"]
+__all__ = ["AthleteStore", "FactChange", "FactSource", "validate_athlete_id"]
 
 _ATHLETE_ID_RE = re.compile(r"^[A-Za-z0-9_.@-]{1,128}$")
 
@@ -42,7 +43,7 @@ class AthleteStore:
     """Async access to the athlete store through a psycopg pool (autocommit, dict rows)."""
 
     def __init__(self, pool: DictPool) -> None:
-        """Wrap an open pool; see `memory.db.open_pool`."""
+        """Wrap an open pool; see `records.stores.open_stores`."""
         self.pool = pool
 
     async def setup(self) -> int:
@@ -97,106 +98,6 @@ class AthleteStore:
                 conn, athlete_id, changes, source, source_session_id=source_session_id, source_ride_id=source_ride_id
             )
 
-    # ----- rides and debriefs ------------------------------------------------------------------------------
-
-    async def get_ride(self, athlete_id: str, ride_id: str) -> RideRecord | None:
-        """Return the athlete's ride `ride_id`, or None (also when the ride belongs to another athlete)."""
-        validate_athlete_id(athlete_id)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_RIDE_COLUMNS} FROM rides WHERE athlete_id = %s AND ride_id = %s", (athlete_id, ride_id)
-            )
-            row = await cur.fetchone()
-        return RideRecord(**row) if row else None
-
-    async def list_rides(self, athlete_id: str, *, limit: int = 1000) -> list[RideRecord]:
-        """Return the athlete's rides, most recent start first."""
-        validate_athlete_id(athlete_id)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                f"SELECT {_RIDE_COLUMNS} FROM rides WHERE athlete_id = %s ORDER BY start_time DESC LIMIT %s",
-                (athlete_id, limit),
-            )
-            return [RideRecord(**r) for r in await cur.fetchall()]
-
-    async def get_debrief(self, athlete_id: str, ride_id: str) -> dict[str, Any] | None:
-        """Return `{"text", "writer", "facts_changed", "created_at"}` of the ride's debrief, or None."""
-        validate_athlete_id(athlete_id)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                """SELECT text, writer, facts_changed, created_at FROM debriefs
-                   WHERE athlete_id = %s AND ride_id = %s""",
-                (athlete_id, ride_id),
-            )
-            return await cur.fetchone()
-
-    async def rides_without_debrief(self, athlete_id: str) -> list[str]:
-        """Return ids of the athlete's stored rides that have no debrief yet, oldest first."""
-        validate_athlete_id(athlete_id)
-        async with self.pool.connection() as conn:
-            cur = await conn.execute(
-                """SELECT r.ride_id FROM rides r
-                   LEFT JOIN debriefs d ON d.athlete_id = r.athlete_id AND d.ride_id = r.ride_id
-                   WHERE r.athlete_id = %s AND d.ride_id IS NULL ORDER BY r.start_time""",
-                (athlete_id,),
-            )
-            return [r["ride_id"] for r in await cur.fetchall()]
-
-    async def save_debriefed_ride(
-        self,
-        athlete_id: str,
-        ride: RideRecord,
-        fact_changes: Sequence[FactChange],
-        debrief_text: str,
-        writer: str,
-    ) -> list[str] | None:
-        """Store a ride, the facts it changes and its debrief in one transaction.
-
-        The ride row is inserted unless it exists (an earlier upload without a debrief is fine); the debrief is
-        inserted unless one exists. When the ride already has a debrief, nothing at all is written.
-
-        Returns:
-            The fact keys that changed, or None when the ride was already debriefed (nothing written).
-        """
-        validate_athlete_id(athlete_id)
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                _INSERT_RIDE_SQL + " ON CONFLICT (athlete_id, ride_id) DO NOTHING", _ride_params(athlete_id, ride)
-            )
-            cur = await conn.execute(
-                """INSERT INTO debriefs (athlete_id, ride_id, text, writer) VALUES (%s, %s, %s, %s)
-                   ON CONFLICT (athlete_id, ride_id) DO NOTHING RETURNING ride_id""",
-                (athlete_id, ride.ride_id, debrief_text, writer),
-            )
-            if await cur.fetchone() is None:
-                return None  # already debriefed: the transaction commits nothing new (the ride row existed).
-            changed = await apply_fact_changes(
-                conn, athlete_id, fact_changes, "debrief_coach", source_ride_id=ride.ride_id
-            )
-            await conn.execute(
-                "UPDATE debriefs SET facts_changed = %s WHERE athlete_id = %s AND ride_id = %s",
-                (Jsonb(changed), athlete_id, ride.ride_id),
-            )
-            return changed
-
-    async def save_replay_ride(self, athlete_id: str, ride: RideRecord, debrief_text: str) -> None:
-        """Store a replayed copy of a ride (the demo's recent days), moving it if it exists already.
-
-        The copy keeps the original's metrics and debrief; only its id and start time differ. Facts are not
-        touched: the original ride already counted.
-        """
-        validate_athlete_id(athlete_id)
-        async with self.pool.connection() as conn, conn.transaction():
-            await conn.execute(
-                _INSERT_RIDE_SQL + " ON CONFLICT (athlete_id, ride_id) DO UPDATE SET start_time = EXCLUDED.start_time",
-                _ride_params(athlete_id, ride),
-            )
-            await conn.execute(
-                """INSERT INTO debriefs (athlete_id, ride_id, text, writer) VALUES (%s, %s, %s, 'replay')
-                   ON CONFLICT (athlete_id, ride_id) DO NOTHING""",
-                (athlete_id, ride.ride_id, debrief_text),
-            )
-
     # ----- fact proposals -----------------------------------------------------------------------------------
 
     async def create_proposal(
@@ -245,20 +146,6 @@ class AthleteStore:
                 (athlete_id, status, status),
             )
             return await cur.fetchall()
-
-
-_RIDE_COLUMNS = (
-    "ride_id, file_name, file_format, sport, start_time, elapsed_s, moving_s, distance_m, normalized_power_w, "
-    "tss, hr_tss, metrics"
-)
-
-_INSERT_RIDE_SQL = f"""INSERT INTO rides ({_RIDE_COLUMNS}, athlete_id)
-    VALUES (%(ride_id)s, %(file_name)s, %(file_format)s, %(sport)s, %(start_time)s, %(elapsed_s)s, %(moving_s)s,
-            %(distance_m)s, %(normalized_power_w)s, %(tss)s, %(hr_tss)s, %(metrics)s, %(athlete_id)s)"""
-
-
-def _ride_params(athlete_id: str, ride: RideRecord) -> dict[str, Any]:
-    return {**ride.__dict__, "metrics": Jsonb(ride.metrics), "athlete_id": athlete_id}
 
 
 FACT_PROPOSAL_COLUMNS = "id, fact_key, value, status, source_session_id, created_at, decided_at"

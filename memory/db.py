@@ -1,4 +1,7 @@
-"""Postgres connections: one async pool per process, opened once, with the checkpoint-postgres settings."""
+"""Postgres connection settings (those of langgraph-checkpoint-postgres), the pool type, and a reachability probe.
+
+The one pool of a process is opened by `records.stores.open_stores` (through the conversation memory).
+"""
 
 from __future__ import annotations
 
@@ -26,32 +29,6 @@ def describe_url(url: str) -> str:
 
 DictPool = AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
 """A pool whose connections return rows as dicts."""
-
-
-async def open_pool(url: str, *, max_size: int = 10) -> DictPool:
-    """Open an async connection pool after checking that the server answers.
-
-    Args:
-        url: libpq URL of the database.
-        max_size: largest number of connections.
-
-    Returns:
-        An open `AsyncConnectionPool` whose connections are autocommit with dict rows.
-
-    Raises:
-        StoreUnavailableError: the server did not answer within `CONNECT_TIMEOUT_S` seconds.
-    """
-    await aprobe(url)
-    pool: DictPool = AsyncConnectionPool(
-        url,
-        connection_class=psycopg.AsyncConnection[DictRow],
-        min_size=1,
-        max_size=max_size,
-        kwargs={**CONNECTION_KWARGS, "connect_timeout": CONNECT_TIMEOUT_S},
-        open=False,
-    )
-    await pool.open(wait=True, timeout=CONNECT_TIMEOUT_S)
-    return pool
 
 
 async def aprobe(url: str) -> None:

@@ -82,7 +82,7 @@ class AuditStore:
     """The Auditor's reads and writes through a psycopg pool (autocommit, dict rows)."""
 
     def __init__(self, pool: DictPool) -> None:
-        """Wrap an open pool; see `memory.db.open_pool`."""
+        """Wrap an open pool; see `records.stores.open_stores`."""
         self.pool = pool
 
     # ----- inputs -------------------------------------------------------------------------------------------

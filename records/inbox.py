@@ -29,10 +29,11 @@ from datetime import datetime
 from pathlib import Path
 
 from config.settings import get_settings
-from memory.athlete_store import AthleteStore, validate_athlete_id
+from memory.athlete_store import validate_athlete_id
 from memory.errors import InvalidAthleteIdError
 from memory.failed_files import failed_files
 from memory.text import clean_text, find_unstorable
+from records.rides import RideStore
 from training.ride_files import RIDE_FILE_SUFFIXES
 from training.ride_peek import peek_start_time
 
@@ -146,12 +147,12 @@ def file_ride_id(path: str | os.PathLike[str]) -> str | None:
     return digest[:32]
 
 
-async def pending_rides(store: AthleteStore, athlete_id: str, inbox_dir: Path | None = None) -> list[PendingRide]:
+async def pending_rides(store: RideStore, athlete_id: str, inbox_dir: Path | None = None) -> list[PendingRide]:
     """The athlete's rides waiting for a debrief, oldest first: `scan_inbox(...).pending`."""
     return (await scan_inbox(store, athlete_id, inbox_dir)).pending
 
 
-async def scan_inbox(store: AthleteStore, athlete_id: str, inbox_dir: Path | None = None) -> InboxScan:
+async def scan_inbox(store: RideStore, athlete_id: str, inbox_dir: Path | None = None) -> InboxScan:
     """The athlete's rides waiting for a debrief, oldest first (unreadable files last, by name), and skipped files.
 
     Inbox files whose ride is already debriefed are left out (read by content hash); a stored ride without a

@@ -231,7 +231,7 @@ class PlanStore:
     """
 
     def __init__(self, pool: DictPool) -> None:
-        """Wrap an open pool (autocommit connections, dict rows); see `memory.db.open_pool`."""
+        """Wrap an open pool (autocommit connections, dict rows); see `records.stores.open_stores`."""
         self.pool = pool
 
     async def import_rows(self, athlete_id: str, rows: Sequence[PlanRow]) -> int:

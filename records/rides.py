@@ -1,4 +1,8 @@
-"""Reads of the `rides` table for the coach's tools: rides of a local day, daily training load, the last ride.
+"""All the SQL of the `rides` and `debriefs` tables: the Debrief Coach's writes and reads, the tools' queries.
+
+`RideStore` holds the stored rides and their debriefs (`insert_ride` and `insert_debrief` take the connection of a
+transaction: `RideStore.save_debriefed_ride` writes the ride, its debrief and the facts it changes in one). The
+module functions are the coach's tools' reads: rides of a local day, daily training load, the last ride.
 
 A "day" is the athlete's local calendar day: a ride belongs to day D in time zone `tz` when
 ``(start_time AT TIME ZONE tz)::date = D`` (Postgres converts the stored UTC instant to local wall-clock time).
@@ -17,12 +21,18 @@ Ride dicts (`rides_on_day`, `last_ride`)::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from memory.athlete_store import validate_athlete_id
+from psycopg import AsyncConnection
+from psycopg.rows import DictRow
+from psycopg.types.json import Jsonb
+
+from memory.athlete_store import apply_fact_changes, validate_athlete_id
 from memory.db import DictPool
 from training.dates import validate_timezone
+from training.records import FactChange, RideRecord
 
 _MARGIN = timedelta(days=2)
 """Widening of the UTC window around local days: UTC offsets lie within -12 h..+14 h."""
@@ -34,6 +44,145 @@ _RIDE_SELECT = """SELECT ride_id, file_name, sport, start_time, elapsed_s, movin
        (metrics->>'avg_hr_bpm')::float8 AS avg_hr_bpm,
        metrics->>'ftp_source' AS ftp_source
 FROM rides"""
+
+
+RIDE_COLUMNS = (
+    "ride_id, file_name, file_format, sport, start_time, elapsed_s, moving_s, distance_m, normalized_power_w, "
+    "tss, hr_tss, metrics"
+)
+"""The columns of `rides` that make a `training.records.RideRecord`."""
+
+_INSERT_RIDE_SQL = f"""INSERT INTO rides ({RIDE_COLUMNS}, athlete_id)
+    VALUES (%(ride_id)s, %(file_name)s, %(file_format)s, %(sport)s, %(start_time)s, %(elapsed_s)s, %(moving_s)s,
+            %(distance_m)s, %(normalized_power_w)s, %(tss)s, %(hr_tss)s, %(metrics)s, %(athlete_id)s)"""
+
+
+async def insert_ride(
+    conn: AsyncConnection[DictRow], athlete_id: str, ride: RideRecord, *, move_existing: bool = False
+) -> None:
+    """Insert a ride row on `conn` (inside the caller's transaction).
+
+    Args:
+        conn: an open connection, usually in a transaction.
+        athlete_id: the owner (checked by the caller).
+        ride: the ride.
+        move_existing: when the ride exists already, set its start time to `ride.start_time` (the demo's replayed
+            copies); otherwise an existing row is left as it is.
+    """
+    conflict = "DO UPDATE SET start_time = EXCLUDED.start_time" if move_existing else "DO NOTHING"
+    params = {**ride.__dict__, "metrics": Jsonb(ride.metrics), "athlete_id": athlete_id}
+    await conn.execute(f"{_INSERT_RIDE_SQL} ON CONFLICT (athlete_id, ride_id) {conflict}", params)
+
+
+async def insert_debrief(conn: AsyncConnection[DictRow], athlete_id: str, ride_id: str, text: str, writer: str) -> bool:
+    """Insert a ride's debrief on `conn` unless it has one; return whether it was inserted."""
+    cur = await conn.execute(
+        """INSERT INTO debriefs (athlete_id, ride_id, text, writer) VALUES (%s, %s, %s, %s)
+           ON CONFLICT (athlete_id, ride_id) DO NOTHING RETURNING ride_id""",
+        (athlete_id, ride_id, text, writer),
+    )
+    return await cur.fetchone() is not None
+
+
+class RideStore:
+    """The athlete's stored rides and their debriefs, through a psycopg pool (autocommit, dict rows).
+
+    Every method takes the athlete id and every query filters by it.
+    """
+
+    def __init__(self, pool: DictPool) -> None:
+        """Wrap an open pool; see `records.stores.open_stores`."""
+        self.pool = pool
+
+    async def get_ride(self, athlete_id: str, ride_id: str) -> RideRecord | None:
+        """Return the athlete's ride `ride_id`, or None (also when the ride belongs to another athlete)."""
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {RIDE_COLUMNS} FROM rides WHERE athlete_id = %s AND ride_id = %s", (athlete_id, ride_id)
+            )
+            row = await cur.fetchone()
+        return RideRecord(**row) if row else None
+
+    async def list_rides(self, athlete_id: str, *, limit: int = 1000) -> list[RideRecord]:
+        """Return the athlete's rides, most recent start first."""
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT {RIDE_COLUMNS} FROM rides WHERE athlete_id = %s ORDER BY start_time DESC LIMIT %s",
+                (athlete_id, limit),
+            )
+            return [RideRecord(**r) for r in await cur.fetchall()]
+
+    async def get_debrief(self, athlete_id: str, ride_id: str) -> dict[str, Any] | None:
+        """Return `{"text", "writer", "facts_changed", "created_at"}` of the ride's debrief, or None."""
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT text, writer, facts_changed, created_at FROM debriefs
+                   WHERE athlete_id = %s AND ride_id = %s""",
+                (athlete_id, ride_id),
+            )
+            return await cur.fetchone()
+
+    async def rides_without_debrief(self, athlete_id: str) -> list[str]:
+        """Return ids of the athlete's stored rides that have no debrief yet, oldest first."""
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn:
+            cur = await conn.execute(
+                """SELECT r.ride_id FROM rides r
+                   LEFT JOIN debriefs d ON d.athlete_id = r.athlete_id AND d.ride_id = r.ride_id
+                   WHERE r.athlete_id = %s AND d.ride_id IS NULL ORDER BY r.start_time""",
+                (athlete_id,),
+            )
+            return [r["ride_id"] for r in await cur.fetchall()]
+
+    async def save_debriefed_ride(
+        self,
+        athlete_id: str,
+        ride: RideRecord,
+        fact_changes: Sequence[FactChange],
+        debrief_text: str,
+        writer: str,
+    ) -> list[str] | None:
+        """Store a ride, the facts it changes and its debrief in one transaction.
+
+        The ride row is inserted unless it exists (an earlier upload without a debrief is fine); the debrief is
+        inserted unless one exists. When the ride already has a debrief, nothing at all is written. The facts go
+        through `memory.athlete_store.apply_fact_changes` on the same connection (source `debrief_coach`, the
+        ride as provenance); the caller then drops the athlete's cached facts.
+
+        Returns:
+            The fact keys that changed, or None when the ride was already debriefed (nothing written).
+
+        Raises:
+            InvalidAthleteIdError: bad athlete id.
+            InvalidFactError: a fact change that cannot be stored (nothing is written).
+        """
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn, conn.transaction():
+            await insert_ride(conn, athlete_id, ride)
+            if not await insert_debrief(conn, athlete_id, ride.ride_id, debrief_text, writer):
+                return None  # already debriefed: the transaction commits nothing new (the ride row existed).
+            changed = await apply_fact_changes(
+                conn, athlete_id, fact_changes, "debrief_coach", source_ride_id=ride.ride_id
+            )
+            await conn.execute(
+                "UPDATE debriefs SET facts_changed = %s WHERE athlete_id = %s AND ride_id = %s",
+                (Jsonb(changed), athlete_id, ride.ride_id),
+            )
+            return changed
+
+    async def save_replay_ride(self, athlete_id: str, ride: RideRecord, debrief_text: str) -> None:
+        """Store a replayed copy of a ride (the demo's recent days), moving it if it exists already.
+
+        The copy keeps the original's metrics and debrief; only its id and start time differ. Facts are not
+        touched: the original ride already counted.
+        """
+        validate_athlete_id(athlete_id)
+        async with self.pool.connection() as conn, conn.transaction():
+            await insert_ride(conn, athlete_id, ride, move_existing=True)
+            await insert_debrief(conn, athlete_id, ride.ride_id, debrief_text, "replay")
 
 
 async def rides_on_day(pool: DictPool, athlete_id: str, day: date, tz: str) -> list[dict[str, Any]]:

@@ -3,8 +3,9 @@
 The LangGraph server mounts this Starlette app beside its own routes and runs its lifespan with its own:
 
 - **warm-up**: what the first turn would otherwise load inside the event loop is loaded in a thread first;
-- **connections**: Postgres and Redis (`records.stores`: the conversation memory, the athlete store, the plans) are
-  opened once per server process at start-up and closed at shutdown; the graphs share them;
+- **connections**: Postgres and Redis (`records.stores.serve_stores`: the conversation memory, the athlete store, the
+  plans, the audits) are opened once per server process at start-up and closed at shutdown; the graphs share them
+  (`records.stores.get_stores`);
 - **ride upload**: `PUT /inbox/{file_name}` (the body is the ride file) stores the file in the authenticated
   athlete's inbox folder (`records.inbox`); the scheduled debrief (`pending_debriefs`) then picks it up. The route
   goes through the same authentication as the rest of the API (`enable_custom_route_auth`);
@@ -27,7 +28,7 @@ from starlette.routing import Route
 
 from config.settings import get_settings
 from records.inbox import inbox_root
-from records.stores import close_process_deps, get_coach_deps
+from records.stores import serve_stores
 from records.uploads import InboxUpload, InvalidUploadError
 from server.closed_routes import ClosedRoutesMiddleware
 from training.dates import find_day_in_text, known_timezones
@@ -57,15 +58,17 @@ async def lifespan(app: Starlette) -> AsyncIterator[None]:
     """
     await asyncio.to_thread(_warm_up)
     inbox = await asyncio.to_thread(inbox_root)
-    deps = await get_coach_deps()  # tolerates Postgres or Redis being down: turns then report it
-    deps.memory.start_background_drainer()
-    logger.info("coach memory opened (status %s); outbox drainer started; ride inbox %s", deps.memory.status(), inbox)
-    try:
-        yield
-    finally:
-        await deps.memory.stop_background_drainer()
-        await close_process_deps()
-        logger.info("coach memory closed")
+    # Tolerates Postgres or Redis being down: turns then report it. The graphs find the bundle with `get_stores`.
+    async with serve_stores() as stores:
+        stores.memory.start_background_drainer()
+        logger.info(
+            "coach memory opened (status %s); outbox drainer started; ride inbox %s", stores.memory.status(), inbox
+        )
+        try:
+            yield
+        finally:
+            await stores.memory.stop_background_drainer()
+    logger.info("coach memory closed")
 
 
 async def upload_ride(request: Request) -> JSONResponse:

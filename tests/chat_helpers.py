@@ -15,9 +15,10 @@ from langgraph.types import Command
 
 from graphs.chat import build_graph
 from graphs.context import Context, thread_id
-from memory.athlete_store import AthleteStore, RideRecord
 from records.plans import PlanRow
-from records.stores import CoachDeps
+from records.rides import RideStore
+from records.stores import Stores
+from training.records import RideRecord
 
 
 class ScriptedModel(GenericFakeChatModel):
@@ -41,7 +42,7 @@ def call(name: str, args: dict[str, Any] | None = None, content: str = "") -> AI
 class Chat:
     """One athlete's conversation with the chat graph (an in-memory checkpointer keeps the sticky context)."""
 
-    def __init__(self, deps: CoachDeps, athlete_id: str, model: Any = None, *, inline: bool = False) -> None:
+    def __init__(self, deps: Stores, athlete_id: str, model: Any = None, *, inline: bool = False) -> None:
         self.deps = deps
         self.athlete_id = athlete_id
         self.graph = build_graph(checkpointer=InMemorySaver(), stores=deps, model=model)
@@ -80,7 +81,7 @@ def last_weekday(today: date, weekday: int) -> date:
 
 
 async def insert_ride(
-    store: AthleteStore,
+    store: RideStore,
     athlete_id: str,
     day: date,
     *,

@@ -2,7 +2,7 @@
 
 A chat tool (`tools.coach_tools`) is a LangChain tool: the model reads its docstring and its annotated
 arguments. Two more arguments are injected by the caller and never shown to the model (`InjectedToolArg`, as
-in the LangGraph memory-agent template): `stores`, the process's `CoachDeps`, and `turn`, the
+in the LangGraph memory-agent template): `stores`, the process's `Stores`, and `turn`, the
 `ToolCallContext` of the run (athlete, session, time zone, sticky context, the turn's window ids). The athlete
 therefore never comes from the model.
 
@@ -28,7 +28,7 @@ from pydantic import ValidationError
 
 from memory.errors import InvalidFactError, StoreUnavailableError
 from memory.text import find_unstorable
-from records.stores import CoachDeps
+from records.stores import Stores
 from training.dates import DateResolutionError
 
 MAX_TOOL_RESULT_CHARS = 4000  # a tool result longer than this is cut before it reaches the prompt
@@ -97,7 +97,7 @@ def reports_errors(
         @functools.wraps(body)
         async def run(*args: P.args, **kwargs: P.kwargs) -> tuple[str, ToolOutcome]:
             stores = kwargs.get("stores")
-            if postgres and isinstance(stores, CoachDeps) and not stores.memory.pg_breaker.healthy:
+            if postgres and isinstance(stores, Stores) and not stores.memory.pg_breaker.healthy:
                 outcome = ToolOutcome(UNAVAILABLE)
             else:
                 try:
@@ -117,7 +117,7 @@ def reports_errors(
 
 
 async def run_tool(
-    tool: BaseTool, args: dict[str, Any], stores: CoachDeps, turn: ToolCallContext, *, call_id: str = "call"
+    tool: BaseTool, args: dict[str, Any], stores: Stores, turn: ToolCallContext, *, call_id: str = "call"
 ) -> ToolOutcome:
     """Run one chat tool for the model's arguments, injecting the stores and the turn.
 

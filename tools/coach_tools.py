@@ -17,7 +17,7 @@ from pydantic import Field
 from memory.session_window import trim_text
 from records.audit_store import AuditStore
 from records.rides import rides_on_day
-from records.stores import CoachDeps
+from records.stores import Stores
 from tools.base import ToolCallContext, ToolOutcome, reports_errors
 from training.compare import compare_day
 from training.dates import Prefer, resolve_day, zone_info
@@ -27,7 +27,7 @@ from training.patterns import compliance_days
 
 MAX_SNIPPET_CHARS = 399  # snippets stay under 400 characters
 
-Stores = Annotated[CoachDeps, InjectedToolArg]
+StoresArg = Annotated[Stores, InjectedToolArg]
 Turn = Annotated[ToolCallContext, InjectedToolArg]
 DayText = Annotated[str | None, "a day in words: 'last Thursday', 'yesterday', 'today'"]
 IsoDate = Annotated[str | None, "ISO date YYYY-MM-DD"]
@@ -41,7 +41,7 @@ def _resolve(text: str | None, turn: ToolCallContext, prefer: Prefer = "past") -
 
 @tool(response_format="content_and_artifact")
 @reports_errors()
-async def get_pinned_facts(*, stores: Stores, turn: Turn) -> ToolOutcome:
+async def get_pinned_facts(*, stores: StoresArg, turn: Turn) -> ToolOutcome:
     """The athlete's current durable facts, with where each came from.
 
     Goals, injuries, equipment, schedule, nutrition, level, FTP and power bests. Use it before answering about the
@@ -66,7 +66,7 @@ async def propose_fact(
     key: Annotated[str, "snake_case fact key, e.g. goal, level, ftp_w, injuries, equipment, schedule"],
     value: Annotated[str | float | int | bool, "the value the athlete stated, in their words or a number"],
     *,
-    stores: Stores,
+    stores: StoresArg,
     turn: Turn,
 ) -> ToolOutcome:
     """Propose a durable fact the athlete stated (goal, injury, equipment, schedule, level...).
@@ -90,7 +90,7 @@ async def search_conversation(
     query: Annotated[str, "what to look for, in plain words (e.g. 'left shoulder pain advice')"],
     max_items: Annotated[int, Field(ge=1, le=3, description="how many snippets, at most 3")] = 3,
     *,
-    stores: Stores,
+    stores: StoresArg,
     turn: Turn,
 ) -> ToolOutcome:
     """Search older conversations with this athlete (beyond the recent turns) for what was said or decided.
@@ -133,7 +133,7 @@ async def search_conversation(
 
 @tool(response_format="content_and_artifact")
 @reports_errors()
-async def get_last_query_context(*, stores: Stores, turn: Turn) -> ToolOutcome:
+async def get_last_query_context(*, stores: StoresArg, turn: Turn) -> ToolOutcome:
     """The parameters the last tools resolved (last_logs_query date, last_plan_slice day, last ride).
 
     Use it to resolve 'that ride', 'that day', 'and tomorrow?'.
@@ -145,7 +145,7 @@ async def get_last_query_context(*, stores: Stores, turn: Turn) -> ToolOutcome:
 
 @tool(response_format="content_and_artifact")
 @reports_errors(postgres=True)
-async def get_ride_logs(date: IsoDate = None, day: DayText = None, *, stores: Stores, turn: Turn) -> ToolOutcome:
+async def get_ride_logs(date: IsoDate = None, day: DayText = None, *, stores: StoresArg, turn: Turn) -> ToolOutcome:
     """Rides recorded on one day: duration, distance, power, TSS, heart rate.
 
     The day is a date or words like 'last Thursday', resolved in the athlete's time zone.
@@ -165,7 +165,7 @@ async def get_ride_logs(date: IsoDate = None, day: DayText = None, *, stores: St
 
 @tool(response_format="content_and_artifact")
 @reports_errors(postgres=True)
-async def get_plan(date: IsoDate = None, day: DayText = None, *, stores: Stores, turn: Turn) -> ToolOutcome:
+async def get_plan(date: IsoDate = None, day: DayText = None, *, stores: StoresArg, turn: Turn) -> ToolOutcome:
     """Planned workouts on one day (date or words), from the athlete's training plan.
 
     Returns `{"date", "weekday", "planned": [...]}`; a bare weekday means the coming one.
@@ -188,7 +188,7 @@ async def compare_workout_to_plan(
         str | None, "ISO date or words ('last Thursday'); omit it to use the day the last logs or plan query used"
     ] = None,
     *,
-    stores: Stores,
+    stores: StoresArg,
     turn: Turn,
 ) -> ToolOutcome:
     """Planned versus actual for one day.
@@ -224,7 +224,7 @@ async def compare_workout_to_plan(
 @tool(response_format="content_and_artifact")
 @reports_errors(postgres=True)
 async def get_training_load(
-    as_of: Annotated[str | None, "ISO date or words; default today"] = None, *, stores: Stores, turn: Turn
+    as_of: Annotated[str | None, "ISO date or words; default today"] = None, *, stores: StoresArg, turn: Turn
 ) -> ToolOutcome:
     """Fitness (CTL), fatigue (ATL), form (TSB), ramp rate, acute:chronic ratio, monotony, strain and risk flags.
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
+from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
@@ -17,9 +18,8 @@ from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
 
 from config.settings import get_settings
-from memory.athlete_store import AthleteStore
-from memory.db import open_pool
 from memory.redis_client import open_redis
+from records.stores import open_stores
 from tests.conftest import RIDES_DIR
 from tests.e2e.conftest import Athlete, CoachServer
 
@@ -89,11 +89,8 @@ async def test_fact_proposal_interrupts_the_run_and_the_answer_resumes_it(coach_
     assert done["proposals"][0]["status"] == "accepted"
     assert (await a.threads.get(tid))["status"] == "idle"
 
-    pool = await open_pool(get_settings().database_url, max_size=1)
-    try:
-        facts = await AthleteStore(pool).current_facts(coach_server.a.athlete_id)
-    finally:
-        await pool.close()
+    async with open_stores(require_postgres=True) as stores:
+        facts = await stores.athlete_store.current_facts(coach_server.a.athlete_id)
     assert facts["goal"]["value"] == "a sub-5h century in June" and facts["goal"]["source"] == "user"
 
 
@@ -175,8 +172,8 @@ async def test_crons_debrief_each_uploaded_ride_once(coach_server: CoachServer) 
     tid = thread["thread_id"]
     cron_a = await a.crons.create_for_thread(tid, "pending_debriefs", schedule="* * * * * */2", input={})
     cron_b = await b.crons.create("pending_debriefs", schedule="* * * * * */2", input={})
-    pool = await open_pool(get_settings().database_url, max_size=1)
-    store = AthleteStore(pool)
+    exits = AsyncExitStack()
+    store = (await exits.enter_async_context(open_stores(require_postgres=True))).rides
     try:
         assert cron_a["metadata"]["owner"] == coach_server.a.athlete_id
         assert {c["cron_id"] for c in await b.crons.search()} == {cron_b["cron_id"]}
@@ -199,4 +196,4 @@ async def test_crons_debrief_each_uploaded_ride_once(coach_server: CoachServer) 
         assert len(outputs) >= 2 and all(not out["errors"] for out in outputs)
         assert await store.get_debrief(coach_server.a.athlete_id, ride_a) is not None
     finally:
-        await pool.close()
+        await exits.aclose()

@@ -1,6 +1,6 @@
 """Fixtures and helpers for fault tests of the chat graph on private servers (see `tests.integration.servers`).
 
-`fault_deps` opens `CoachDeps` exactly as the application does (`open_coach_deps`) but on the module's private
+`fault_deps` opens `Stores` exactly as the application does (`open_stores`) but on the module's private
 Redis and Postgres, which a test may stop and restart; it restarts whatever a test left stopped. The graph itself
 is checkpointed in memory (`tests.chat_helpers.Chat`), so its own checkpoints never depend on those servers.
 """
@@ -24,7 +24,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from config.settings import Settings
 from memory.conversation import DEFAULT_SPOOL_ROOT
 from memory.session_window import BLOCK_HEADER, WindowEntry
-from records.stores import CoachDeps, close_coach_deps, open_coach_deps
+from records.stores import Stores, open_stores
 from tests.chat_helpers import Chat
 from tests.integration.servers import PrivatePostgres, PrivateRedis, private_postgres, private_redis  # noqa: F401
 
@@ -94,22 +94,21 @@ async def fault_deps(
     fault_settings: Settings,
     private_redis: PrivateRedis,  # noqa: F811
     private_postgres: PrivatePostgres,  # noqa: F811
-) -> AsyncIterator[CoachDeps]:
-    """`open_coach_deps` on the private servers, both running and healthy at the start.
+) -> AsyncIterator[Stores]:
+    """`open_stores` on the private servers, both running and healthy at the start.
 
     At the end, restarts a server the test left stopped (the servers are module-scoped) and closes the deps.
     """
     await asyncio.gather(private_redis.astart(), private_postgres.astart())
-    deps = await open_coach_deps(fault_settings)
-    await wait_healthy(deps)
-    try:
-        yield deps
-    finally:
-        await asyncio.gather(private_redis.astart(), private_postgres.astart())
-        await close_coach_deps(deps)
+    async with open_stores(fault_settings) as deps:
+        await wait_healthy(deps)
+        try:
+            yield deps
+        finally:
+            await asyncio.gather(private_redis.astart(), private_postgres.astart())
 
 
-async def wait_healthy(deps: CoachDeps, timeout_s: float = 10.0) -> float:
+async def wait_healthy(deps: Stores, timeout_s: float = 10.0) -> float:
     """Probe until both servers answer (a restarted one may fail its first call); return the seconds waited."""
     started = time.monotonic()
     while await deps.memory.check_health() != "ok":
@@ -118,7 +117,7 @@ async def wait_healthy(deps: CoachDeps, timeout_s: float = 10.0) -> float:
     return time.monotonic() - started
 
 
-async def wait_drained(deps: CoachDeps, timeout_s: float = 10.0) -> None:
+async def wait_drained(deps: Stores, timeout_s: float = 10.0) -> None:
     """Drain the outbox and the local spool to Postgres until nothing is pending."""
     started = time.monotonic()
     while True:
@@ -151,13 +150,13 @@ def block_lines(turns: Sequence[Turn]) -> list[str]:
     return [line for message, reply in turns for line in (f"- U: {message}", f"- A: {reply}")]
 
 
-async def window_entries(deps: CoachDeps, athlete_id: str, session_id: str = "s1") -> list[WindowEntry]:
+async def window_entries(deps: Stores, athlete_id: str, session_id: str = "s1") -> list[WindowEntry]:
     """The session window as stored in Redis (Redis must be up)."""
     assert deps.memory.window is not None
     return await deps.memory.window.read(athlete_id, session_id)
 
 
-async def archived(deps: CoachDeps, athlete_id: str, session_id: str = "s1") -> list[dict[str, Any]]:
+async def archived(deps: Stores, athlete_id: str, session_id: str = "s1") -> list[dict[str, Any]]:
     """The session's archived messages (`id`, `turn_id`, `role`, `content`, `tool_name`), oldest first."""
     assert deps.memory.pool is not None
     async with deps.memory.pool.connection() as conn:

@@ -8,10 +8,8 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 
-from config.settings import get_settings
 from memory.athlete_store import AthleteStore
-from memory.db import open_pool
-from records.stores import CoachDeps, close_coach_deps, open_coach_deps
+from records.stores import Stores, open_stores
 
 pytestmark = pytest.mark.integration
 
@@ -19,13 +17,8 @@ pytestmark = pytest.mark.integration
 @pytest_asyncio.fixture
 async def store() -> AsyncIterator[AthleteStore]:
     """The athlete store on the real database, migrations applied."""
-    pool = await open_pool(get_settings().database_url, max_size=4)
-    s = AthleteStore(pool)
-    await s.setup()
-    try:
-        yield s
-    finally:
-        await pool.close()
+    async with open_stores(require_postgres=True) as stores:
+        yield stores.athlete_store
 
 
 @pytest.fixture
@@ -35,10 +28,7 @@ def athlete_id() -> str:
 
 
 @pytest_asyncio.fixture
-async def deps() -> AsyncIterator[CoachDeps]:
+async def deps() -> AsyncIterator[Stores]:
     """Memory (Redis window, facts cache, archive, outbox) and stores on the real servers, as the app opens them."""
-    d = await open_coach_deps()
-    try:
+    async with open_stores() as d:
         yield d
-    finally:
-        await close_coach_deps(d)

@@ -12,11 +12,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 
-from config.settings import get_settings
 from memory.archive import SNIPPET_MAX_CHARS, Archive, ChatMessage, SearchHit, make_snippet, new_message_id
-from memory.db import open_pool
 from memory.errors import InvalidTranscriptError
-from memory.schema import asetup
+from records.stores import open_stores
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
@@ -24,13 +22,8 @@ T0 = datetime(2025, 3, 1, 8, 0, tzinfo=UTC)
 
 @pytest_asyncio.fixture
 async def archive() -> AsyncIterator[Archive]:
-    pool = await open_pool(get_settings().database_url, max_size=4)
-    async with pool.connection() as conn:
-        await asetup(conn)
-    try:
-        yield Archive(pool, timeout_s=5)
-    finally:
-        await pool.close()
+    async with open_stores(require_postgres=True) as stores:
+        yield Archive(stores.pool, timeout_s=5)
 
 
 def msg(athlete_id: str, session_id: str, role: str, content: str, at: datetime, **kw: object) -> ChatMessage:

@@ -19,13 +19,15 @@ from typer.testing import CliRunner
 
 from cli import audit as audit_commands
 from cli import chat as chat_commands
+from cli import debrief as debrief_commands
 from cli import main as cli
+from cli import plan as plan_commands
 from graphs.context import Context, thread_id
 from graphs.training_load_auditor import AuditDateError, build_graph
 from records.audit_store import AuditStore
 from records.plans import PlanRow
 from records.proposals import PlanChangeConflictError, PlanProposalNotFoundError, decide_proposal
-from records.stores import CoachDeps
+from records.stores import Stores
 from tools.base import ToolCallContext, run_tool
 from tools.coach_tools import get_training_load
 from training.load import training_load_summary
@@ -71,7 +73,7 @@ def constructed_history() -> tuple[list[PlanRow], dict[date, tuple[float, float 
     return plan, rides
 
 
-async def insert_rides(deps: CoachDeps, athlete_id: str, rides: dict[date, tuple[float, float | None, float | None]]):
+async def insert_rides(deps: Stores, athlete_id: str, rides: dict[date, tuple[float, float | None, float | None]]):
     async with deps.athlete_store.pool.connection() as conn, conn.transaction():
         for day, (moving_s, tss, hr_tss) in rides.items():
             mmp = {"5s": 900.0 + day.day, "1min": 420.0, "5min": 320.0, "20min": 280.0, "60min": 250.0}
@@ -94,7 +96,7 @@ async def insert_rides(deps: CoachDeps, athlete_id: str, rides: dict[date, tuple
 
 
 @pytest.fixture
-async def athlete(deps: CoachDeps, athlete_id: str) -> dict[str, Any]:
+async def athlete(deps: Stores, athlete_id: str) -> dict[str, Any]:
     plan, rides = constructed_history()
     await insert_rides(deps, athlete_id, rides)
     await deps.plans.import_rows(athlete_id, plan)
@@ -102,13 +104,13 @@ async def athlete(deps: CoachDeps, athlete_id: str) -> dict[str, Any]:
     return {"id": athlete_id, "daily": daily}
 
 
-async def audit(deps: CoachDeps, athlete_id: str, **inp: Any) -> dict[str, Any]:
+async def audit(deps: Stores, athlete_id: str, **inp: Any) -> dict[str, Any]:
     graph = build_graph(stores=deps)
     result = await graph.ainvoke(inp, context=Context(athlete_id=athlete_id, timezone="UTC"))
     return result["report"]
 
 
-async def count(deps: CoachDeps, sql: str, *params: Any) -> int:
+async def count(deps: Stores, sql: str, *params: Any) -> int:
     async with deps.athlete_store.pool.connection() as conn:
         cur = await conn.execute(sql, params)
         row = await cur.fetchone()
@@ -273,6 +275,7 @@ async def test_bad_days(deps, athlete_id):
 _app = typer.Typer()
 chat_commands.register(_app, cli._run, cli._check_athlete)
 audit_commands.register(_app, cli._run, cli._check_athlete)
+plan_commands.register(_app, cli._run, cli._check_athlete)
 _runner = CliRunner()
 
 
@@ -316,10 +319,10 @@ async def test_cli_audit_chart(athlete, tmp_path: Path):
 
 async def test_power_curve_charts_for_debriefed_rides(deps, athlete, tmp_path: Path):
     pytest.importorskip("matplotlib")
-    rides = await deps.athlete_store.list_rides(athlete["id"], limit=2)
-    hr_only = next(r for r in await deps.athlete_store.list_rides(athlete["id"]) if r.tss is None)
+    rides = await deps.rides.list_rides(athlete["id"], limit=2)
+    hr_only = next(r for r in await deps.rides.list_rides(athlete["id"]) if r.tss is None)
     ids = [r.ride_id for r in rides] + [hr_only.ride_id]
-    results = await audit_commands.ride_power_charts(athlete["id"], ids, tmp_path)
+    results = await debrief_commands.ride_power_charts(athlete["id"], ids, tmp_path)
     paths = [p for _, p, _ in results if p is not None]
     assert len(paths) == 2 and all(p.stat().st_size > 15_000 for p in paths)
     assert results[-1][1] is None and "no power" in (results[-1][2] or "")

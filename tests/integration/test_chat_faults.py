@@ -5,7 +5,7 @@ Redis down -> `degraded:redis`, normal replies, turns archived, window rebuilt w
 -> `degraded:postgres`, window and cached facts from Redis, recall says it is unreachable, queued turns archived
 exactly once when it returns; both down -> `unavailable` with the plain notice; concurrent turns of one session
 neither lost nor interleaved; invalid messages rejected without a write. The graph is checkpointed in memory
-(`Chat`), the memory layer is `open_coach_deps` on the private servers. Run with `-s` to see the timings.
+(`Chat`), the memory layer is `open_stores` on the private servers. Run with `-s` to see the timings.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from graphs.chat import UNAVAILABLE_NOTICE, InvalidMessageError
 from llm.prompt import MEMORY_NOTICES
 from memory.athlete_store import FactChange
 from memory.session_window import BLOCK_HEADER, window_key
-from records.stores import CoachDeps
+from records.stores import Stores
 from tests.chat_helpers import Chat, scripted
 from tests.integration.chat_fault_fixtures import (  # noqa: F401
     EchoModel,
@@ -66,7 +66,7 @@ def plan_question(label: str, day: str) -> str:
 
 
 async def test_redis_outage_mid_conversation(
-    fault_deps: CoachDeps,  # noqa: F811
+    fault_deps: Stores,  # noqa: F811
     private_redis: PrivateRedis,  # noqa: F811
     athlete_id: str,
 ) -> None:
@@ -127,7 +127,7 @@ async def test_redis_outage_mid_conversation(
 
 
 async def test_postgres_outage(
-    fault_deps: CoachDeps,  # noqa: F811
+    fault_deps: Stores,  # noqa: F811
     private_postgres: PrivatePostgres,  # noqa: F811
     athlete_id: str,
 ) -> None:
@@ -210,7 +210,7 @@ async def test_postgres_outage(
 
 
 async def test_both_down_is_unavailable_and_says_so(
-    fault_deps: CoachDeps,  # noqa: F811
+    fault_deps: Stores,  # noqa: F811
     private_redis: PrivateRedis,  # noqa: F811
     private_postgres: PrivatePostgres,  # noqa: F811
     athlete_id: str,
@@ -270,7 +270,7 @@ async def test_both_down_is_unavailable_and_says_so(
 
 @pytest.mark.parametrize("responder", ["offline", "echo"])
 async def test_concurrent_turns_of_one_session_are_neither_lost_nor_interleaved(
-    fault_deps: CoachDeps,  # noqa: F811
+    fault_deps: Stores,  # noqa: F811
     athlete_id: str,
     responder: str,
 ) -> None:
@@ -325,7 +325,7 @@ async def test_concurrent_turns_of_one_session_are_neither_lost_nor_interleaved(
 
 
 async def test_invalid_messages_raise_and_write_nothing(
-    fault_deps: CoachDeps,  # noqa: F811
+    fault_deps: Stores,  # noqa: F811
     athlete_id: str,
 ) -> None:
     chat = Chat(fault_deps, athlete_id, EchoModel())
@@ -392,7 +392,7 @@ class GatedEcho(EchoModel):
 
 
 async def test_turn_saved_to_a_stale_window_survives_its_rebuild(
-    fault_deps: CoachDeps,  # noqa: F811
+    fault_deps: Stores,  # noqa: F811
     fault_settings: Settings,  # noqa: F811
     private_redis: PrivateRedis,  # noqa: F811
     athlete_id: str,
@@ -448,7 +448,7 @@ async def test_turn_saved_to_a_stale_window_survives_its_rebuild(
 
 
 async def test_uncached_facts_with_postgres_down_are_not_shown_as_none(
-    fault_deps: CoachDeps,  # noqa: F811
+    fault_deps: Stores,  # noqa: F811
     private_postgres: PrivatePostgres,  # noqa: F811
     athlete_id: str,
 ) -> None:
@@ -476,7 +476,7 @@ async def test_uncached_facts_with_postgres_down_are_not_shown_as_none(
 
 
 async def test_turns_after_a_redis_restart_are_ok_once_redis_answers(
-    fault_deps: CoachDeps,  # noqa: F811
+    fault_deps: Stores,  # noqa: F811
     private_redis: PrivateRedis,  # noqa: F811
     athlete_id: str,
 ) -> None:

@@ -21,7 +21,7 @@ THURSDAY = 3
 async def _thursday_ride_and_plan(deps, athlete_id):
     today = datetime.now(UTC).date()
     thursday = last_weekday(today, THURSDAY)
-    await insert_ride(deps.athlete_store, athlete_id, thursday, moving_s=4500, tss=65.0)
+    await insert_ride(deps.rides, athlete_id, thursday, moving_s=4500, tss=65.0)
     await deps.plans.import_rows(athlete_id, plan_rows([(thursday, "endurance", 5400, 70, "Zone 2 steady")]))
     return thursday
 

@@ -13,7 +13,7 @@ import pytest
 from graphs.context import Context
 from graphs.inputs import InvalidInputError
 from graphs.pending_debriefs import build_graph as build_pending_graph
-from records.stores import CoachDeps
+from records.stores import Stores
 from tests.chat_helpers import Chat
 from tests.integration.test_cli_debrief import coach
 
@@ -47,9 +47,7 @@ def test_a_known_time_zone_still_works(athlete_id: str) -> None:
 
 
 @pytest.mark.parametrize("bad", [{"abc": True}, {"999999": True}, "maybe", 7])
-async def test_a_bad_answer_asks_again_and_a_good_one_then_confirms(
-    deps: CoachDeps, athlete_id: str, bad: object
-) -> None:
+async def test_a_bad_answer_asks_again_and_a_good_one_then_confirms(deps: Stores, athlete_id: str, bad: object) -> None:
     chat = Chat(deps, athlete_id, model=None, inline=True)
     paused = await chat.say("my goal is a sub-5h century in June")
     (first,) = paused["__interrupt__"]
@@ -71,7 +69,7 @@ async def test_a_bad_answer_asks_again_and_a_good_one_then_confirms(
     assert facts["goal"]["value"] == "a sub-5h century in June"
 
 
-async def test_pending_debriefs_refuses_a_bad_max_rides(deps: CoachDeps, athlete_id: str) -> None:
+async def test_pending_debriefs_refuses_a_bad_max_rides(deps: Stores, athlete_id: str) -> None:
     graph = build_pending_graph(stores=deps)
     with pytest.raises(InvalidInputError) as exc:
         await graph.ainvoke({"max_rides": "abc"}, context=Context(athlete_id=athlete_id))

@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage
 from graphs.context import Context
 from graphs.debrief_coach import RideNotFoundError, build_graph
 from memory.athlete_store import AthleteStore, FactChange
-from records.stores import CoachDeps
+from records.stores import Stores
 from training.ride_files import RideFileError
 
 pytestmark = pytest.mark.integration
@@ -31,7 +31,7 @@ async def _count(store: AthleteStore, table: str, athlete_id: str) -> int:
     return int(row["n"])
 
 
-async def _debrief(deps: CoachDeps, athlete_id: str, path: Path | None = None, **inp: str) -> dict:
+async def _debrief(deps: Stores, athlete_id: str, path: Path | None = None, **inp: str) -> dict:
     graph = build_graph(stores=deps, model=None)
     payload = {"ride_path": str(path)} if path else dict(inp)
     return await graph.ainvoke(payload, context=Context(athlete_id=athlete_id))
@@ -54,7 +54,7 @@ async def test_debrief_writes_ride_debrief_and_facts_with_provenance(store, deps
     assert facts["ftp_w"]["source_ride_id"] == ride["ride_id"]
     assert await _count(store, "rides", athlete_id) == 1
     assert await _count(store, "debriefs", athlete_id) == 1
-    stored = await store.get_debrief(athlete_id, ride["ride_id"])
+    stored = await deps.rides.get_debrief(athlete_id, ride["ride_id"])
     assert stored is not None and stored["writer"] == "offline"
 
 
@@ -131,7 +131,7 @@ async def test_debrief_written_by_the_configured_model(store, deps, athlete_id, 
     graph = build_graph(stores=deps, model=model)
     result = await graph.ainvoke({"ride_path": str(rides_dir / INDOOR)}, context=Context(athlete_id=athlete_id))
     assert result["debrief"] == "Solid tempo session. Rest tomorrow."
-    stored = await store.get_debrief(athlete_id, result["ride"]["ride_id"])
+    stored = await deps.rides.get_debrief(athlete_id, result["ride"]["ride_id"])
     assert stored is not None and stored["writer"] == "GenericFakeChatModel"
 
 
@@ -152,7 +152,7 @@ async def test_failure_inside_the_ride_transaction_leaves_nothing(store, deps, a
     record = _ride_record(result["ride"])
     # NaN is not valid JSON: the fact insert fails after the ride and debrief rows went in.
     with pytest.raises(ValueError):
-        await store.save_debriefed_ride(other, record, [FactChange("ftp_w", math.nan)], "text", "offline")
+        await deps.rides.save_debriefed_ride(other, record, [FactChange("ftp_w", math.nan)], "text", "offline")
     assert await _count(store, "rides", other) == 0
     assert await _count(store, "debriefs", other) == 0
     assert await store.current_facts(other) == {}

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from cli.main import debrief_paths
+from cli.debrief import debrief_paths
 from cli.replay import REPLAY_PREFIX, replay_days, replay_recent
 from records.rides import rides_on_day
 
@@ -28,15 +28,15 @@ async def test_replay_places_rides_and_plan_once(deps, athlete_id, rides_dir):
     ]
     lines = await debrief_paths([str(f) for f in files], athlete_id, show_progress=False)
     today = date(2026, 11, 26)
-    placed = await replay_recent(deps.athlete_store, deps.plans, athlete_id, lines, today=today)
+    placed = await replay_recent(deps.rides, deps.plans, athlete_id, lines, today=today)
     assert [d for d, _ in placed] == [date(2026, 11, 22), date(2026, 11, 24), date(2026, 11, 25)]
-    again = await replay_recent(deps.athlete_store, deps.plans, athlete_id, lines, today=today)
+    again = await replay_recent(deps.rides, deps.plans, athlete_id, lines, today=today)
     assert again == placed
 
     rides = await rides_on_day(deps.athlete_store.pool, athlete_id, date(2026, 11, 25), "UTC")
     assert len(rides) == 1 and rides[0]["file_name"].startswith(REPLAY_PREFIX)
-    assert len(await deps.athlete_store.list_rides(athlete_id)) == 4 + 3  # originals and the three copies
-    assert await deps.athlete_store.rides_without_debrief(athlete_id) == []
+    assert len(await deps.rides.list_rides(athlete_id)) == 4 + 3  # originals and the three copies
+    assert await deps.rides.rides_without_debrief(athlete_id) == []
     monday = await deps.plans.plan_for_day(athlete_id, date(2026, 11, 23))
     assert [p["kind"] for p in monday] == ["recovery"]
     assert await rides_on_day(deps.athlete_store.pool, athlete_id, date(2026, 11, 23), "UTC") == []

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from records.stores import CoachDeps
+from records.stores import Stores
 from tests.chat_helpers import Chat
 from tests.integration.chat_fault_fixtures import (  # noqa: F401
     archived,
@@ -38,7 +38,7 @@ def private_postgres(private_postgres_durable: PrivatePostgres) -> Iterator[Priv
 
 
 async def test_acknowledged_turns_survive_an_immediate_stop_right_after_the_drain(
-    fault_deps: CoachDeps,  # noqa: F811
+    fault_deps: Stores,  # noqa: F811
     private_postgres: PrivatePostgres,
     athlete_id: str,
 ) -> None:

@@ -27,7 +27,7 @@ from config.settings import get_settings
 from graphs.chat import UNAVAILABLE_NOTICE
 from memory.athlete_store import FactChange
 from memory.conversation import DEFAULT_SPOOL_ROOT
-from records.stores import CoachDeps, close_process_deps, get_coach_deps
+from records.stores import Stores, get_stores
 from server.app import app, lifespan
 from tests.chat_helpers import Chat, ScriptedModel, call
 from tests.integration.chat_fault_fixtures import (  # noqa: F401
@@ -70,7 +70,7 @@ def server_env(
         shutil.rmtree(DEFAULT_SPOOL_ROOT / digest, ignore_errors=True)
 
 
-async def pending_or_none(deps: CoachDeps) -> int | None:
+async def pending_or_none(deps: Stores) -> int | None:
     """Messages waiting in the outbox and the spool; None while Redis does not answer."""
     try:
         return await deps.memory.pending_writes()
@@ -85,9 +85,8 @@ async def test_server_lifespan_drains_the_outbox_and_recovers_without_a_turn(
     athlete_id: str,
 ) -> None:
     await asyncio.gather(private_redis.astart(), private_postgres.astart())
-    await close_process_deps()  # the lifespan opens the process's deps afresh, on the private servers
     async with lifespan(app):
-        deps = await get_coach_deps()
+        deps = await get_stores()
         assert deps.memory.pool is not None and deps.memory.pool.conninfo.endswith(f":{private_postgres.port}/coach")
         await wait_healthy(deps)
         await deps.memory.set_facts(athlete_id, [FactChange("goal", GOAL)], source="user")
@@ -140,7 +139,7 @@ async def test_server_lifespan_drains_the_outbox_and_recovers_without_a_turn(
 
 
 async def test_first_turn_after_both_tiers_return_reads_facts_without_the_notice(
-    fault_deps: CoachDeps,  # noqa: F811
+    fault_deps: Stores,  # noqa: F811
     private_redis: PrivateRedis,  # noqa: F811
     private_postgres: PrivatePostgres,  # noqa: F811
     athlete_id: str,
@@ -192,7 +191,7 @@ class GatedModel(ScriptedModel):
 
 
 async def test_memory_back_during_the_turn_no_notice_on_a_reply_that_read_the_facts(
-    fault_deps: CoachDeps,  # noqa: F811
+    fault_deps: Stores,  # noqa: F811
     private_redis: PrivateRedis,  # noqa: F811
     private_postgres: PrivatePostgres,  # noqa: F811
     athlete_id: str,

@@ -11,7 +11,7 @@ from psycopg.types.json import Jsonb
 from memory.errors import ProposalNotFoundError
 from records.plans import PlanRow
 from records.proposals import PlanProposalNotFoundError, ProposalKind, decide_proposal
-from records.stores import CoachDeps
+from records.stores import Stores
 from training.records import STATUS_OF, Decision
 
 pytestmark = pytest.mark.integration
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 DAY = date(2031, 6, 3)
 
 
-async def _plan_proposal(deps: CoachDeps, athlete_id: str) -> int:
+async def _plan_proposal(deps: Stores, athlete_id: str) -> int:
     """A threshold workout on `DAY` and a pending proposal to make it a recovery ride; returns the proposal id."""
     await deps.plans.import_rows(athlete_id, [PlanRow(DAY, "threshold", 3600.0, 80.0, "")])
     change = {
@@ -40,12 +40,12 @@ async def _plan_proposal(deps: CoachDeps, athlete_id: str) -> int:
     return int(row["id"])
 
 
-async def _fact_proposal(deps: CoachDeps, athlete_id: str, value: str) -> int:
+async def _fact_proposal(deps: Stores, athlete_id: str, value: str) -> int:
     row = await deps.athlete_store.create_proposal(athlete_id, "goal", value, source_session_id="s1")
     return int(row["id"])
 
 
-async def test_both_kinds_share_one_decision_function_and_one_vocabulary(deps: CoachDeps, athlete_id: str) -> None:
+async def test_both_kinds_share_one_decision_function_and_one_vocabulary(deps: Stores, athlete_id: str) -> None:
     pool = deps.athlete_store.pool
     made: dict[ProposalKind, int] = {
         "fact": await _fact_proposal(deps, athlete_id, "a century"),
@@ -64,7 +64,7 @@ async def test_both_kinds_share_one_decision_function_and_one_vocabulary(deps: C
 
 
 @pytest.mark.parametrize("kind", ["fact", "plan_change"])
-async def test_a_rejected_proposal_changes_nothing(deps: CoachDeps, athlete_id: str, kind: ProposalKind) -> None:
+async def test_a_rejected_proposal_changes_nothing(deps: Stores, athlete_id: str, kind: ProposalKind) -> None:
     proposal_id = (
         await _fact_proposal(deps, athlete_id, "a century")
         if kind == "fact"
@@ -78,9 +78,7 @@ async def test_a_rejected_proposal_changes_nothing(deps: CoachDeps, athlete_id: 
     assert [w["kind"] for w in plan] == ([] if kind == "fact" else ["threshold"])
 
 
-async def test_another_athletes_proposal_is_not_found_and_bad_words_are_refused(
-    deps: CoachDeps, athlete_id: str
-) -> None:
+async def test_another_athletes_proposal_is_not_found_and_bad_words_are_refused(deps: Stores, athlete_id: str) -> None:
     pool = deps.athlete_store.pool
     fact_id = await _fact_proposal(deps, athlete_id, "a century")
     plan_id = await _plan_proposal(deps, athlete_id)
@@ -95,7 +93,7 @@ async def test_another_athletes_proposal_is_not_found_and_bad_words_are_refused(
     assert [p["status"] for p in await deps.athlete_store.list_proposals(athlete_id)] == ["pending"]
 
 
-async def test_the_old_fact_status_word_is_gone_from_the_schema(deps: CoachDeps, athlete_id: str) -> None:
+async def test_the_old_fact_status_word_is_gone_from_the_schema(deps: Stores, athlete_id: str) -> None:
     """Migration v26 renamed `confirmed` to `accepted`: the table takes the one vocabulary only."""
     async with deps.athlete_store.pool.connection() as conn:
         with pytest.raises(psycopg.errors.CheckViolation):

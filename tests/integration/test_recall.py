@@ -18,12 +18,13 @@ from psycopg import sql
 from config.settings import get_settings
 from memory.archive import SNIPPET_MAX_CHARS, Archive, ChatMessage, new_message_id
 from memory.conversation import ConversationMemory, open_memory_pool
-from memory.db import open_pool
 from memory.embeddings import ArchiveEmbedder, get_embedder
 from memory.redis_client import open_redis
 from memory.schema import asetup
+from records.audit_store import AuditStore
 from records.plans import PlanStore
-from records.stores import CoachDeps
+from records.rides import RideStore
+from records.stores import Stores, open_stores
 from tests.integration.test_cli_debrief import coach
 from tools.base import ToolCallContext, run_tool
 from tools.coach_tools import search_conversation
@@ -61,13 +62,8 @@ def seed(athlete_id: str, corpus: list[tuple[str, str]] = CORPUS) -> list[ChatMe
 
 @pytest_asyncio.fixture
 async def archive() -> AsyncIterator[Archive]:
-    pool = await open_pool(get_settings().database_url, max_size=4)
-    async with pool.connection() as conn:
-        await asetup(conn)
-    try:
-        yield Archive(pool, timeout_s=5, embedder=local_embedder())
-    finally:
-        await pool.close()
+    async with open_stores(require_postgres=True) as stores:
+        yield Archive(stores.pool, timeout_s=5, embedder=local_embedder())
 
 
 @pytest_asyncio.fixture
@@ -79,9 +75,15 @@ async def memory(archive: Archive) -> AsyncIterator[ConversationMemory]:
         await mem.close()
 
 
-def tool_deps(mem: ConversationMemory) -> CoachDeps:
+def tool_deps(mem: ConversationMemory) -> Stores:
     assert mem.pool is not None and mem.store is not None
-    return CoachDeps(memory=mem, athlete_store=mem.store, plans=PlanStore(mem.pool))
+    return Stores(
+        memory=mem,
+        athlete_store=mem.store,
+        rides=RideStore(mem.pool),
+        plans=PlanStore(mem.pool),
+        audits=AuditStore(mem.pool),
+    )
 
 
 def tool_context(athlete_id: str, window_ids: list[str] | None = None) -> ToolCallContext:
@@ -214,11 +216,8 @@ async def test_reindex_backfills_missing_vectors(archive: Archive, memory: Conve
 
 def test_coach_reindex_command(athlete_id: str) -> None:
     async def write_without_vectors() -> int:
-        pool = await open_pool(get_settings().database_url, max_size=1)
-        try:
-            return await Archive(pool).write(seed(athlete_id))
-        finally:
-            await pool.close()
+        async with open_stores(require_postgres=True) as stores:
+            return await Archive(stores.pool).write(seed(athlete_id))
 
     n = asyncio.run(write_without_vectors())
     done = coach("reindex", "--athlete", athlete_id)

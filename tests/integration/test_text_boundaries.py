@@ -33,7 +33,8 @@ from memory.conversation import ConversationMemory
 from memory.errors import InvalidTranscriptError
 from memory.text import InvalidTextError
 from records.plans import PlanImportError, parse_plan_csv
-from records.stores import CoachDeps
+from records.rides import RideStore
+from records.stores import Stores
 from tests.chat_helpers import Chat
 from tests.conftest import RIDES_DIR
 from tests.integration.chat_fault_fixtures import EchoModel, archived, wait_drained
@@ -58,12 +59,12 @@ def storable(text: str) -> bool:
     return "\x00" not in text
 
 
-async def archive_count(deps: CoachDeps, athlete_id: str) -> int:
+async def archive_count(deps: Stores, athlete_id: str) -> int:
     assert deps.memory.archive is not None
     return await deps.memory.archive.count(athlete_id)
 
 
-async def dead_letters(deps: CoachDeps) -> int:
+async def dead_letters(deps: Stores) -> int:
     assert deps.memory.redis is not None
     return int(await deps.memory.redis.xlen(DEAD_STREAM))
 
@@ -72,7 +73,7 @@ async def dead_letters(deps: CoachDeps) -> int:
 
 
 async def test_nul_or_surrogate_message_is_refused_before_anything_is_saved_or_checkpointed(
-    deps: CoachDeps, athlete_id: str
+    deps: Stores, athlete_id: str
 ) -> None:
     chat = Chat(deps, athlete_id, EchoModel())
     # The Postgres checkpointer `coach chat` uses: NUL crashed it (jsonb cannot hold \u0000).
@@ -118,7 +119,7 @@ MESSAGES = st.one_of(
 @PROPS
 @given(message=MESSAGES)
 async def test_any_message_is_answered_and_archived_whole_or_refused_with_nothing_written(
-    deps: CoachDeps, athlete_id: str, message: str
+    deps: Stores, athlete_id: str, message: str
 ) -> None:
     chat = Chat(deps, athlete_id, EchoModel())
     before = await archive_count(deps, athlete_id)
@@ -195,7 +196,7 @@ def test_coach_doctor_prints_the_state_of_the_stores() -> None:
 
 @pytest.mark.parametrize("bad", ["\x00", "\ud800"])
 async def test_transcript_with_unstorable_text_is_refused_and_nothing_is_imported(
-    deps: CoachDeps, athlete_id: str, bad: str
+    deps: Stores, athlete_id: str, bad: str
 ) -> None:
     records = [
         {"role": "user", "content": "fine"},
@@ -220,7 +221,7 @@ TRANSCRIPT_RECORDS = st.lists(
 @PROPS
 @given(records=TRANSCRIPT_RECORDS)
 async def test_any_transcript_is_imported_whole_or_refused_with_nothing_written(
-    deps: CoachDeps, athlete_id: str, records: list[dict[str, Any]]
+    deps: Stores, athlete_id: str, records: list[dict[str, Any]]
 ) -> None:
     session = f"t-{uuid.uuid4().hex[:8]}"
     before = await archive_count(deps, athlete_id)
@@ -276,12 +277,12 @@ def test_cli_interactive_chat_refuses_a_nul_line_and_goes_on(athlete_id: str) ->
 # ----- plan CSV ------------------------------------------------------------------------------------------------
 
 
-async def planned(deps: CoachDeps, athlete_id: str) -> list[dict[str, Any]]:
+async def planned(deps: Stores, athlete_id: str) -> list[dict[str, Any]]:
     return await deps.plans.plan_between(athlete_id, datetime(2000, 1, 1).date(), datetime(2100, 1, 1).date())
 
 
 async def test_cli_plan_import_refuses_an_unterminated_quote_and_nul(
-    deps: CoachDeps, athlete_id: str, tmp_path: Path
+    deps: Stores, athlete_id: str, tmp_path: Path
 ) -> None:
     header = "date,kind,duration_s,tss,description\n"
     unterminated = tmp_path / "quote.csv"
@@ -301,7 +302,7 @@ async def test_cli_plan_import_refuses_an_unterminated_quote_and_nul(
 @PROPS
 @given(descriptions=st.lists(NASTY_TEXT, min_size=1, max_size=4), kind=NASTY_TEXT)
 async def test_any_plan_csv_is_stored_as_parsed_or_refused_with_nothing_written(
-    deps: CoachDeps, athlete_id: str, descriptions: list[str], kind: str
+    deps: Stores, athlete_id: str, descriptions: list[str], kind: str
 ) -> None:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
@@ -338,7 +339,7 @@ async def test_ride_file_with_a_non_utf8_name_is_refused_per_file_without_a_trac
     assert lines["caf\ufffd-ride.fit"]["error"]["code"] == "invalid_text"
     assert "rename the file" in lines["caf\ufffd-ride.fit"]["error"]["message"]
     assert "error" not in lines["fine.fit"]
-    assert [r.file_name for r in await store.list_rides(athlete_id)] == ["fine.fit"]
+    assert [r.file_name for r in await RideStore(store.pool).list_rides(athlete_id)] == ["fine.fit"]
 
 
 def test_inbox_file_with_a_non_utf8_name_is_left_out_with_a_warning(
@@ -363,7 +364,7 @@ def test_cli_search_with_a_non_utf8_argument_exits_2(athlete_id: str) -> None:
 
 
 async def test_a_tool_call_with_nul_in_its_arguments_gets_an_error_result_not_a_crash(
-    deps: CoachDeps, athlete_id: str
+    deps: Stores, athlete_id: str
 ) -> None:
     from tools.base import ToolCallContext, run_tool
     from tools.coach_tools import TOOLS

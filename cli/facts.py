@@ -1,0 +1,123 @@
+"""`coach facts`: show an athlete's facts or a fact's history; accept or reject a pending fact proposal.
+
+Registered on the `coach` app by `cli.main` (`register(app, run, check_athlete)`).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from cli.debrief import iso_utc
+from records.proposals import decide_proposal
+from records.stores import open_stores
+from training.records import Decision
+
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 170)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def register(app: typer.Typer, run: Callable[..., Any], check_athlete: Callable[[str], str]) -> None:
+    """Add `coach facts` to the `coach` app (`run` and `check_athlete` come from `cli.main`)."""
+
+    @app.command()
+    def facts(
+        athlete: Annotated[str, typer.Option("--athlete", help="Athlete id (1-128 of letters, digits, _ . @ -).")],
+        history: Annotated[
+            str | None, typer.Option("--history", help="Show every value this fact key has had.")
+        ] = None,
+        accept: Annotated[
+            int | None, typer.Option("--accept", "--confirm", help="Accept a pending fact proposal (--confirm: alias).")
+        ] = None,
+        reject: Annotated[int | None, typer.Option("--reject", help="Reject a pending fact proposal.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    ) -> None:
+        """Show the athlete's facts (with source and update time) or a fact's history; accept or reject a proposal.
+
+        An accepted proposal is written with source `user`.
+        """
+        athlete = check_athlete(athlete)
+        if accept is not None or reject is not None:
+            if accept is not None and reject is not None:
+                err.print("[red]error[/red] (usage): give --accept or --reject, not both")
+                raise typer.Exit(2)
+            proposal_id = accept if accept is not None else reject
+            assert proposal_id is not None
+            row = run(decide_fact_proposal(athlete, proposal_id, "accept" if accept is not None else "reject"))
+            if as_json:
+                print(json.dumps(row, default=json_default))
+            else:
+                out.print(f"proposal #{row['id']} {row['fact_key']} = {json.dumps(row['value'])}: {row['status']}")
+            return
+
+        async def fetch() -> Any:
+            async with open_stores(require_postgres=True) as stores:
+                store = stores.athlete_store
+                if history:
+                    return await store.fact_history(athlete, history), []
+                return await store.current_facts(athlete), await store.list_proposals(athlete)
+
+        data, pending = run(fetch())
+        if as_json:
+            print(json.dumps(data, default=json_default))
+            return
+        for p in pending:
+            out.print(f"pending proposal #{p['id']}: {p['fact_key']} = {escape(json.dumps(p['value']))}")
+        if history:
+            table = Table(title=f"History of {history} for {athlete}", title_justify="left")
+            for col in ("value", "source", "ride", "valid from", "valid to"):
+                table.add_column(col)
+            for row in data:
+                table.add_row(
+                    json.dumps(row["value"]),
+                    row["source"],
+                    (row["source_ride_id"] or "")[:12],
+                    iso_utc(row["valid_from"]) or "",
+                    iso_utc(row["valid_to"]) or "current",
+                )
+        else:
+            table = facts_table(data, title=f"Facts of {athlete}")
+        out.print(table)
+
+
+async def decide_fact_proposal(athlete_id: str, proposal_id: int, decision: Decision) -> dict[str, Any]:
+    """Accept or reject a pending fact proposal (`records.proposals.decide_proposal`); drop the cached facts.
+
+    Raises:
+        ProposalNotFoundError: no pending proposal with that id for this athlete.
+    """
+    async with open_stores() as stores:
+        row = await decide_proposal(stores.athlete_store.pool, "fact", athlete_id, proposal_id, decision)
+        await stores.memory.invalidate_facts(athlete_id)
+        return row
+
+
+def facts_table(data: dict[str, dict[str, Any]], title: str) -> Table:
+    """A table of current facts: key, value, source, ride, updated at."""
+    table = Table(title=title, title_justify="left")
+    for col in ("fact", "value", "source", "ride", "updated (UTC)"):
+        table.add_column(col)
+    for key, row in data.items():
+        table.add_row(
+            key,
+            json.dumps(row["value"]),
+            row["source"],
+            (row["source_ride_id"] or "")[:12],
+            (iso_utc(row["updated_at"]) or "")[:19],
+        )
+    return table
+
+
+def json_default(value: Any) -> Any:
+    """`json.dumps` default: datetimes as `iso_utc`, anything else as its `str`."""
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    return str(value)
