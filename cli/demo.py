@@ -20,6 +20,7 @@ from cli.debrief import debrief_paths
 from cli.facts import facts_table
 from cli.replay import replay_recent
 from records.stores import open_stores
+from training.formatting import format_clock
 
 # Wide enough for the rides table when the output is a pipe or a file (rich assumes 80 columns there).
 out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 170)
@@ -33,13 +34,6 @@ def _fmt(value: Any, spec: str = ".0f", unit: str = "") -> str:
     if value is None:
         return "–"
     return f"{value:{spec}}{unit}"
-
-
-def _hms(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    s = int(round(seconds))
-    return f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
 
 
 def rides_table(lines: list[dict[str, Any]]) -> Table:
@@ -60,7 +54,7 @@ def rides_table(lines: list[dict[str, Any]]) -> Table:
         table.add_row(
             name,
             (line["start_time"] or "")[:16].replace("T", " "),
-            _hms(line["moving_s"]),
+            format_clock(line["moving_s"]),
             _fmt(line["distance_m"] / 1000 if line["distance_m"] else None, ".1f"),
             _fmt(line["avg_power_w"]),
             _fmt(line["normalized_power_w"]),
