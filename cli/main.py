@@ -446,9 +446,7 @@ async def decide_proposal(athlete_id: str, proposal_id: int, *, confirm: bool) -
     """
     deps = await open_coach_deps()
     try:
-        row = await deps.athlete_store.decide_proposal(athlete_id, proposal_id, confirm=confirm)
-        await deps.memory.invalidate_facts(athlete_id)
-        return row
+        return await deps.athlete_store.decide_proposal(athlete_id, proposal_id, confirm=confirm)
     finally:
         await close_coach_deps(deps)
 

@@ -36,9 +36,9 @@ from graphs.inputs import ask_for_decisions
 from llm.models import get_chat_model
 from llm.offline import OfflineCoachModel
 from llm.prompt import CAP_NOTE, assemble_prompt, prompt_tokens, proposal_decisions_note
-from memory.archive import ChatMessage, new_message_id
 from memory.athlete_store import validate_athlete_id
 from memory.errors import ProposalNotFoundError
+from memory.messages import ChatMessage, new_message_id
 from memory.text import clean_text, validate_text
 from records.stores import CoachDeps, get_coach_deps
 from tools.base import ToolCallContext, ToolOutcome, result_text, run_tool
@@ -247,8 +247,6 @@ def build_graph(
                 confirm = decisions[p["proposal_id"]]
                 try:
                     await d.athlete_store.decide_proposal(athlete_id, p["proposal_id"], confirm=confirm)
-                    if confirm:
-                        await d.memory.invalidate_facts(athlete_id)
                     status = "confirmed" if confirm else "rejected"
                 except ProposalNotFoundError:
                     status = "no longer pending"

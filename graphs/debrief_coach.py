@@ -113,7 +113,7 @@ def build_graph(
     async def load_ride(state: DebriefState, runtime: Runtime[Context]) -> dict[str, Any]:
         athlete_id = validate_athlete_id(run_context(runtime).athlete_id)
         db = await _athlete_store()
-        facts = await db.current_facts(athlete_id)
+        facts = await (await _deps()).memory.current_facts(athlete_id)  # the one read path (cache, then Postgres)
         record: RideRecord | None
         if state.get("ride_id"):
             record = await db.get_ride(athlete_id, state["ride_id"])
@@ -169,8 +169,6 @@ def build_graph(
             existing = await db.get_debrief(athlete_id, record.ride_id)
             assert existing is not None
             return {"debrief": existing["text"], "facts_changed": [], "already_debriefed": True}
-        if changed:
-            await (await _deps()).memory.invalidate_facts(athlete_id)
         return {"facts_changed": changed}
 
     builder = StateGraph(DebriefState, context_schema=Context, input_schema=DebriefInput, output_schema=DebriefOutput)

@@ -284,9 +284,8 @@ def build_graph(checkpointer: Checkpointer = None, stores: CoachDeps | None = No
             clear_fact_keys=state.get("clear_fact_keys") or [],
             proposals=state.get("proposal_candidates") or [],
             clearable_prefix=PATTERN_FACT_PREFIX,
+            fact_writer=d.athlete_store,
         )
-        if report["facts_changed"]:
-            await d.memory.invalidate_facts(athlete_id)
         return {"report": report}
 
     def route_after_store(state: AuditState) -> str:

@@ -13,9 +13,11 @@ import pytest
 import pytest_asyncio
 
 from config.settings import get_settings
-from memory.archive import SNIPPET_MAX_CHARS, Archive, ChatMessage, SearchHit, make_snippet, new_message_id
+from memory.archive import Archive
 from memory.db import open_pool
 from memory.errors import InvalidTranscriptError
+from memory.messages import ChatMessage, new_message_id
+from memory.recall import SNIPPET_MAX_CHARS, SearchHit, make_snippet
 from memory.schema import asetup
 
 pytestmark = pytest.mark.integration

@@ -12,10 +12,11 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from config.settings import get_settings
-from memory.archive import ChatMessage, new_message_id
 from memory.athlete_store import FactChange
-from memory.conversation import ConversationMemory, open_memory_pool
+from memory.conversation import ConversationMemory
+from memory.db import open_memory_pool
 from memory.facts_cache import MARKER_FIELD, FactsCache, facts_key
+from memory.messages import ChatMessage, new_message_id
 from memory.outbox import Outbox
 from memory.redis_client import open_redis
 from memory.schema import asetup
