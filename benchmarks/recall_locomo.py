@@ -41,8 +41,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.bench_data import LOCOMO_DEV, require_locomo
-from memory.archive import Archive, RankingParams, SearchResult
+from memory.archive import Archive
 from memory.conversation import ConversationMemory
+from memory.recall import RankingParams, SearchResult
 from records.stores import Stores, open_stores
 
 DEFAULT_DATA = LOCOMO_DEV

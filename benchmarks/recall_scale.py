@@ -42,8 +42,9 @@ from psycopg import sql
 
 from benchmarks.bench_data import LOCOMO_DEV, require_locomo
 from config.settings import Settings, get_settings
-from memory.archive import Archive, ChatMessage, new_message_id
+from memory.archive import Archive
 from memory.embeddings import ArchiveEmbedder, get_embedder, vector_literal
+from memory.messages import ChatMessage, new_message_id
 from memory.schema import setup
 from records.stores import open_stores
 

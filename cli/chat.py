@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import re
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -25,6 +24,8 @@ from graphs.chat import STATUS_ORDER, InvalidMessageError
 from graphs.chat import build_graph as build_chat_graph
 from graphs.context import Context, thread_id
 from memory.checkpointer import open_checkpointer
+from memory.errors import InvalidSessionIdError
+from memory.messages import validate_session_id
 from memory.text import InvalidTextError
 from records.stores import Stores, open_stores
 from training.dates import InvalidTimezoneError, validate_timezone
@@ -34,7 +35,6 @@ out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 AthleteOpt = Annotated[str, typer.Option("--athlete", help="Athlete id.")]
 SessionOpt = Annotated[str, typer.Option("--session", help="Conversation (session) id.")]
-_SESSION_RE = re.compile(r"^[A-Za-z0-9_.@:-]{1,128}$")
 
 
 def local_timezone() -> str:
@@ -62,11 +62,12 @@ def check_timezone(tz: str | None, as_json: bool = False) -> str:
 
 
 def check_session(session_id: str) -> str:
-    """Return the session id when it is 1-128 characters of `[A-Za-z0-9_.@:-]`; else exit 2 with a message."""
-    if not _SESSION_RE.fullmatch(session_id):
-        err.print(f"[red]error[/red] (invalid_session_id): invalid session id {escape(session_id)!r}")
-        raise typer.Exit(2)
-    return session_id
+    """Return the session id when `memory.messages.validate_session_id` accepts it; else exit 2 with its message."""
+    try:
+        return validate_session_id(session_id)
+    except InvalidSessionIdError as exc:
+        err.print(f"[red]error[/red] ({exc.code}): {escape(str(exc))}")
+        raise typer.Exit(2) from None
 
 
 async def _checkpointer(stores: Stores) -> Any:

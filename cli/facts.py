@@ -89,14 +89,13 @@ def register(app: typer.Typer, run: Callable[..., Any], check_athlete: Callable[
 
 
 async def decide_fact_proposal(athlete_id: str, proposal_id: int, decision: Decision) -> dict[str, Any]:
-    """Accept or reject a pending fact proposal (`records.proposals.decide_proposal`); drop the cached facts.
+    """Accept or reject a pending fact proposal (`records.proposals.decide_proposal`, the one facts write path).
 
     Raises:
         ProposalNotFoundError: no pending proposal with that id for this athlete.
     """
     async with open_stores() as stores:
-        row = await decide_proposal(stores.athlete_store.pool, "fact", athlete_id, proposal_id, decision)
-        await stores.memory.invalidate_facts(athlete_id)
+        row = await decide_proposal(stores.athlete_store, "fact", athlete_id, proposal_id, decision)
         return row
 
 

@@ -98,7 +98,7 @@ def register(app: typer.Typer, run: Callable[..., Any], check_athlete: Callable[
 
         async def go() -> dict[str, Any]:
             async with open_stores() as stores:
-                return await decide_proposal(stores.athlete_store.pool, "plan_change", athlete, proposal_id, decision)
+                return await decide_proposal(stores.athlete_store, "plan_change", athlete, proposal_id, decision)
 
         row = run(go())
         if as_json:

@@ -36,9 +36,9 @@ from graphs.inputs import ask_for_decisions
 from llm.models import get_chat_model
 from llm.offline import OfflineCoachModel
 from llm.prompt import CAP_NOTE, assemble_prompt, prompt_tokens, proposal_decisions_note
-from memory.archive import ChatMessage, new_message_id
 from memory.athlete_store import validate_athlete_id
 from memory.errors import ProposalNotFoundError
+from memory.messages import ChatMessage, new_message_id
 from memory.text import clean_text, validate_text
 from records.proposals import decide_proposal
 from records.stores import Stores, get_stores
@@ -247,9 +247,7 @@ def build_graph(
             if p["proposal_id"] in decisions:
                 decision = decisions[p["proposal_id"]]
                 try:
-                    row = await decide_proposal(d.athlete_store.pool, "fact", athlete_id, p["proposal_id"], decision)
-                    if decision == "accept":
-                        await d.memory.invalidate_facts(athlete_id)
+                    row = await decide_proposal(d.athlete_store, "fact", athlete_id, p["proposal_id"], decision)
                     status = row["status"]
                 except ProposalNotFoundError:
                     status = "no longer pending"

@@ -111,7 +111,7 @@ def build_graph(
     async def load_ride(state: DebriefState, runtime: Runtime[Context]) -> dict[str, Any]:
         athlete_id = validate_athlete_id(run_context(runtime).athlete_id)
         opened = await _deps()
-        facts = await opened.athlete_store.current_facts(athlete_id)
+        facts = await opened.memory.current_facts(athlete_id)  # the one read path (cache, then Postgres)
         rides = opened.rides
         record: RideRecord | None
         if state.get("ride_id"):
@@ -168,8 +168,6 @@ def build_graph(
             existing = await rides.get_debrief(athlete_id, record.ride_id)
             assert existing is not None
             return {"debrief": existing["text"], "facts_changed": [], "already_debriefed": True}
-        if changed:
-            await (await _deps()).memory.invalidate_facts(athlete_id)
         return {"facts_changed": changed}
 
     builder = StateGraph(DebriefState, context_schema=Context, input_schema=DebriefInput, output_schema=DebriefOutput)

@@ -280,9 +280,8 @@ def build_graph(checkpointer: Checkpointer = None, stores: Stores | None = None)
             clear_fact_keys=state.get("clear_fact_keys") or [],
             proposals=state.get("proposal_candidates") or [],
             clearable_prefix=PATTERN_FACT_PREFIX,
+            fact_writer=d.athlete_store,
         )
-        if report["facts_changed"]:
-            await d.memory.invalidate_facts(athlete_id)
         return {"report": report}
 
     def route_after_store(state: AuditState) -> str:
@@ -298,7 +297,7 @@ def build_graph(checkpointer: Checkpointer = None, stores: Stores | None = None)
         notes: dict[int, str] = {}
         for proposal_id, decision in decisions.items():
             try:
-                await decide_proposal(audits.pool, "plan_change", athlete_id, proposal_id, decision)
+                await decide_proposal((await deps()).athlete_store, "plan_change", athlete_id, proposal_id, decision)
             except (PlanProposalNotFoundError, PlanChangeConflictError) as exc:
                 notes[proposal_id] = str(exc)
         report = await audits.get_report(athlete_id, date.fromisoformat(state["as_of"])) or state["report"]

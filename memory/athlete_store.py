@@ -10,14 +10,14 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from psycopg import AsyncConnection
-from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from memory.db import DictPool
 from memory.errors import InvalidAthleteIdError, InvalidFactError
+from memory.fact_writes import FactsInvalidator, FactsTransaction, facts_transaction
 from memory.schema import asetup
 from training.records import FactChange, FactSource, ProposalStatus
 
@@ -40,11 +40,26 @@ def validate_athlete_id(athlete_id: str) -> str:
 
 
 class AthleteStore:
-    """Async access to the athlete store through a psycopg pool (autocommit, dict rows)."""
+    """Async access to the athlete store through a psycopg pool (autocommit, dict rows).
 
-    def __init__(self, pool: DictPool) -> None:
-        """Wrap an open pool; see `records.stores.open_stores`."""
+    Args:
+        pool: an open pool; see `records.stores.open_stores`.
+        on_facts_changed: the facts cache's invalidation, run after every commit that changed the athlete's
+            facts (`memory.fact_writes`); `ConversationMemory` wires its own. None: a store with no cache.
+    """
+
+    def __init__(self, pool: DictPool, *, on_facts_changed: FactsInvalidator | None = None) -> None:
+        """Wrap an open pool; no I/O."""
         self.pool = pool
+        self.on_facts_changed = on_facts_changed
+
+    def facts_transaction(self, athlete_id: str) -> AbstractAsyncContextManager[FactsTransaction]:
+        """The one way to write facts: a transaction whose commit drops the cached facts (`memory.fact_writes`).
+
+        Raises:
+            InvalidAthleteIdError: invalid athlete id.
+        """
+        return facts_transaction(self.pool, validate_athlete_id(athlete_id), self.on_facts_changed)
 
     async def setup(self) -> int:
         """Apply pending migrations (idempotent); returns how many were applied."""
@@ -91,12 +106,9 @@ class AthleteStore:
         source_session_id: str | None = None,
         source_ride_id: str | None = None,
     ) -> list[str]:
-        """Write facts in one transaction; returns the keys that changed (see `FactChange`)."""
-        validate_athlete_id(athlete_id)
-        async with self.pool.connection() as conn, conn.transaction():
-            return await apply_fact_changes(
-                conn, athlete_id, changes, source, source_session_id=source_session_id, source_ride_id=source_ride_id
-            )
+        """Write facts in one transaction, then drop the cached facts; returns the keys that changed (`FactChange`)."""
+        async with self.facts_transaction(athlete_id) as tx:
+            return await tx.apply(changes, source, source_session_id=source_session_id, source_ride_id=source_ride_id)
 
     # ----- fact proposals -----------------------------------------------------------------------------------
 
@@ -172,63 +184,3 @@ def validate_fact(key: str, value: Any) -> None:
         f"invalid value for fact {key!r}: a non-empty text of at most {MAX_FACT_VALUE_CHARS} characters, "
         "a finite number or a boolean"
     )
-
-
-async def apply_fact_changes(
-    conn: AsyncConnection[DictRow],
-    athlete_id: str,
-    changes: Sequence[FactChange],
-    source: FactSource,
-    *,
-    source_session_id: str | None = None,
-    source_ride_id: str | None = None,
-) -> list[str]:
-    """Write fact changes inside the caller's transaction (so facts commit with the rows they came from).
-
-    For each change that still applies (see `FactChange`), the current row of its key is closed (`valid_to`) and
-    the new value inserted; an unchanged value writes nothing.
-
-    Args:
-        conn: a connection inside a transaction the caller commits.
-        athlete_id: whose facts.
-        changes: the candidate changes.
-        source: `user`, `debrief_coach` or `training_load_auditor`.
-        source_session_id: the session the facts came from, if any.
-        source_ride_id: the ride the facts came from, if any.
-
-    Returns:
-        The keys that changed. Callers must invalidate the Redis facts cache after the commit
-        (`ConversationMemory.invalidate_facts`).
-
-    Raises:
-        ValueError: a value is a non-finite number.
-    """
-    changed: list[str] = []
-    for change in changes:
-        if isinstance(change.value, float) and not math.isfinite(change.value):
-            raise ValueError(f"fact {change.key!r}: {change.value} is not a finite number")
-        cur = await conn.execute(
-            """SELECT id, value FROM athlete_facts
-               WHERE athlete_id = %s AND fact_key = %s AND valid_to IS NULL FOR UPDATE""",
-            (athlete_id, change.key),
-        )
-        current = await cur.fetchone()
-        if current is not None:
-            old = current["value"]
-            if old == change.value:
-                continue
-            if change.only_if_higher and _is_number(old) and not change.value > old:
-                continue
-            await conn.execute("UPDATE athlete_facts SET valid_to = clock_timestamp() WHERE id = %s", (current["id"],))
-        await conn.execute(
-            """INSERT INTO athlete_facts
-                   (athlete_id, fact_key, value, source, source_session_id, source_ride_id)
-               VALUES (%s, %s, %s, %s, %s, %s)""",
-            (athlete_id, change.key, Jsonb(change.value), source, source_session_id, source_ride_id),
-        )
-        changed.append(change.key)
-    return changed
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)

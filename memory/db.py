@@ -16,6 +16,11 @@ from memory.errors import StoreUnavailableError
 # The connection settings langgraph-checkpoint-postgres asks of a pool (its README, "Usage" with a pool).
 CONNECTION_KWARGS: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
 CONNECT_TIMEOUT_S = 5
+MEMORY_PG_TIMEOUT_S = 1.0
+"""Default checkout timeout of `open_memory_pool`, seconds (the reply path's longest wait for Postgres)."""
+PG_RECONNECT_TIMEOUT_S = 1.0
+"""psycopg_pool's `reconnect_timeout` for `open_memory_pool`: its default (300 s) backs off exponentially while
+Postgres is down, so the pool could take a minute to notice it is back; 1 s keeps recovery within about a second."""
 
 
 def describe_url(url: str) -> str:
@@ -46,3 +51,34 @@ async def aprobe(url: str) -> None:
             f"Postgres at {describe_url(url)} is not reachable ({reason}); run `make services` or set DATABASE_URL"
         ) from exc
     await conn.close()
+
+
+async def open_memory_pool(
+    url: str,
+    *,
+    max_size: int = 10,
+    timeout_s: float = MEMORY_PG_TIMEOUT_S,
+    reconnect_timeout_s: float = PG_RECONNECT_TIMEOUT_S,
+) -> DictPool:
+    """Open a pool for the conversation memory without waiting for Postgres (it may be down; the pool keeps trying).
+
+    Same connection settings as `open_pool` (autocommit, dict rows), plus a checkout `timeout` of `timeout_s`
+    and a short `reconnect_timeout` (see `PG_RECONNECT_TIMEOUT_S`). No `check` on checkout: psycopg_pool sleeps
+    about 1 s after the second failed check, so after a Postgres restart the first caller would wait a second;
+    `memory.breakers.ServerHealth` instead runs `pool.check()` once on a connection error and retries.
+
+    Returns:
+        An open `AsyncConnectionPool` (connections are made in the background).
+    """
+    pool: DictPool = AsyncConnectionPool(
+        url,
+        connection_class=psycopg.AsyncConnection[DictRow],
+        min_size=1,
+        max_size=max_size,
+        timeout=timeout_s,
+        reconnect_timeout=reconnect_timeout_s,
+        kwargs={**CONNECTION_KWARGS, "connect_timeout": 2},
+        open=False,
+    )
+    await pool.open(wait=False)
+    return pool

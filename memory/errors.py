@@ -34,7 +34,7 @@ class ProposalNotFoundError(MemoryError_, LookupError):
 
 
 class InvalidSessionIdError(MemoryError_, ValueError):
-    """A session id is empty, longer than 256 characters or not a string."""
+    """A session id breaks the one rule (`memory.messages.validate_session_id`): 1-128 of `[A-Za-z0-9_.@:-]`."""
 
     code = "invalid_session_id"
 

@@ -14,9 +14,12 @@ the loss of the machine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
+import hashlib
 import logging
 import os
+import tempfile
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,7 +30,8 @@ import psycopg
 import psycopg_pool
 from redis.asyncio import Redis
 
-from memory.archive import Archive, ChatMessage
+from memory.archive import Archive
+from memory.messages import ChatMessage
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +44,12 @@ PG_DOWN_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
 )
 """Exceptions that mean "Postgres cannot be reached right now"."""
+DEFAULT_SPOOL_ROOT = Path(tempfile.gettempdir()) / "endurance-coach-spool"
+"""Root of the default spool directories (one subdirectory per database, see `default_spool_dir`)."""
+SPOOL_DIR_MODE = 0o700
+"""Permissions of spool directories: the spool holds the athletes' messages, so only the owner may list it."""
+SPOOL_FILE_MODE = 0o600
+"""Permissions of spool files: readable and writable by the owner only."""
 _FIELD = "m"
 _REASON_MAX_CHARS = 300
 
@@ -188,10 +198,37 @@ class Outbox:
         self.dead_lettered += [dead for _, dead in entries]
 
 
+def default_spool_dir(database_url: str) -> Path:
+    """Return the default spool directory of a database: `DEFAULT_SPOOL_ROOT/<16 hex of its URL's hash>`.
+
+    The hash is of the URL without its password (libpq conninfo, `password` dropped), so a password change
+    does not orphan the turns spooled before it. An unparseable URL is hashed as it is.
+    """
+    try:
+        info = psycopg.conninfo.conninfo_to_dict(database_url)
+    except psycopg.ProgrammingError:
+        key = database_url
+    else:
+        info.pop("password", None)
+        key = psycopg.conninfo.make_conninfo(**{k: str(v) for k, v in sorted(info.items())})
+    return DEFAULT_SPOOL_ROOT / hashlib.sha256(key.encode()).hexdigest()[:16]
+
+
+def _make_private_dir(directory: Path) -> None:
+    """Create `directory` and its missing parents with mode `SPOOL_DIR_MODE`; tighten it if it exists wider."""
+    missing = [p for p in (directory, *directory.parents) if not p.exists()]
+    for path in reversed(missing):
+        with contextlib.suppress(FileExistsError):  # another process made it meanwhile
+            path.mkdir(mode=SPOOL_DIR_MODE)
+    if directory.stat().st_mode & 0o777 != SPOOL_DIR_MODE and directory.stat().st_uid == os.getuid():
+        directory.chmod(SPOOL_DIR_MODE)
+
+
 class LocalSpool:
     """Last-resort outbox on local disk: one JSONL file per process in `directory`.
 
-    `append` writes under an exclusive `flock` and reopens the file if a drain has claimed (unlinked) it;
+    The directory is made mode 0700 and the files 0600 (they hold messages). `append` writes under an exclusive
+    `flock` and reopens the file if a drain has claimed (unlinked) it;
     `drain` archives every `*.jsonl` file of the directory it can lock (its own and those of dead processes),
     then unlinks it. File I/O runs in a worker thread, off the event loop.
 
@@ -219,13 +256,15 @@ class LocalSpool:
                 await asyncio.to_thread(self._append_sync, lines)
 
     def _append_sync(self, lines: str) -> None:
-        self.directory.mkdir(parents=True, exist_ok=True)
+        _make_private_dir(self.directory)
         while True:
-            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, SPOOL_FILE_MODE)
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX)
                 if os.fstat(fd).st_nlink == 0:  # a drain claimed this file after we opened it: start a new one
                     continue
+                if os.fstat(fd).st_mode & 0o777 != SPOOL_FILE_MODE:
+                    os.fchmod(fd, SPOOL_FILE_MODE)
                 os.write(fd, lines.encode("utf-8"))
                 os.fsync(fd)
                 return

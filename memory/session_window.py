@@ -19,8 +19,8 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-from memory.archive import validate_session_id
 from memory.athlete_store import validate_athlete_id
+from memory.messages import ChatMessage, validate_session_id
 
 logger = logging.getLogger(__name__)
 
@@ -270,3 +270,10 @@ def trim_text(text: str, max_chars: int) -> str:
     if space >= 0.7 * len(cut):
         cut = cut[:space]
     return cut.rstrip() + _ELLIPSIS
+
+
+def entry_from_message(m: ChatMessage) -> WindowEntry:
+    """Return the window entry mirroring a user or assistant message."""
+    if m.role not in ("user", "assistant"):
+        raise ValueError(f"only user and assistant messages go to the window, not {m.role!r}")
+    return WindowEntry.make(m.id, m.role, m.content, m.created_at)

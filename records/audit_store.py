@@ -6,8 +6,8 @@ so two audits of one athlete do not interleave; a re-run for the same day replac
 twice and duplicates no proposal. A proposal changes `planned_workouts` only when the athlete accepts it, in the
 same transaction as the decision (`records.proposals.decide_proposal`).
 
-Fact writes here bypass `memory.conversation.ConversationMemory`: callers must call
-`ConversationMemory.invalidate_facts(athlete_id)` after `save_audit` (the Auditor graph does).
+Fact writes go through the athlete store's `facts_transaction` (`memory.fact_writes`), which drops the Redis
+facts cache after the commit.
 
 Proposal rows (``proposal_dict``)::
 
@@ -27,7 +27,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from memory.athlete_store import FactChange, FactSource, apply_fact_changes, validate_athlete_id
+from memory.athlete_store import AthleteStore, FactChange, FactSource, validate_athlete_id
 from memory.db import DictPool
 from records.plans import PlanStore
 from records.rides import daily_load
@@ -171,6 +171,7 @@ class AuditStore:
         clear_fact_keys: Sequence[str],
         proposals: Sequence[Mapping[str, Any]],
         clearable_prefix: str,
+        fact_writer: AthleteStore,
     ) -> dict[str, Any]:
         """Write an audit in one transaction: facts, cleared pattern facts, proposals, then the report.
 
@@ -188,6 +189,8 @@ class AuditStore:
             clear_fact_keys: pattern facts that no longer hold.
             proposals: ``{"change", "reason", "flag_code"}`` dicts (`training.plan_changes`).
             clearable_prefix: key prefix of the facts this audit may clear.
+            fact_writer: the athlete store whose `facts_transaction` the audit runs in (its commit drops the
+                cached facts).
 
         Returns:
             The report as stored: ``facts_changed`` (keys written or cleared) and ``proposals``
@@ -196,10 +199,10 @@ class AuditStore:
         Raises:
             InvalidAthleteIdError: bad athlete id.
         """
-        validate_athlete_id(athlete_id)
-        async with self.pool.connection() as conn, conn.transaction():
+        async with fact_writer.facts_transaction(athlete_id) as tx:
+            conn = tx.conn
             await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"audit:{athlete_id}",))
-            changed = await apply_fact_changes(conn, athlete_id, fact_changes, AUDITOR_SOURCE)
+            changed = await tx.apply(fact_changes, AUDITOR_SOURCE)
             cleared: list[str] = []
             if clear_fact_keys:
                 cur = await conn.execute(
@@ -210,6 +213,7 @@ class AuditStore:
                     (athlete_id, list(clear_fact_keys), AUDITOR_SOURCE, clearable_prefix),
                 )
                 cleared = sorted(r["fact_key"] for r in await cur.fetchall())
+                tx.note_changed(cleared)
             rows = [await _upsert_proposal(conn, athlete_id, as_of, p) for p in proposals]
             await conn.execute(
                 """DELETE FROM plan_change_proposals

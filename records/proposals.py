@@ -27,8 +27,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from memory.athlete_store import FACT_PROPOSAL_COLUMNS, apply_fact_changes, validate_athlete_id
-from memory.db import DictPool
+from memory.athlete_store import FACT_PROPOSAL_COLUMNS, AthleteStore, validate_athlete_id
 from memory.errors import MemoryError_, ProposalNotFoundError
 from records.audit_store import PLAN_PROPOSAL_COLUMNS, proposal_dict
 from training.records import STATUS_OF, Decision, FactChange
@@ -52,12 +51,13 @@ class PlanChangeConflictError(MemoryError_, ValueError):
 
 
 async def decide_proposal(
-    pool: DictPool, kind: ProposalKind, athlete_id: str, proposal_id: int, decision: Decision
+    athletes: AthleteStore, kind: ProposalKind, athlete_id: str, proposal_id: int, decision: Decision
 ) -> dict[str, Any]:
     """Accept (and apply) or reject a pending proposal, in one transaction.
 
     Args:
-        pool: the athlete store's pool (autocommit, dict rows; `memory.db.open_pool`).
+        athletes: the athlete store: the decision runs in its `facts_transaction` (the one facts write path,
+            whose commit drops the athlete's cached facts when an accepted fact changed them).
         kind: ``fact`` or ``plan_change``.
         athlete_id: the athlete.
         proposal_id: the proposal's id (ids are per kind).
@@ -67,7 +67,6 @@ async def decide_proposal(
         The proposal as decided, its ``status`` ``accepted`` or ``rejected``: for ``fact`` the
         ``fact_proposals`` row (``{"id", "fact_key", "value", "status", "source_session_id", "created_at",
         "decided_at"}``, datetimes as `datetime`); for ``plan_change`` `records.audit_store.proposal_dict`.
-        After accepting a fact the caller drops the athlete's cached facts (`ConversationMemory.invalidate_facts`).
 
     Raises:
         ValueError: `kind` or `decision` outside the vocabulary.
@@ -86,7 +85,8 @@ async def decide_proposal(
         label = "plan-change proposal"
     else:
         raise ValueError(f"a proposal kind is one of {list(get_args(ProposalKind))}, not {kind!r}")
-    async with pool.connection() as conn, conn.transaction():
+    async with athletes.facts_transaction(athlete_id) as tx:
+        conn = tx.conn
         cur = await conn.execute(
             f"""UPDATE {table} SET status = %s, decided_at = now()
                 WHERE athlete_id = %s AND id = %s AND status = 'pending' RETURNING {columns}""",
@@ -98,7 +98,7 @@ async def decide_proposal(
         if kind == "fact":
             if decision == "accept":
                 change = FactChange(row["fact_key"], row["value"])
-                await apply_fact_changes(conn, athlete_id, [change], "user", source_session_id=row["source_session_id"])
+                await tx.apply([change], "user", source_session_id=row["source_session_id"])
             return dict(row)
         if decision == "accept":
             await _apply_plan_change(conn, athlete_id, row["change"])

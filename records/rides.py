@@ -29,7 +29,7 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
-from memory.athlete_store import apply_fact_changes, validate_athlete_id
+from memory.athlete_store import AthleteStore, validate_athlete_id
 from memory.db import DictPool
 from training.dates import validate_timezone
 from training.records import FactChange, RideRecord
@@ -90,9 +90,10 @@ class RideStore:
     Every method takes the athlete id and every query filters by it.
     """
 
-    def __init__(self, pool: DictPool) -> None:
-        """Wrap an open pool; see `records.stores.open_stores`."""
+    def __init__(self, pool: DictPool, facts: AthleteStore) -> None:
+        """Wrap an open pool and the athlete store whose `facts_transaction` a debrief's facts go through."""
         self.pool = pool
+        self.facts = facts
 
     async def get_ride(self, athlete_id: str, ride_id: str) -> RideRecord | None:
         """Return the athlete's ride `ride_id`, or None (also when the ride belongs to another athlete)."""
@@ -149,8 +150,8 @@ class RideStore:
 
         The ride row is inserted unless it exists (an earlier upload without a debrief is fine); the debrief is
         inserted unless one exists. When the ride already has a debrief, nothing at all is written. The facts go
-        through `memory.athlete_store.apply_fact_changes` on the same connection (source `debrief_coach`, the
-        ride as provenance); the caller then drops the athlete's cached facts.
+        through the one facts write path (`AthleteStore.facts_transaction`: source `debrief_coach`, the ride as
+        provenance), in the same transaction; its commit drops the athlete's cached facts.
 
         Returns:
             The fact keys that changed, or None when the ride was already debriefed (nothing written).
@@ -160,13 +161,12 @@ class RideStore:
             InvalidFactError: a fact change that cannot be stored (nothing is written).
         """
         validate_athlete_id(athlete_id)
-        async with self.pool.connection() as conn, conn.transaction():
+        async with self.facts.facts_transaction(athlete_id) as tx:
+            conn = tx.conn
             await insert_ride(conn, athlete_id, ride)
             if not await insert_debrief(conn, athlete_id, ride.ride_id, debrief_text, writer):
                 return None  # already debriefed: the transaction commits nothing new (the ride row existed).
-            changed = await apply_fact_changes(
-                conn, athlete_id, fact_changes, "debrief_coach", source_ride_id=ride.ride_id
-            )
+            changed = await tx.apply(fact_changes, "debrief_coach", source_ride_id=ride.ride_id)
             await conn.execute(
                 "UPDATE debriefs SET facts_changed = %s WHERE athlete_id = %s AND ride_id = %s",
                 (Jsonb(changed), athlete_id, ride.ride_id),

@@ -84,7 +84,7 @@ async def open_stores(settings: Settings | None = None, *, require_postgres: boo
         yield Stores(
             memory=memory,
             athlete_store=athlete_store,
-            rides=RideStore(pool),
+            rides=RideStore(pool, athlete_store),
             plans=PlanStore(pool),
             audits=AuditStore(pool),
         )

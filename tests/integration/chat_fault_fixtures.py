@@ -22,7 +22,7 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.outputs import ChatGeneration, ChatResult
 
 from config.settings import Settings
-from memory.conversation import DEFAULT_SPOOL_ROOT
+from memory.outbox import DEFAULT_SPOOL_ROOT
 from memory.session_window import BLOCK_HEADER, WindowEntry
 from records.stores import Stores, open_stores
 from tests.chat_helpers import Chat

@@ -12,8 +12,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import pytest_asyncio
 
-from memory.archive import SNIPPET_MAX_CHARS, Archive, ChatMessage, SearchHit, make_snippet, new_message_id
+from memory.archive import Archive
 from memory.errors import InvalidTranscriptError
+from memory.messages import ChatMessage, new_message_id
+from memory.recall import SNIPPET_MAX_CHARS, SearchHit, make_snippet
 from records.stores import open_stores
 
 pytestmark = pytest.mark.integration

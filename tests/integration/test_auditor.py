@@ -213,16 +213,16 @@ async def test_reject_conflict_and_other_athletes(deps, athlete):
     audits = AuditStore(deps.athlete_store.pool)
     (proposal,) = (await audit(deps, athlete_id))["proposals"]
     with pytest.raises(PlanProposalNotFoundError):
-        await decide_proposal(audits.pool, "plan_change", f"{athlete_id}-x", proposal["id"], "accept")
+        await decide_proposal(deps.athlete_store, "plan_change", f"{athlete_id}-x", proposal["id"], "accept")
     # The plan was re-imported with other figures: accepting must not overwrite it.
     await deps.plans.import_rows(athlete_id, [PlanRow(TODAY + timedelta(days=2), "threshold", 3600.0, 70.0, "")])
     with pytest.raises(PlanChangeConflictError, match="changed since"):
-        await decide_proposal(audits.pool, "plan_change", athlete_id, proposal["id"], "accept")
+        await decide_proposal(deps.athlete_store, "plan_change", athlete_id, proposal["id"], "accept")
     assert [p["status"] for p in await audits.list_proposals(athlete_id)] == ["pending"]
-    rejected = await decide_proposal(audits.pool, "plan_change", athlete_id, proposal["id"], "reject")
+    rejected = await decide_proposal(deps.athlete_store, "plan_change", athlete_id, proposal["id"], "reject")
     assert rejected["status"] == "rejected" and rejected["decided_at"]
     with pytest.raises(PlanProposalNotFoundError):
-        await decide_proposal(audits.pool, "plan_change", athlete_id, proposal["id"], "reject")
+        await decide_proposal(deps.athlete_store, "plan_change", athlete_id, proposal["id"], "reject")
     plan = await deps.plans.plan_for_day(athlete_id, TODAY + timedelta(days=2))
     assert [(w["kind"], w["tss"]) for w in plan] == [("threshold", 70.0)]
 
@@ -231,7 +231,7 @@ async def test_a_rejected_change_is_not_proposed_again(deps, athlete):
     athlete_id = athlete["id"]
     audits = AuditStore(deps.athlete_store.pool)
     (proposal,) = (await audit(deps, athlete_id))["proposals"]
-    await decide_proposal(audits.pool, "plan_change", athlete_id, proposal["id"], "reject")
+    await decide_proposal(deps.athlete_store, "plan_change", athlete_id, proposal["id"], "reject")
     again = await audit(deps, athlete_id)
     assert [(p["id"], p["status"]) for p in again["proposals"]] == [(proposal["id"], "rejected")]
     assert await audits.list_proposals(athlete_id) == []

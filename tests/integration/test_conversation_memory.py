@@ -12,10 +12,11 @@ import pytest_asyncio
 from redis.asyncio import Redis
 
 from config.settings import get_settings
-from memory.archive import ChatMessage, new_message_id
 from memory.athlete_store import FactChange
-from memory.conversation import ConversationMemory, open_memory_pool
+from memory.conversation import ConversationMemory
+from memory.db import open_memory_pool
 from memory.facts_cache import MARKER_FIELD, FactsCache, facts_key
+from memory.messages import ChatMessage, new_message_id
 from memory.outbox import Outbox
 from memory.redis_client import open_redis
 from memory.schema import asetup
@@ -156,11 +157,9 @@ async def test_no_facts_is_cached_too(memory: ConversationMemory, athlete_id: st
     assert memory.store is not None
     assert (await memory.load(athlete_id, "s")).facts == {}
     assert await redis_of(memory).hkeys(facts_key(athlete_id)) == [MARKER_FIELD]  # type: ignore[misc]
-    # A write that bypasses the facade is not seen: the cache, not Postgres, answers the next load...
+    # A write through the store, not the facade, is seen too: the store's commit drops the cache itself
+    # (`memory.fact_writes`; before, every writer had to call `invalidate_facts` and this load saw {}).
     await memory.store.set_facts(athlete_id, [FactChange("goal", "gran fondo")], source="user")
-    assert (await memory.load(athlete_id, "s")).facts == {}
-    # ...which is why every fact writer must invalidate.
-    await memory.invalidate_facts(athlete_id)
     assert (await memory.load(athlete_id, "s")).facts["goal"]["value"] == "gran fondo"
 
 

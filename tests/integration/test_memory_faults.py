@@ -18,10 +18,12 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from memory.archive import ChatMessage, new_message_id
 from memory.athlete_store import FactChange
-from memory.conversation import PG_TIMEOUT_S, ConversationMemory, open_memory_pool
+from memory.breakers import PG_TIMEOUT_S
+from memory.conversation import ConversationMemory
+from memory.db import open_memory_pool
 from memory.errors import StoreUnavailableError
+from memory.messages import ChatMessage, new_message_id
 from memory.redis_client import open_redis
 from memory.session_window import window_key
 from tests.integration.servers import PrivatePostgres, PrivateRedis, private_postgres, private_redis  # noqa: F401

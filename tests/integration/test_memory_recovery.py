@@ -26,7 +26,7 @@ from redis.exceptions import RedisError
 from config.settings import get_settings
 from graphs.chat import UNAVAILABLE_NOTICE
 from memory.athlete_store import FactChange
-from memory.conversation import DEFAULT_SPOOL_ROOT
+from memory.outbox import DEFAULT_SPOOL_ROOT
 from records.stores import Stores, get_stores
 from server.app import app, lifespan
 from tests.chat_helpers import Chat, ScriptedModel, call
@@ -132,7 +132,7 @@ async def test_server_lifespan_drains_the_outbox_and_recovers_without_a_turn(
             "remind me my current goal",
         ]
         assert Counter(r["id"] for g in by_turn.values() for r in g).most_common(1)[0][1] == 1
-        drainer = deps.memory._drainer
+        drainer = deps.memory.drainer.loop_task
         assert drainer is not None and not drainer.done()
     # Shutdown cancels the drainer cleanly.
     assert drainer.cancelled() or drainer.done()

@@ -46,7 +46,7 @@ async def _fact_proposal(deps: Stores, athlete_id: str, value: str) -> int:
 
 
 async def test_both_kinds_share_one_decision_function_and_one_vocabulary(deps: Stores, athlete_id: str) -> None:
-    pool = deps.athlete_store.pool
+    pool = deps.athlete_store
     made: dict[ProposalKind, int] = {
         "fact": await _fact_proposal(deps, athlete_id, "a century"),
         "plan_change": await _plan_proposal(deps, athlete_id),
@@ -79,7 +79,7 @@ async def test_a_rejected_proposal_changes_nothing(deps: Stores, athlete_id: str
 
 
 async def test_another_athletes_proposal_is_not_found_and_bad_words_are_refused(deps: Stores, athlete_id: str) -> None:
-    pool = deps.athlete_store.pool
+    pool = deps.athlete_store
     fact_id = await _fact_proposal(deps, athlete_id, "a century")
     plan_id = await _plan_proposal(deps, athlete_id)
     with pytest.raises(ProposalNotFoundError):

@@ -16,9 +16,12 @@ from langchain_core.embeddings import Embeddings
 from psycopg import sql
 
 from config.settings import get_settings
-from memory.archive import SNIPPET_MAX_CHARS, Archive, ChatMessage, new_message_id
-from memory.conversation import ConversationMemory, open_memory_pool
+from memory.archive import Archive
+from memory.conversation import ConversationMemory
+from memory.db import open_memory_pool
 from memory.embeddings import ArchiveEmbedder, get_embedder
+from memory.messages import ChatMessage, new_message_id
+from memory.recall import SNIPPET_MAX_CHARS
 from memory.redis_client import open_redis
 from memory.schema import asetup
 from records.audit_store import AuditStore

@@ -26,11 +26,11 @@ from hypothesis import strategies as st
 
 from config.settings import get_settings
 from graphs.chat import InvalidMessageError
-from memory.archive import ChatMessage, new_message_id
 from memory.athlete_store import AthleteStore
 from memory.checkpointer import open_checkpointer
 from memory.conversation import ConversationMemory
 from memory.errors import InvalidTranscriptError
+from memory.messages import ChatMessage, new_message_id
 from memory.text import InvalidTextError
 from records.plans import PlanImportError, parse_plan_csv
 from records.rides import RideStore

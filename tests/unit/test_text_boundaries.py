@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory.archive import _record_to_message  # the per-record check `import_transcript` runs first
 from memory.errors import InvalidTranscriptError
 from memory.text import InvalidTextError, clean_text, find_unstorable, validate_text
+from memory.transcripts import _record_to_message  # the per-record check `import_transcript` runs first
 from records.plans import InvalidCsvError, PlanImportError, PlanRow, parse_plan_csv
 from records.uploads import InvalidUploadError, save_upload
 

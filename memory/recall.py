@@ -1,0 +1,325 @@
+"""Recall: ranked search of an athlete's archived messages, in one SQL statement (docs/architecture.md).
+
+`search_messages` fuses two rankings of the athlete's own user and assistant messages: BM25 over `search_tsv`
+(the message's date and its words) and the cosine similarity of its embedding (`memory.embeddings`) with the
+query's. Without pgvector, or without a query embedding, it ranks by BM25 alone and says so
+(`SearchResult.ranking == "full_text"`). `embed_query` embeds the query off the Postgres timeout, falling back to
+full text (logged once per process) when there is no model or it fails. `Archive.search_ranked` and
+`ConversationMemory.recall` are the callers; `benchmarks/recall_locomo.py` measured the choices.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from memory.athlete_store import validate_athlete_id
+from memory.db import DictPool
+from memory.embeddings import ArchiveEmbedder, vector_literal
+from memory.messages import as_uuid
+
+logger = logging.getLogger(__name__)
+
+SNIPPET_MAX_CHARS = 400
+"""Hard cap on a search snippet's length, characters (docs/architecture.md: each under 400 characters)."""
+
+Ranking = Literal["hybrid", "full_text"]
+"""How a search ranked: BM25 fused with vector similarity, or BM25 alone (no pgvector or no query embedding)."""
+
+
+@dataclass(frozen=True)
+class RankingParams:
+    """The knobs of recall's ranking (defaults chosen on LoCoMo, see the README's recall section).
+
+    Attributes:
+        k1: BM25 term-frequency saturation.
+        b: BM25 length normalisation (0: none, 1: full); chat turns are short, so it is low.
+        lexical_weight: weight of the BM25 score (divided by the best BM25 score of the query) in the fused
+            score; the cosine similarity gets the rest.
+        depth: candidates taken from the top of each ranking (lexical and vector) before fusion.
+    """
+
+    k1: float = 1.2
+    b: float = 0.4
+    lexical_weight: float = 0.3
+    depth: int = 50
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """One result of `Archive.search`.
+
+    Attributes:
+        message_id: archive id of the message.
+        external_id: its id in an imported transcript, if any.
+        session_id: the conversation it belongs to.
+        ts: when it was said (aware datetime).
+        role: `user` or `assistant`.
+        snippet: text around the best match, at most `SNIPPET_MAX_CHARS` characters, "…" where cut.
+        score: higher is better, in [0, 1]. Hybrid ranking: `lexical_weight` x BM25 / the query's best BM25
+            + the rest x cosine similarity (negative similarity counts as 0); full-text ranking: BM25 / (BM25 + 1).
+    """
+
+    message_id: str
+    external_id: str | None
+    session_id: str
+    ts: datetime
+    role: str
+    snippet: str
+    score: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict; `ts` as ISO 8601 in UTC."""
+        data = asdict(self)
+        data["ts"] = self.ts.astimezone(UTC).isoformat()
+        return data
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Outcome of `Archive.search_ranked`: the hits, best first, and how they were ranked."""
+
+    hits: list[SearchHit]
+    ranking: Ranking
+
+
+@dataclass(frozen=True)
+class QueryVector:
+    """A query's embedding and the model that made it (only messages embedded by that model are compared).
+
+    Attributes:
+        values: the embedding (`ArchiveEmbedder.embed_query`).
+        model_id: the embedder's `model_id`.
+    """
+
+    values: Sequence[float]
+    model_id: str
+
+
+async def search_messages(
+    pool: DictPool,
+    athlete_id: str,
+    query: str,
+    *,
+    k: int = 3,
+    exclude_ids: Iterable[str] = (),
+    vector: QueryVector | None = None,
+    params: RankingParams | None = None,
+    timeout_s: float | None = None,
+) -> SearchResult:
+    """Search the athlete's own user and assistant messages, best first, in one SQL statement.
+
+    Lexical side: the query's lexemes (`to_tsvector('english', query)`: stemmed, stop words removed,
+    one-character lexemes dropped) OR-ed into a tsquery (`plainto_tsquery`'s AND rarely matches a whole
+    question), matched against `search_tsv` (the message's date and content) and scored with BM25: IDF over
+    the athlete's messages, term frequency saturated by `k1`, length normalised by `b` against the mean length
+    of the matching messages. Vector side (with `vector`, which needs pgvector): cosine similarity with the
+    message embeddings of the same model. The top `depth` of each ranking are fused by a weighted sum of
+    the BM25 score divided by the query's best and the cosine similarity (`RankingParams`). Without a query
+    vector the ranking is BM25 alone. Both sides filter by athlete inside the query.
+
+    A query with no usable word (empty, stop words only) returns no hit. The snippet is the message if it fits
+    in `SNIPPET_MAX_CHARS` characters, else the window of it holding the most query words (marked by
+    `ts_headline`), hard-capped at that length.
+
+    Args:
+        pool: the archive's pool (autocommit, dict rows).
+        athlete_id: whose archive to search; other athletes' messages are never returned.
+        query: free text.
+        k: most hits to return.
+        exclude_ids: message ids to leave out (the turns already in the prompt's window); non-UUIDs are ignored.
+        vector: the query's embedding; None ranks by full text. Pass one only when `messages` has the
+            `embedding` column (`Archive.vectors_enabled`).
+        params: the ranking's knobs (default `RankingParams()`).
+        timeout_s: longest wait for a pooled connection, seconds; None uses the pool's own `timeout`.
+
+    Returns:
+        Up to `k` hits, highest score first, and `ranking`: "hybrid" (with `vector`) or "full_text".
+
+    Raises:
+        InvalidAthleteIdError: invalid athlete id.
+        psycopg.OperationalError, psycopg_pool.PoolTimeout: Postgres cannot be reached.
+    """
+    validate_athlete_id(athlete_id)
+    hybrid = vector is not None and len(vector.values) > 0
+    ranking: Ranking = "hybrid" if hybrid else "full_text"
+    if k <= 0 or not query or not query.strip():
+        return SearchResult([], ranking)
+    p = params or RankingParams()
+    sql_params: dict[str, Any] = {
+        "query": query,
+        "athlete_id": athlete_id,
+        "excluded": [i for i in (as_uuid(x) for x in exclude_ids) if i is not None],
+        "k": k,
+        "k1": p.k1,
+        "b": p.b,
+        "depth": max(p.depth, k),
+        "lexical_weight": p.lexical_weight,
+        "headline_options": f"HighlightAll=true, StartSel={_MARK_START}, StopSel={_MARK_STOP}",
+    }
+    if vector is not None and hybrid:
+        sql_params["qvec"] = vector_literal(vector.values)
+        sql_params["model"] = vector.model_id
+        sql = _HYBRID_SQL
+    else:
+        sql = _FULL_TEXT_SQL
+    async with pool.connection(timeout=timeout_s) as conn:
+        cur = await conn.execute(sql, sql_params)
+        rows = await cur.fetchall()
+    hits = [
+        SearchHit(
+            message_id=r["message_id"],
+            external_id=r["external_id"],
+            session_id=r["session_id"],
+            ts=r["ts"],
+            role=r["role"],
+            snippet=make_snippet(r["marked"]),
+            score=float(r["score"]),
+        )
+        for r in rows
+    ]
+    return SearchResult(hits, ranking)
+
+
+async def embed_query(embedder: ArchiveEmbedder | None, query: str) -> list[float] | None:
+    """Embed a search query, or say (once per process) why recall falls back to full text.
+
+    Returns:
+        The query's embedding; None when there is no embedder, the query is blank, or the model failed
+        (logged once per kind of failure). Never raises.
+    """
+    if embedder is None:
+        warn_once("no_embedder", "no embedding model configured: conversation recall uses full-text ranking only")
+        return None
+    if not query.strip():
+        return None
+    try:
+        return await embedder.embed_query(query)
+    except Exception as exc:  # noqa: BLE001 - any model failure: rank by full text, say so
+        warn_once(f"query_embedding:{type(exc).__name__}", f"query embedding failed ({exc}): full-text recall")
+        return None
+
+
+# The parts of the search statement. Every CTE that reads `messages` filters by athlete, role and the excluded
+# ids itself (the planner then reads the athlete's rows through `messages_session_idx`).
+_SEARCH_QUERY_CTE = """
+q AS (
+    SELECT array_agg(l) AS lexemes,
+           string_agg('''' || replace(replace(l, '\\', '\\\\'), '''', '''''') || '''', ' | ')::tsquery AS tsq
+    FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l
+    WHERE length(l) > 1
+),
+mine AS MATERIALIZED (
+    SELECT m.id, m.search_tsv FROM messages m
+    WHERE m.athlete_id = %(athlete_id)s AND m.role IN ('user', 'assistant')
+      AND NOT (m.id = ANY(%(excluded)s::uuid[]))
+),
+matched AS MATERIALIZED (
+    SELECT mi.id, mi.search_tsv, length(mi.search_tsv) AS dl FROM mine mi, q WHERE mi.search_tsv @@ q.tsq
+),
+tf AS (
+    SELECT mt.id, mt.dl, t.lexeme, coalesce(array_length(t.positions, 1), 1) AS tf
+    FROM matched mt CROSS JOIN LATERAL unnest(mt.search_tsv) AS t, q
+    WHERE t.lexeme = ANY(q.lexemes)
+),
+df AS (SELECT lexeme, count(*) AS df FROM tf GROUP BY lexeme),
+stats AS (SELECT (SELECT count(*) FROM mine) AS n, (SELECT avg(dl) FROM matched) AS avgdl),
+bm25 AS (
+    SELECT tf.id,
+           sum(ln(1 + (s.n - df.df + 0.5) / (df.df + 0.5))
+               * tf.tf * (%(k1)s + 1) / (tf.tf + %(k1)s * (1 - %(b)s + %(b)s * tf.dl / s.avgdl))) AS score
+    FROM tf JOIN df USING (lexeme) CROSS JOIN stats s
+    GROUP BY tf.id
+)"""
+
+_SEARCH_OUTPUT = """
+SELECT b.id::text AS message_id, m.external_id, m.session_id, m.created_at AS ts, m.role, b.score,
+       ts_headline('english', m.content, q.tsq, %(headline_options)s) AS marked
+FROM best b JOIN messages m ON m.id = b.id CROSS JOIN q
+ORDER BY b.score DESC, m.created_at DESC"""
+
+_FULL_TEXT_SQL = f"""WITH {_SEARCH_QUERY_CTE},
+best AS (
+    SELECT id, score / (score + 1) AS score FROM bm25 ORDER BY score DESC LIMIT %(k)s
+){_SEARCH_OUTPUT}"""
+
+_HYBRID_SQL = f"""WITH {_SEARCH_QUERY_CTE},
+lexical AS (SELECT id FROM bm25 ORDER BY score DESC LIMIT %(depth)s),
+semantic AS (
+    SELECT m.id FROM messages m
+    WHERE m.athlete_id = %(athlete_id)s AND m.role IN ('user', 'assistant') AND m.embedding_model = %(model)s
+      AND NOT (m.id = ANY(%(excluded)s::uuid[])) AND (SELECT tsq FROM q) IS NOT NULL
+    ORDER BY m.embedding <=> %(qvec)s::vector
+    LIMIT %(depth)s
+),
+candidates AS (SELECT id FROM lexical UNION SELECT id FROM semantic),
+fused AS (
+    SELECT c.id,
+           %(lexical_weight)s * coalesce(b.score / nullif(max(b.score) OVER (), 0), 0)
+           + (1 - %(lexical_weight)s) * CASE WHEN m.embedding_model = %(model)s
+                                           THEN greatest(1 - (m.embedding <=> %(qvec)s::vector), 0) ELSE 0 END
+           AS score
+    FROM candidates c JOIN messages m ON m.id = c.id LEFT JOIN bm25 b ON b.id = c.id
+),
+best AS (SELECT id, score FROM fused ORDER BY score DESC LIMIT %(k)s){_SEARCH_OUTPUT}"""
+
+
+# Match markers of ts_headline for `make_snippet`: control characters that chat text does not contain.
+_MARK_START, _MARK_STOP = "\x02", "\x03"
+
+_warned: set[str] = set()
+
+
+def warn_once(key: str, message: str) -> None:
+    """Log `message` as a warning the first time this process sees `key` (a degraded mode, not each call)."""
+    if key not in _warned:
+        _warned.add(key)
+        logger.warning(message)
+
+
+def make_snippet(marked: str, max_chars: int = SNIPPET_MAX_CHARS) -> str:
+    """Return a one-line excerpt of a message around its densest cluster of matches, at most `max_chars` chars.
+
+    Args:
+        marked: the whole message with each match wrapped in `_MARK_START`/`_MARK_STOP` (`ts_headline` with
+            `HighlightAll=true`); unmarked text is excerpted from its start.
+        max_chars: hard cap on the result's length, characters (ellipses included).
+
+    Returns:
+        The message with whitespace collapsed if it fits; else a window of it, cut at word boundaries, with
+        "… " / " …" where text was left out.
+    """
+    plain_parts: list[str] = []
+    starts: list[int] = []
+    length = 0
+    for i, part in enumerate(" ".join(marked.split()).split(_MARK_START)):
+        inner, _, after = part.partition(_MARK_STOP) if i else ("", "", part)
+        if i:
+            starts.append(length)
+        plain_parts += [inner, after]
+        length += len(inner) + len(after)
+    text = "".join(plain_parts)
+    if len(text) <= max_chars:
+        return text
+    room = max_chars - 4  # "… " and " …"
+    anchor = 0
+    if starts:  # the window of `room` characters holding the most matches, from the earliest such match
+        best = max(range(len(starts)), key=lambda j: (sum(1 for p in starts[j:] if p < starts[j] + room), -j))
+        anchor = starts[best]
+    start = max(0, min(anchor - room // 4, len(text) - room))
+    end = min(len(text), start + room)
+    if start > 0 and text[start - 1] != " ":  # do not start mid-word
+        space = text.find(" ", start, max(anchor, start + 1))
+        start = space + 1 if space != -1 else start
+    if end < len(text) and text[end] != " ":  # do not end mid-word
+        space = text.rfind(" ", start, end)
+        end = space if space > start + room // 2 else end
+    snippet = text[start:end].strip()
+    if start > 0:
+        snippet = "… " + snippet
+    if end < len(text):
+        snippet += " …"
+    return snippet[:max_chars]
