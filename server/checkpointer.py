@@ -1,4 +1,4 @@
-"""The API server's checkpointer (`langgraph.json` → `"checkpointer": {"path": "./server/checkpointer.py:checkpointer"}`).
+"""The API server's checkpointer (`langgraph.json` → `"checkpointer": {"path": "./server/checkpointer.py:…"}`).
 
 langgraph-api enters this async context manager once per server process (per thread, and the development server
 runs its graphs on its one event loop: `BG_JOB_ISOLATED_LOOPS` stays off), at start-up before the app's lifespan,
