@@ -580,7 +580,7 @@ def print_report(result: dict[str, Any]) -> None:
     n = result["turns"]
     print(
         f"turn overhead: {n} turns per graph on one thread each (naive: {result['naive_turns']}), "
-        f"CoachPostgresSaver (AsyncPostgresSaver with a keyed read; shared), fake model"
+        f"CoachPostgresSaver (keyed read; ours with the bounded history, naive keeping every checkpoint), fake model"
     )
     print(
         f"athlete {result['athlete_id']}; replies {result['reply_chars'][0]}-{result['reply_chars'][-1]} chars, "
