@@ -27,6 +27,9 @@ What is measured:
   (checkpointer share).
 - prompt tokens: ours from the turn's output `prompt_tokens`; naive: `llm.prompt.prompt_tokens` (one token
   per 4 characters, rounded up, per message) of the history sent to the model.
+- checkpoint storage per thread: rows (checkpoints/blobs/writes) and KB of the thread's checkpoint tables after
+  turn 10 and after the last turn; ours keeps `Settings.checkpoint_keep` checkpoints per thread (the saver of
+  `coach chat` and of the server), the naive graph keeps every checkpoint (the library's default).
 - storage: `pg_column_size` of this thread's rows of `checkpoints`, `checkpoint_blobs` and `checkpoint_writes`
   (on-disk row size, after TOAST compression) plus, for ours, of this session's `messages` rows (the archive,
   after an explicit `drain_outbox()`); `raw` is the uncompressed payload (`octet_length`). Indexes not counted.
@@ -63,7 +66,7 @@ from graphs.context import Context
 from graphs.context import thread_id as make_thread_id
 from llm.prompt import prompt_tokens
 from memory.athlete_store import FactChange
-from memory.checkpointer import CoachPostgresSaver
+from memory.checkpointer import CoachPostgresSaver, open_checkpointer
 from records.stores import Stores, open_stores
 from tests.chat_helpers import ScriptedModel
 
@@ -445,11 +448,14 @@ async def measure(
     memory = deps.memory
     originals = (memory.load, memory.save_turn, chat_module.assemble_prompt, chat_module.prompt_tokens)
     try:
-        # Same pool and settings as `coach chat` (autocommit, prepare_threshold=0, dict rows).
-        saver = CoachPostgresSaver(conn=deps.athlete_store.pool)  # type: ignore[arg-type]
-        await saver.setup()
-        for method in SAVER_METHODS:
-            setattr(saver, method, timers.wrap_async(getattr(saver, method), "checkpointer", method))
+        # Same pool, settings and bounded history as `coach chat` (autocommit, prepare_threshold=0, dict rows,
+        # `Settings.checkpoint_keep`); the naive graph keeps every checkpoint (the library's way).
+        saver = await open_checkpointer(deps.athlete_store.pool)
+        naive_saver = CoachPostgresSaver(conn=deps.athlete_store.pool)
+        await naive_saver.setup()
+        for timed in (saver, naive_saver):
+            for method in SAVER_METHODS:
+                setattr(timed, method, timers.wrap_async(getattr(timed, method), "checkpointer", method))
         memory.load = timers.wrap_async(memory.load, "load")  # type: ignore[method-assign]
         memory.save_turn = timers.wrap_async(memory.save_turn, "save_turn")  # type: ignore[method-assign]
         chat_module.assemble_prompt = timers.wrap_sync(chat_module.assemble_prompt, "assemble")
@@ -458,7 +464,7 @@ async def measure(
 
         # Warm-up (not counted): connections, imports, first-call caches.
         await run_ours(deps, saver, timers, athlete_id, "warmup", WARMUP_TURNS, "exit", name="warmup")
-        await run_naive(deps, saver, timers, f"naive:{athlete_id}:warmup", WARMUP_TURNS, "exit")
+        await run_naive(deps, naive_saver, timers, f"naive:{athlete_id}:warmup", WARMUP_TURNS, "exit")
 
         runs: list[RunResult] = []
         for durability in durabilities:
@@ -475,11 +481,12 @@ async def measure(
                     drain_between=not back_to_back,
                 )
             )
-        runs.append(await run_naive(deps, saver, timers, f"naive:{athlete_id}:main", naive_turns, "exit"))
+        runs.append(await run_naive(deps, naive_saver, timers, f"naive:{athlete_id}:main", naive_turns, "exit"))
     finally:
         memory.load, memory.save_turn, chat_module.assemble_prompt, chat_module.prompt_tokens = originals  # type: ignore[method-assign]
     return {
         "athlete_id": athlete_id,
+        "checkpoint_keep": saver.keep,
         "turns": turns,
         "naive_turns": naive_turns,
         "back_to_back": back_to_back,
@@ -501,6 +508,31 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 def _kb(value: float | None) -> str:
     return "-" if value is None else f"{value / 1024:.2f}"
+
+
+def checkpoint_rows(run: dict[str, Any], turn: int) -> str:
+    """`checkpoints/blobs/writes` rows of the run's thread after `turn` (`-` when not measured then)."""
+    sizes = run["storage_bytes"].get(str(turn))
+    if sizes is None:
+        return "-"
+    return f"{sizes['checkpoint_rows']}/{sizes['blob_rows']}/{sizes['write_rows']}"
+
+
+def checkpoint_kb(run: dict[str, Any], turn: int) -> str:
+    """KB on disk of the run's thread's checkpoint rows (checkpoints, blobs, writes) after `turn`."""
+    sizes = run["storage_bytes"].get(str(turn))
+    return "-" if sizes is None else _kb(sizes["checkpoints"] + sizes["blobs"] + sizes["writes"])
+
+
+def _checkpoint_storage_flat(run: dict[str, Any], turn: int) -> bool:
+    """Whether the thread's checkpoint rows and bytes after `turn` are within the flat ratio of turn 10's."""
+    first, last = run["storage_bytes"].get("10"), run["storage_bytes"].get(str(turn))
+    if first is None or last is None:
+        return False
+    rows = [k + "_rows" for k in ("checkpoint", "blob", "write")]
+    bytes_first = first["checkpoints"] + first["blobs"] + first["writes"]
+    bytes_last = last["checkpoints"] + last["blobs"] + last["writes"]
+    return sum(last[k] for k in rows) <= sum(first[k] for k in rows) and bytes_last <= bytes_first * TARGET_FLAT_RATIO
 
 
 def targets(ours: dict[str, Any]) -> list[tuple[str, str, bool]]:
@@ -533,6 +565,12 @@ def targets(ours: dict[str, Any]) -> list[tuple[str, str, bool]]:
             t10 is not None and drift <= TARGET_TOKENS_DRIFT and tn <= TARGET_TOKENS_MAX,
         ),
         (
+            f"checkpoint storage flat: rows and KB at turn {n} within {TARGET_FLAT_RATIO - 1:.0%} of turn 10",
+            f"{checkpoint_rows(ours, n)} vs {checkpoint_rows(ours, 10)} rows (checkpoints/blobs/writes), "
+            f"{checkpoint_kb(ours, n)} vs {checkpoint_kb(ours, 10)} KB",
+            _checkpoint_storage_flat(ours, n),
+        ),
+        (
             f"storage <= {TARGET_BYTES_PER_TURN / 1024:g} KB per turn (checkpoints + archive)",
             f"{ours['bytes_per_turn'] / 1024:.2f} KB",
             ours["bytes_per_turn"] <= TARGET_BYTES_PER_TURN,
@@ -547,7 +585,7 @@ def print_report(result: dict[str, Any]) -> None:
     n = result["turns"]
     print(
         f"turn overhead: {n} turns per graph on one thread each (naive: {result['naive_turns']}), "
-        f"CoachPostgresSaver (AsyncPostgresSaver with a keyed read; shared), fake model"
+        f"CoachPostgresSaver (keyed read; ours with the bounded history, naive keeping every checkpoint), fake model"
     )
     print(
         f"athlete {result['athlete_id']}; replies {result['reply_chars'][0]}-{result['reply_chars'][-1]} chars, "
@@ -669,7 +707,11 @@ def print_report(result: dict[str, Any]) -> None:
         row(f"  {part} KB (end of run)", [_kb(r["storage_bytes"][str(r["turns"])][part]) for r in runs])
     for part in ("checkpoint", "blob", "write", "archive"):
         row(f"  {part} rows per turn", [f"{r['rows_per_turn'][part]:.2f}" for r in runs])
+    for t in sorted({10, n}):
+        row(f"checkpoint rows at turn {t}", [checkpoint_rows(r, t) for r in runs])
+        row(f"checkpoint KB at turn {t}", [checkpoint_kb(r, t) for r in runs])
 
+    print(f"\nours: at most {result['checkpoint_keep']} checkpoints kept per thread (Settings.checkpoint_keep)")
     print(f"\ntargets ({ours['name']}):")
     failed = 0
     for label, measured, passed in targets(ours):

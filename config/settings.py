@@ -50,6 +50,9 @@ class Settings(BaseSettings):
             (all-MiniLM-L6-v2, offline), `openai` (`OpenAIEmbeddings`), `none` (full-text recall only), or `auto`
             (`openai` when `openai_api_key` is set without `openai_base_url`, else `local`).
         embedding_openai_model: the OpenAI embedding model (asked for 384 dimensions, the archive's vector size).
+        checkpoint_keep: LangGraph checkpoints kept per thread and namespace (`CHECKPOINT_KEEP`, at least 1):
+            each checkpoint write deletes the older ones, their pending writes and the blobs only they used, in
+            its transaction (`memory.checkpointer.CoachPostgresSaver`), for the command line and the server.
     """
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -75,6 +78,7 @@ class Settings(BaseSettings):
     coach_auth_tokens_file: Path | None = None
     embedding_provider: Literal["auto", "local", "openai", "none"] = "auto"
     embedding_openai_model: str = "text-embedding-3-small"
+    checkpoint_keep: int = Field(default=3, ge=1)
 
     @field_validator("coach_auth_tokens_file", mode="before")
     @classmethod

@@ -47,7 +47,7 @@ class Archive:
     """Async access to the conversation archive through a psycopg pool (autocommit, dict rows).
 
     Args:
-        pool: an open pool, see `memory.db.open_pool`.
+        pool: an open pool, see `records.stores.open_stores`.
         timeout_s: longest wait for a pooled connection, seconds; None uses the pool's own `timeout`.
         embedder: computes message embeddings for `write(..., embed=True)` and `embed_pending`; None: no vectors
             are written (search can still use them, given a query embedding).

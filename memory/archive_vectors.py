@@ -28,7 +28,7 @@ class ArchiveVectors:
     """The archive's message embeddings, through a psycopg pool (autocommit, dict rows).
 
     Args:
-        pool: an open pool, see `memory.db.open_pool`.
+        pool: an open pool, see `records.stores.open_stores`.
         timeout_s: longest wait for a pooled connection, seconds; None uses the pool's own `timeout`.
         embedder: computes the embeddings; None: nothing is embedded.
     """

@@ -62,9 +62,10 @@ async def open_memory_pool(
 ) -> DictPool:
     """Open a pool for the conversation memory without waiting for Postgres (it may be down; the pool keeps trying).
 
-    Same connection settings as `open_pool` (autocommit, dict rows), plus a checkout `timeout` of `timeout_s`
-    and a short `reconnect_timeout` (see `PG_RECONNECT_TIMEOUT_S`). No `check` on checkout: psycopg_pool sleeps
-    about 1 s after the second failed check, so after a Postgres restart the first caller would wait a second;
+    The connection settings langgraph-checkpoint-postgres asks of a pool (autocommit, dict rows), plus a checkout
+    `timeout` of `timeout_s` and a short `reconnect_timeout` (see `PG_RECONNECT_TIMEOUT_S`). No `check` on
+    checkout: psycopg_pool sleeps about 1 s after the second failed check, so after a Postgres restart the first
+    caller would wait a second;
     `memory.breakers.ServerHealth` instead runs `pool.check()` once on a connection error and retries.
 
     Returns:

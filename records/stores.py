@@ -97,14 +97,16 @@ _process_stores: Stores | None = None
 
 @asynccontextmanager
 async def serve_stores(settings: Settings | None = None) -> AsyncIterator[Stores]:
-    """`open_stores` for the server's lifespan: the bundle is also the process's, found by `get_stores`.
+    """`open_stores` for the server: the bundle is also the process's, found by `get_stores`.
 
-    Raises:
-        RuntimeError: the process's stores are open already (a second lifespan in the same process).
+    The first holder opens and closes the bundle; a holder entered while it is open shares it. On the API server
+    the checkpointer (`server.checkpointer`, entered first and left last) opens it and the app's lifespan shares
+    it; without a configured checkpointer the lifespan opens it itself.
     """
     global _process_stores
     if _process_stores is not None:
-        raise RuntimeError("the process's stores are open already")
+        yield _process_stores
+        return
     async with open_stores(settings) as stores:
         _process_stores = stores
         try:

@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         "\n".join(
             [
-                f"Endurance coach API on {api}  (langgraph dev, in-memory threads; Ctrl-C stops it)",
+                f"Endurance coach API on {api}  (langgraph dev, threads checkpointed in Postgres; Ctrl-C stops it)",
                 f"  Studio:    {STUDIO_URL.format(api=api)}",
                 "             (in Studio's connection settings, add the header Authorization: Bearer <token>)",
                 f"  API docs:  {api}/docs",

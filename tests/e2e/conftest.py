@@ -67,8 +67,8 @@ class CoachServer:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def _test_config(tmp: Path) -> Path:
-    """The project's `langgraph.json` with absolute paths, no `.env` reload, no file persistence."""
+def _test_config(tmp: Path, *, persistence: bool = False) -> Path:
+    """The project's `langgraph.json` with absolute paths, no `.env` reload, no file persistence (unless asked)."""
     config = json.loads((PROJECT_ROOT / "langgraph.json").read_text())
 
     def absolute(spec: str) -> str:
@@ -78,8 +78,9 @@ def _test_config(tmp: Path) -> Path:
     config["graphs"] = {name: absolute(spec) for name, spec in config["graphs"].items()}
     config["auth"]["path"] = absolute(config["auth"]["path"])
     config["http"]["app"] = absolute(config["http"]["app"])
+    config["checkpointer"]["path"] = absolute(config["checkpointer"]["path"])
     config["env"] = {}  # the server gets the test's environment as is
-    config["disable_persistence"] = True
+    config["disable_persistence"] = not persistence
     path = tmp / "langgraph.json"
     path.write_text(json.dumps(config, indent=2))
     return path
@@ -92,15 +93,28 @@ def coach_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServ
         yield server
 
 
-@contextmanager
-def running_server(tmp: Path) -> Iterator[CoachServer]:
-    """A server of its own (folder `tmp`, fresh athletes), stopped on exit; see the module docstring."""
+def fresh_athletes() -> tuple[Athlete, Athlete, Athlete]:
+    """Three athletes with fresh ids and random tokens."""
     run = uuid.uuid4().hex[:10]
-    a = Athlete(f"e2e-a-{run}", secrets.token_urlsafe(24))
-    b = Athlete(f"e2e-b-{run}", secrets.token_urlsafe(24))
-    c = Athlete(f"e2e-c-{run}", secrets.token_urlsafe(24))
+    a, b, c = (Athlete(f"e2e-{x}-{run}", secrets.token_urlsafe(24)) for x in "abc")
+    return a, b, c
+
+
+@contextmanager
+def running_server(
+    tmp: Path, *, athletes: tuple[Athlete, Athlete, Athlete] | None = None, persistence: bool = False
+) -> Iterator[CoachServer]:
+    """A server of its own (folder `tmp`, fresh athletes), stopped on exit; see the module docstring.
+
+    Args:
+        tmp: the server's folder; a server started again on the same folder, with the same `athletes` and
+            `persistence`, finds the threads of the previous one (its `.langgraph_api/` files).
+        athletes: A, B and C (default: `fresh_athletes()`).
+        persistence: keep the server's own files (thread records) in `tmp/.langgraph_api/`.
+    """
+    a, b, c = athletes or fresh_athletes()
     inbox = tmp / "inbox"
-    inbox.mkdir()
+    inbox.mkdir(exist_ok=True)
     settings = get_settings()
     port = free_port()
     env = {
@@ -122,7 +136,15 @@ def running_server(tmp: Path) -> Iterator[CoachServer]:
     log_path = tmp / "server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "server.serve", "--port", str(port), "--config", str(_test_config(tmp))],
+            [
+                sys.executable,
+                "-m",
+                "server.serve",
+                "--port",
+                str(port),
+                "--config",
+                str(_test_config(tmp, persistence=persistence)),
+            ],
             cwd=tmp,  # the server's `.langgraph_api/` goes there, not into the project
             env=env,
             stdin=subprocess.DEVNULL,
