@@ -89,7 +89,9 @@ def _test_config(tmp: Path, *, persistence: bool = False) -> Path:
 @pytest.fixture(scope="session")
 def coach_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServer]:
     """Start `python -m server.serve` on a free port and stop it at the end of the session."""
-    with running_server(tmp_path_factory.mktemp("coach-server")) as server:
+    # The cron test reads every run's output back from its thread's history: the shared server keeps more than the
+    # default 3 checkpoints per thread (test_server_checkpoints.py checks the bound, on a server of its own).
+    with running_server(tmp_path_factory.mktemp("coach-server"), extra_env={"CHECKPOINT_KEEP": "200"}) as server:
         yield server
 
 
@@ -102,7 +104,11 @@ def fresh_athletes() -> tuple[Athlete, Athlete, Athlete]:
 
 @contextmanager
 def running_server(
-    tmp: Path, *, athletes: tuple[Athlete, Athlete, Athlete] | None = None, persistence: bool = False
+    tmp: Path,
+    *,
+    athletes: tuple[Athlete, Athlete, Athlete] | None = None,
+    persistence: bool = False,
+    extra_env: dict[str, str] | None = None,
 ) -> Iterator[CoachServer]:
     """A server of its own (folder `tmp`, fresh athletes), stopped on exit; see the module docstring.
 
@@ -111,6 +117,7 @@ def running_server(
             `persistence`, finds the threads of the previous one (its `.langgraph_api/` files).
         athletes: A, B and C (default: `fresh_athletes()`).
         persistence: keep the server's own files (thread records) in `tmp/.langgraph_api/`.
+        extra_env: more environment for the server (settings).
     """
     a, b, c = athletes or fresh_athletes()
     inbox = tmp / "inbox"
@@ -131,6 +138,7 @@ def running_server(
         "EMBEDDING_PROVIDER": "none",  # no embedding model to load in the test server
         "CRON_SCHEDULER_SLEEP_TIME": "1",  # the scheduler looks for due crons every second
         "PYTHONUNBUFFERED": "1",
+        **(extra_env or {}),
     }
     env.pop("COACH_AUTH_TOKENS_FILE", None)
     log_path = tmp / "server.log"

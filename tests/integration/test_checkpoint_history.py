@@ -145,7 +145,7 @@ async def test_interrupted_fact_proposal_resumes_after_other_threads_wrote(
     assert rows["checkpoints"] <= keep and rows["writes"] > 0  # the interrupt's pending writes are kept
 
     confirmed = await proposing.resume(True)
-    assert confirmed["proposals"][0]["status"] == "confirmed"
+    assert confirmed["proposals"][0]["status"] == "accepted"
     facts = await deps.memory.current_facts(athlete_id)
     assert facts["goal"]["value"] == "to ride the Étape du Tour in under 9 hours"
     rows = await counts(deps, proposing.id)

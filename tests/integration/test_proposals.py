@@ -46,16 +46,16 @@ async def _fact_proposal(deps: Stores, athlete_id: str, value: str) -> int:
 
 
 async def test_both_kinds_share_one_decision_function_and_one_vocabulary(deps: Stores, athlete_id: str) -> None:
-    pool = deps.athlete_store
+    athletes = deps.athlete_store
     made: dict[ProposalKind, int] = {
         "fact": await _fact_proposal(deps, athlete_id, "a century"),
         "plan_change": await _plan_proposal(deps, athlete_id),
     }
     for kind, proposal_id in made.items():
-        decided = await decide_proposal(pool, kind, athlete_id, proposal_id, "accept")
+        decided = await decide_proposal(athletes, kind, athlete_id, proposal_id, "accept")
         assert decided["status"] == STATUS_OF["accept"] == "accepted" and decided["decided_at"] is not None
         with pytest.raises(ProposalNotFoundError):  # decided once: no longer pending
-            await decide_proposal(pool, kind, athlete_id, proposal_id, "reject")
+            await decide_proposal(athletes, kind, athlete_id, proposal_id, "reject")
     facts = await deps.athlete_store.current_facts(athlete_id)
     assert facts["goal"]["value"] == "a century" and facts["goal"]["source"] == "user"
     plan = await deps.plans.plan_for_day(athlete_id, DAY)
@@ -71,7 +71,7 @@ async def test_a_rejected_proposal_changes_nothing(deps: Stores, athlete_id: str
         else await _plan_proposal(deps, athlete_id)
     )
     decision: Decision = "reject"
-    decided = await decide_proposal(deps.athlete_store.pool, kind, athlete_id, proposal_id, decision)
+    decided = await decide_proposal(deps.athlete_store, kind, athlete_id, proposal_id, decision)
     assert decided["status"] == "rejected"
     assert await deps.athlete_store.current_facts(athlete_id) == {}
     plan = await deps.plans.plan_for_day(athlete_id, DAY)
@@ -79,17 +79,17 @@ async def test_a_rejected_proposal_changes_nothing(deps: Stores, athlete_id: str
 
 
 async def test_another_athletes_proposal_is_not_found_and_bad_words_are_refused(deps: Stores, athlete_id: str) -> None:
-    pool = deps.athlete_store
+    athletes = deps.athlete_store
     fact_id = await _fact_proposal(deps, athlete_id, "a century")
     plan_id = await _plan_proposal(deps, athlete_id)
     with pytest.raises(ProposalNotFoundError):
-        await decide_proposal(pool, "fact", f"{athlete_id}-x", fact_id, "accept")
+        await decide_proposal(athletes, "fact", f"{athlete_id}-x", fact_id, "accept")
     with pytest.raises(PlanProposalNotFoundError):
-        await decide_proposal(pool, "plan_change", f"{athlete_id}-x", plan_id, "accept")
+        await decide_proposal(athletes, "plan_change", f"{athlete_id}-x", plan_id, "accept")
     with pytest.raises(ValueError, match="decision"):
-        await decide_proposal(pool, "fact", athlete_id, fact_id, "confirm")  # type: ignore[arg-type]
+        await decide_proposal(athletes, "fact", athlete_id, fact_id, "confirm")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="kind"):
-        await decide_proposal(pool, "workout", athlete_id, fact_id, "accept")  # type: ignore[arg-type]
+        await decide_proposal(athletes, "workout", athlete_id, fact_id, "accept")  # type: ignore[arg-type]
     assert [p["status"] for p in await deps.athlete_store.list_proposals(athlete_id)] == ["pending"]
 
 

@@ -83,7 +83,7 @@ def tool_deps(mem: ConversationMemory) -> Stores:
     return Stores(
         memory=mem,
         athlete_store=mem.store,
-        rides=RideStore(mem.pool),
+        rides=RideStore(mem.pool, mem.store),
         plans=PlanStore(mem.pool),
         audits=AuditStore(mem.pool),
     )

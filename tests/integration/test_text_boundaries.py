@@ -339,7 +339,7 @@ async def test_ride_file_with_a_non_utf8_name_is_refused_per_file_without_a_trac
     assert lines["caf\ufffd-ride.fit"]["error"]["code"] == "invalid_text"
     assert "rename the file" in lines["caf\ufffd-ride.fit"]["error"]["message"]
     assert "error" not in lines["fine.fit"]
-    assert [r.file_name for r in await RideStore(store.pool).list_rides(athlete_id)] == ["fine.fit"]
+    assert [r.file_name for r in await RideStore(store.pool, store).list_rides(athlete_id)] == ["fine.fit"]
 
 
 def test_inbox_file_with_a_non_utf8_name_is_left_out_with_a_warning(
