@@ -200,8 +200,9 @@ MIGRATIONS: list[str] = [
     END
     $$""",
     # v27: athletes erased by `coach forget` / `DELETE /athletes/me` (`records.erase`), with the time of the erase.
+    # Keyed by the SHA-256 of the athlete id (hex), so that no table keeps the id of an erased athlete.
     """CREATE TABLE IF NOT EXISTS erased_athletes (
-        athlete_id TEXT PRIMARY KEY,
+        athlete_sha256 TEXT PRIMARY KEY,
         erased_at TIMESTAMPTZ NOT NULL
     )""",
     # v28: a message or conversation of an erased athlete dated at or before the erase (a late outbox or spool
@@ -213,7 +214,8 @@ MIGRATIONS: list[str] = [
         erased TIMESTAMPTZ;
     BEGIN
         PERFORM pg_advisory_xact_lock_shared(hashtextextended('coach-erase:' || NEW.athlete_id, 0));
-        SELECT erased_at INTO erased FROM erased_athletes WHERE athlete_id = NEW.athlete_id;
+        SELECT erased_at INTO erased FROM erased_athletes
+            WHERE athlete_sha256 = encode(sha256(convert_to(NEW.athlete_id, 'UTF8')), 'hex');
         IF erased IS NOT NULL AND (to_jsonb(NEW) ->> TG_ARGV[0])::timestamptz <= erased THEN
             RETURN NULL;
         END IF;

@@ -8,7 +8,8 @@ Places, in the order `erase_athlete` clears them:
    planned workouts, load reports; found through `information_schema`, so a new table is covered too), the
    LangGraph checkpoints of the athlete's threads (command line threads `kind:athlete:key`,
    `graphs.context.thread_id`; server threads by their checkpoints' metadata `langgraph_auth_user_id` or
-   `owner`), and a tombstone row in `erased_athletes` with the time of the erase. A message or conversation of
+   `owner`), and a tombstone row in `erased_athletes` (the SHA-256 of the id, not the id) with the time of the
+   erase. A message or conversation of
    the athlete dated at or before that time that reaches the archive later (an outbox or spool entry drained
    after the erase) is dropped by a trigger, not resurrected.
 2. **Redis**: every key holding the athlete's hash tag `{<athlete>}` (session windows, facts cache and its
@@ -25,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -32,6 +34,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,7 +60,6 @@ ORDERED_TABLES = (
     "failed_inbox_files",
 )
 """Tables with an `athlete_id` column, children before parents; any other such table follows, by name."""
-TOMBSTONE_TABLE = "erased_athletes"
 CHECKPOINT_TABLES = ("checkpoint_writes", "checkpoint_blobs", "checkpoints")
 CLI_THREAD_KINDS = ["chat", "debrief", "pending", "audit"]
 """The kinds of `graphs.context.thread_id` (`kind:athlete:key`)."""
@@ -109,13 +111,12 @@ class ErasureReport:
 
 
 async def athlete_tables(conn: AsyncConnection[DictRow]) -> list[str]:
-    """The base tables of the current schema with an `athlete_id` column (not the tombstones), children first."""
+    """The base tables of the current schema with an `athlete_id` column, children first."""
     cur = await conn.execute(
         """SELECT c.table_name FROM information_schema.columns c
            JOIN information_schema.tables t USING (table_schema, table_name)
            WHERE c.column_name = 'athlete_id' AND c.table_schema = current_schema()
-             AND t.table_type = 'BASE TABLE' AND c.table_name <> %s""",
-        (TOMBSTONE_TABLE,),
+             AND t.table_type = 'BASE TABLE'"""
     )
     found = {str(row["table_name"]) for row in await cur.fetchall()}
     return [t for t in ORDERED_TABLES if t in found] + sorted(found - set(ORDERED_TABLES))
@@ -337,9 +338,9 @@ async def erase_athlete(
         await conn.execute(_ERASE_LOCK_SQL, (athlete_id,))
         report.erased = await _postgres_places(conn, athlete_id, delete=True)
         await conn.execute(
-            """INSERT INTO erased_athletes (athlete_id, erased_at) VALUES (%s, clock_timestamp())
-               ON CONFLICT (athlete_id) DO UPDATE SET erased_at = EXCLUDED.erased_at""",
-            (athlete_id,),
+            """INSERT INTO erased_athletes (athlete_sha256, erased_at) VALUES (%s, clock_timestamp())
+               ON CONFLICT (athlete_sha256) DO UPDATE SET erased_at = EXCLUDED.erased_at""",
+            (athlete_digest(athlete_id),),
         )
     # After the commit: a window hydration or a drain can no longer bring old messages back from Postgres.
     report.erased |= await _redis_places(stores, athlete_id, delete=True)
@@ -348,9 +349,16 @@ async def erase_athlete(
     return report
 
 
-async def erased_at(stores: Stores, athlete_id: str) -> Any:
-    """When the athlete was last erased (a timezone-aware datetime), or None."""
+def athlete_digest(athlete_id: str) -> str:
+    """The key of the athlete's tombstone in `erased_athletes`: the SHA-256 of the id, hex (not the id itself)."""
+    return hashlib.sha256(athlete_id.encode("utf-8")).hexdigest()
+
+
+async def erased_at(stores: Stores, athlete_id: str) -> datetime | None:
+    """When the athlete was last erased (timezone-aware), or None."""
     async with stores.pool.connection() as conn:
-        cur = await conn.execute("SELECT erased_at FROM erased_athletes WHERE athlete_id = %s", (athlete_id,))
+        cur = await conn.execute(
+            "SELECT erased_at FROM erased_athletes WHERE athlete_sha256 = %s", (athlete_digest(athlete_id),)
+        )
         row = await cur.fetchone()
     return row["erased_at"] if row else None

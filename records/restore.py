@@ -192,7 +192,8 @@ async def restore_export(
         raise InvalidExportError(f"{path} is not a {EXPORT_FORMAT} export")
     facts = _jsonl(files, "facts.jsonl")
     messages = _messages(athlete_id, _jsonl(files, "messages.jsonl"))
-    plans = parse_plan_csv(files.get("plans.csv", b"").decode("utf-8")) if "plans.csv" in files else []
+    plan_text = files.get("plans.csv", b"").decode("utf-8")
+    plans = parse_plan_csv(plan_text) if len(plan_text.strip().splitlines()) > 1 else []  # rows after the header
     rides = _rides(_csv_rows(files, "rides.csv"))
     debriefs = _jsonl(files, "debriefs.jsonl")
     if await _holds_data(stores, athlete_id):
