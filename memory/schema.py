@@ -199,6 +199,33 @@ MIGRATIONS: list[str] = [
             CHECK (status IN ('pending', 'accepted', 'rejected'));
     END
     $$""",
+    # v27: athletes erased by `coach forget` / `DELETE /athletes/me` (`records.erase`), with the time of the erase.
+    # Keyed by the SHA-256 of the athlete id (hex), so that no table keeps the id of an erased athlete.
+    """CREATE TABLE IF NOT EXISTS erased_athletes (
+        athlete_sha256 TEXT PRIMARY KEY,
+        erased_at TIMESTAMPTZ NOT NULL
+    )""",
+    # v28: a message or conversation of an erased athlete dated at or before the erase (a late outbox or spool
+    # entry) is dropped on insert, never resurrected. The shared advisory lock per athlete makes an archive write
+    # and an erase of the same athlete run one after the other (`records.erase` takes it exclusively).
+    # TG_ARGV[0]: the row's time column compared with the erase time.
+    """CREATE OR REPLACE FUNCTION coach_drop_erased() RETURNS trigger LANGUAGE plpgsql AS $$
+    DECLARE
+        erased TIMESTAMPTZ;
+    BEGIN
+        PERFORM pg_advisory_xact_lock_shared(hashtextextended('coach-erase:' || NEW.athlete_id, 0));
+        SELECT erased_at INTO erased FROM erased_athletes
+            WHERE athlete_sha256 = encode(sha256(convert_to(NEW.athlete_id, 'UTF8')), 'hex');
+        IF erased IS NOT NULL AND (to_jsonb(NEW) ->> TG_ARGV[0])::timestamptz <= erased THEN
+            RETURN NULL;
+        END IF;
+        RETURN NEW;
+    END
+    $$""",
+    """CREATE OR REPLACE TRIGGER messages_drop_erased BEFORE INSERT ON messages
+        FOR EACH ROW EXECUTE FUNCTION coach_drop_erased('created_at')""",
+    """CREATE OR REPLACE TRIGGER conversations_drop_erased BEFORE INSERT ON conversations
+        FOR EACH ROW EXECUTE FUNCTION coach_drop_erased('updated_at')""",
 ]
 
 

@@ -9,6 +9,8 @@ The LangGraph server mounts this Starlette app beside its own routes and runs it
 - **ride upload**: `PUT /inbox/{file_name}` (the body is the ride file) stores the file in the authenticated
   athlete's inbox folder (`records.inbox`); the scheduled debrief (`pending_debriefs`) then picks it up. The route
   goes through the same authentication as the rest of the API (`enable_custom_route_auth`);
+- **forget and export**: `DELETE /athletes/me` erases the authenticated athlete everywhere and
+  `GET /athletes/me/export` streams their export zip (`server.privacy`); the athlete comes from the token only;
 - **closed routes**: the development server's unauthenticated routes (`/internal/*`, `/deploy*`: 404;
   `/metrics`: 401/403) are answered by `server.closed_routes.ClosedRoutesMiddleware`, which wraps every request.
 """
@@ -31,6 +33,7 @@ from records.inbox import inbox_root
 from records.stores import serve_stores
 from records.uploads import InboxUpload, InvalidUploadError
 from server.closed_routes import ClosedRoutesMiddleware
+from server.privacy import delete_me, export_me
 from training.dates import find_day_in_text, known_timezones
 
 logger = logging.getLogger(__name__)
@@ -113,7 +116,11 @@ _UPLOAD_WRITE_BYTES = 1024 * 1024
 
 
 app = Starlette(
-    routes=[Route("/inbox/{file_name}", upload_ride, methods=["PUT"])],
+    routes=[
+        Route("/inbox/{file_name}", upload_ride, methods=["PUT"]),
+        Route("/athletes/me", delete_me, methods=["DELETE"]),
+        Route("/athletes/me/export", export_me, methods=["GET"]),
+    ],
     middleware=[Middleware(ClosedRoutesMiddleware)],  # the server makes it wrap every request, its own routes too
     lifespan=lifespan,
 )
