@@ -16,8 +16,8 @@ from langgraph.checkpoint.base import empty_checkpoint
 from psycopg.types.json import Jsonb
 
 from graphs.context import thread_id
-from memory.archive import ChatMessage, new_message_id
 from memory.checkpointer import open_checkpointer
+from memory.messages import ChatMessage, new_message_id
 from memory.outbox import LocalSpool
 from records.erase import erase_athlete, survey_athlete
 from records.export import write_export
