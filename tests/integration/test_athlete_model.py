@@ -14,6 +14,7 @@ from records.athlete_values import list_values, set_value
 from records.proposals import decide_proposal
 from records.rides import daily_load
 from records.stores import Stores
+from tests.chat_helpers import Chat
 from tests.conftest import SHARED_RIDES_DIR, needs_gpl_rides, ride_path
 
 pytestmark = pytest.mark.integration
@@ -102,7 +103,6 @@ async def test_debrief_order_does_not_change_if_and_tss(deps, athlete_id):
     other = athlete_id + "-rev"
     for path in reversed(rides):
         await _debrief(deps, other, path)
-    print(oldest_first)
     assert await _scores(deps, other) == oldest_first
     long_rides = [r for r in await deps.rides.list_rides(athlete_id) if (r.metrics.get("power_s") or 0) >= 3600]
     assert long_rides
@@ -146,3 +146,15 @@ async def test_an_accepted_stale_ftp_proposal_rescores_the_ride(deps, athlete_id
     assert ride.metrics["ftp_source"] == "confirmed"
     assert ride.metrics["ftp_used_w"] == proposal["value"]
     assert ride.metrics["ftp_stale"] is False
+
+
+async def test_the_offline_coach_says_what_the_ftp_is_and_where_it_comes_from(deps, athlete_id):
+    await _debrief(deps, athlete_id, ride_path("fitparse_indoor-trainer-2011-11-02.fit"))
+    reply = await Chat(deps, athlete_id, model=None).say("what's my FTP and where does it come from?")
+    assert reply["tool_calls"] == [{"name": "get_pinned_facts", "args": {}}]
+    assert "FTP is 250 W" in reply["reply"] and "head unit" in reply["reply"]
+    assert "fitparse_indoor-trainer-2011-11-02.fit" in reply["reply"] and "2011-11-02" in reply["reply"]
+
+    await set_value(deps.athlete_store.pool, athlete_id, "ftp_w", 260)
+    reply = await Chat(deps, athlete_id, model=None).say("what's my FTP and where does it come from?")
+    assert "FTP is 260 W: you confirmed it" in reply["reply"]
