@@ -73,7 +73,12 @@ _EVIDENCE_SHOWN = ("file", "ride_id", "rule", "set_by", "proposal_id")
 
 
 async def _values_now(stores: Stores, turn: ToolCallContext) -> dict[str, Any]:
-    """The athlete's dated values valid now, with source, date and a short evidence; {} when Postgres is down."""
+    """The athlete's dated values valid now, with source, date and a short evidence; {} when Postgres is down.
+
+    Postgres is not tried while the memory's circuit breaker holds it down (the reply path pays no timeout).
+    """
+    if not stores.memory.pg_breaker.healthy:
+        return {}
     try:
         async with stores.athlete_store.pool.connection() as conn:
             values = await values_at(conn, turn.athlete_id, dt.datetime.now(dt.UTC))

@@ -123,14 +123,14 @@ async def test_a_confirmed_ftp_set_after_the_rides_recomputes_them(deps, athlete
     result = await _debrief(deps, athlete_id, ride_path(SWEATPY_FIT))
     ride_id = result["ride"]["ride_id"]
     np_w = result["ride"]["metrics"]["normalized_power_w"]
-    rescored = await set_value(deps.athlete_store.pool, athlete_id, "ftp_w", 280, datetime(2019, 1, 1, tzinfo=UTC))
+    rescored = await set_value(deps.athlete_store.pool, athlete_id, "ftp_w", 300, datetime(2019, 1, 1, tzinfo=UTC))
     assert [r["ride_id"] for r in rescored] == [ride_id]
     ride = await deps.rides.get_ride(athlete_id, ride_id)
     assert ride is not None
     assert ride.metrics["ftp_source"] == "confirmed" and ride.metrics["ftp_stale"] is False
-    assert ride.metrics["intensity_factor"] == pytest.approx(np_w / 280)
+    assert ride.metrics["intensity_factor"] == pytest.approx(np_w / 300)
     power_s = ride.metrics["power_s"]
-    assert ride.tss == pytest.approx(power_s * np_w * (np_w / 280) / (280 * 3600) * 100)
+    assert ride.tss == pytest.approx(power_s * np_w * (np_w / 300) / (300 * 3600) * 100)
     again = await build_graph(stores=deps, model=None).ainvoke(
         {"ride_id": ride_id}, context=Context(athlete_id=athlete_id)
     )
