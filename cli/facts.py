@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
@@ -17,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.debrief import iso_utc
+from records.athlete_values import set_value
 from records.proposals import decide_proposal
 from records.stores import open_stores
 from training.records import Decision
@@ -39,12 +40,30 @@ def register(app: typer.Typer, run: Callable[..., Any], check_athlete: Callable[
         ] = None,
         reject: Annotated[int | None, typer.Option("--reject", help="Reject a pending fact proposal.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+        set_: Annotated[
+            str | None,
+            typer.Option("--set", help="Set a fact: KEY=VALUE (ftp_w=250, sex=female, timezone=Europe/Paris)."),
+        ] = None,
+        from_: Annotated[
+            str | None,
+            typer.Option("--from", help="With --set: from when it holds (ISO date or time; UTC if no zone)."),
+        ] = None,
     ) -> None:
         """Show the athlete's facts (with source and update time) or a fact's history; accept or reject a proposal.
 
-        An accepted proposal is written with source `user`.
+        An accepted proposal is written with source `user`. `--set KEY=VALUE [--from DATE]` sets a value the athlete
+        confirms: for ftp_w, lthr_bpm, max_hr_bpm, … a dated value (highest precedence) from DATE (default now),
+        and the rides from then on are re-scored.
         """
         athlete = check_athlete(athlete)
+        if set_ is not None:
+            key, value, valid_from = parse_set(set_, from_)
+            rescored = run(_set_value(athlete, key, value, valid_from))
+            if as_json:
+                print(json.dumps({"key": key, "value": value, "rescored": rescored}, default=json_default))
+            else:
+                out.print(f"{key} = {json.dumps(value)} (confirmed); {len(rescored)} ride(s) re-scored")
+            return
         if accept is not None or reject is not None:
             if accept is not None and reject is not None:
                 err.print("[red]error[/red] (usage): give --accept or --reject, not both")
@@ -86,6 +105,38 @@ def register(app: typer.Typer, run: Callable[..., Any], check_athlete: Callable[
         else:
             table = facts_table(data, title=f"Facts of {athlete}")
         out.print(table)
+
+
+def parse_set(text: str, valid_from: str | None) -> tuple[str, Any, datetime | None]:
+    """Read ``KEY=VALUE`` (a number when it reads as one) and ``--from`` (ISO date or time, UTC when naive).
+
+    Raises:
+        typer.Exit: code 2 with the reason, on a malformed argument.
+    """
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip() or not raw.strip():
+        err.print("[red]error[/red] (usage): --set takes KEY=VALUE, e.g. --set ftp_w=250")
+        raise typer.Exit(2)
+    value: Any = raw.strip()
+    try:
+        value = float(value) if "." in value else int(value)
+    except ValueError:
+        pass
+    when = None
+    if valid_from is not None:
+        try:
+            when = datetime.fromisoformat(valid_from)
+        except ValueError:
+            err.print(f"[red]error[/red] (usage): --from {valid_from!r} is not an ISO date or time")
+            raise typer.Exit(2) from None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+    return key.strip(), value, when
+
+
+async def _set_value(athlete_id: str, key: str, value: Any, valid_from: datetime | None) -> list[dict[str, Any]]:
+    async with open_stores(require_postgres=True) as stores:
+        return await set_value(stores.athlete_store, athlete_id, key, value, valid_from)
 
 
 async def decide_fact_proposal(athlete_id: str, proposal_id: int, decision: Decision) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import hashlib
+from datetime import datetime
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -29,11 +30,14 @@ from llm.debrief_writer import write_debrief
 from llm.models import get_chat_model
 from memory.athlete_store import validate_athlete_id
 from memory.text import InvalidTextError, clean_ride_metadata, describe_char, find_unstorable
+from records.athlete_values import dated_values, list_values, prior_curves, values_at
 from records.stores import Stores, get_stores
-from training.debrief import athlete_parameters, ride_fact_changes, ride_record
-from training.metrics import compute_metrics
+from training.athlete_model import device_value_rows, with_device_values
+from training.debrief import analyse_ride, ride_fact_changes
+from training.fit_profile import DeviceValues, FitProfileError, read_device_values
 from training.records import FactChange, RideRecord
 from training.ride_files import read_ride
+from training.scoring import DatedValue
 
 
 class RideNotFoundError(LookupError):
@@ -81,6 +85,8 @@ class DebriefState(DebriefInput, DebriefOutput, total=False):
 
     facts_before: dict[str, Any]
     fact_changes: list[dict[str, Any]]
+    dated_values: list[dict[str, Any]]
+    proposals: list[dict[str, Any]]
 
 
 _UNSET: Any = object()
@@ -114,6 +120,8 @@ def build_graph(
         facts = await opened.memory.current_facts(athlete_id)  # the one read path (cache, then Postgres)
         rides = opened.rides
         record: RideRecord | None
+        dated: list[dict[str, Any]] = []
+        proposals: list[dict[str, Any]] = []
         if state.get("ride_id"):
             record = await rides.get_ride(athlete_id, state["ride_id"])
             if record is None:
@@ -123,18 +131,18 @@ def build_graph(
             ride_id = await asyncio.to_thread(_file_ride_id, path)
             record = await rides.get_ride(athlete_id, ride_id) if ride_id else None
             if record is None:
-                limits = get_settings()
-                ride = await asyncio.to_thread(
-                    read_ride, path, max_bytes=limits.ride_max_bytes, max_xml_bytes=limits.ride_max_xml_bytes
-                )
-                metrics = await asyncio.to_thread(compute_metrics, ride, **athlete_parameters(facts))
-                record = ride_record(ride, metrics)
+                record, dated, proposals = await _analyse_file(opened, athlete_id, path)
                 file_name, sport = clean_ride_metadata(record.file_name, record.sport)
                 record = dataclasses.replace(record, file_name=file_name, sport=sport)
         else:
             raise ValueError("the Debrief Coach needs a ride_path or a ride_id")
         existing = await rides.get_debrief(athlete_id, record.ride_id)
-        out: dict[str, Any] = {"ride": _ride_dict(record), "facts_before": _jsonable_facts(facts)}
+        out: dict[str, Any] = {
+            "ride": _ride_dict(record),
+            "facts_before": _jsonable_facts(facts),
+            "dated_values": [{**v, "valid_from": v["valid_from"].isoformat()} for v in dated],
+            "proposals": proposals,
+        }
         if existing is not None:
             out.update(debrief=existing["text"], writer=existing["writer"], facts_changed=[], already_debriefed=True)
         else:
@@ -163,12 +171,22 @@ def build_graph(
         rides = (await _deps()).rides
         record = _ride_record(state["ride"])
         changes = [FactChange(**c) for c in state.get("fact_changes", [])]
-        changed = await rides.save_debriefed_ride(athlete_id, record, changes, state["debrief"], state["writer"])
+        dated = [{**v, "valid_from": datetime.fromisoformat(v["valid_from"])} for v in state.get("dated_values", [])]
+        changed = await rides.save_debriefed_ride(
+            athlete_id,
+            record,
+            changes,
+            state["debrief"],
+            state["writer"],
+            dated_values=dated,
+            proposals=state.get("proposals", []),
+        )
         if changed is None:  # a concurrent run debriefed this ride first: report its debrief.
             existing = await rides.get_debrief(athlete_id, record.ride_id)
             assert existing is not None
             return {"debrief": existing["text"], "facts_changed": [], "already_debriefed": True}
-        return {"facts_changed": changed}
+        stored = await rides.get_ride(athlete_id, record.ride_id)  # re-scored with the values stored with it
+        return {"facts_changed": changed, "ride": _ride_dict(stored or record)}
 
     builder = StateGraph(DebriefState, context_schema=Context, input_schema=DebriefInput, output_schema=DebriefOutput)
     builder.add_node("load_ride", load_ride)
@@ -181,6 +199,41 @@ def build_graph(
     builder.add_edge("write_debrief", "store")
     builder.add_edge("store", END)
     return builder.compile(checkpointer=checkpointer, name="debrief_coach")
+
+
+async def _analyse_file(
+    stores: Stores, athlete_id: str, path: str
+) -> tuple[RideRecord, list[dict[str, Any]], list[dict[str, Any]]]:
+    """Read a ride file and score it with the athlete's values valid at its start (`training.debrief.analyse_ride`).
+
+    Returns:
+        ``(record, device value rows, proposals)``.
+    """
+    limits = get_settings()
+    ride = await asyncio.to_thread(
+        read_ride, path, max_bytes=limits.ride_max_bytes, max_xml_bytes=limits.ride_max_xml_bytes
+    )
+    device = await asyncio.to_thread(_device_values, path) if ride.file_format == "fit" else None
+    file_name = ride.file_path.rsplit("/", 1)[-1]
+    rows = [] if device is None else device_value_rows(device, ride.start_time, ride.ride_id, file_name)
+    async with stores.rides.pool.connection() as conn:
+        values = with_device_values(await values_at(conn, athlete_id, ride.start_time), rows)
+        ftp_values = dated_values(await list_values(conn, athlete_id, "ftp_w"), "ftp_w")
+        curves = await prior_curves(conn, athlete_id, ride.start_time, exclude_ride_id=ride.ride_id)
+    ftp_values += [
+        DatedValue(float(r["value"]), "device", r["valid_from"], r["evidence"]) for r in rows if r["key"] == "ftp_w"
+    ]
+    offset = None if device is None else device.utc_offset_s
+    record, proposals = await asyncio.to_thread(analyse_ride, ride, values, ftp_values, curves, utc_offset_s=offset)
+    return record, rows, proposals
+
+
+def _device_values(path: str) -> DeviceValues | None:
+    """The athlete values the FIT file's device reports, or None when it cannot be read for them."""
+    try:
+        return read_device_values(path)
+    except (FitProfileError, OSError):
+        return None
 
 
 def _file_ride_id(path: str) -> str | None:
@@ -204,13 +257,19 @@ def _would_change(change: FactChange, current: Any) -> bool:
 def _ride_dict(record: RideRecord) -> dict[str, Any]:
     d = dict(record.__dict__)
     d["start_time"] = record.start_time.isoformat()
+    d["end_time"] = record.end_time.isoformat() if record.end_time else None
     return d
 
 
 def _ride_record(d: dict[str, Any]) -> RideRecord:
-    from datetime import datetime
-
-    return RideRecord(**{**d, "start_time": datetime.fromisoformat(d["start_time"])})
+    end = d.get("end_time")
+    return RideRecord(
+        **{
+            **d,
+            "start_time": datetime.fromisoformat(d["start_time"]),
+            "end_time": datetime.fromisoformat(end) if end else None,
+        }
+    )
 
 
 def _jsonable_facts(facts: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

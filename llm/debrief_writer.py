@@ -88,16 +88,23 @@ def offline_debrief(ride: dict[str, Any], facts: dict[str, dict[str, Any]], fact
     if m.get("distance_m"):
         parts[0] += f", {m['distance_m'] / 1000:.1f} km"
     parts[0] += "."
-    if m.get("normalized_power_w"):
-        ftp_note = ""
-        if m.get("ftp_source") == "estimated":
-            ftp_note = f" (FTP {m['ftp_used_w']:.0f} W estimated from this ride: no FTP on file yet)"
-        elif m.get("ftp_used_w"):
-            ftp_note = f" (FTP {m['ftp_used_w']:.0f} W)"
+    if m.get("normalized_power_w") and m.get("tss") is not None:
+        ftp_note = f" (FTP {m['ftp_used_w']:.0f} W, {m.get('ftp_source') or 'given'})" if m.get("ftp_used_w") else ""
         parts.append(
             f"NP {m['normalized_power_w']:.0f} W, IF {m['intensity_factor']:.2f}, TSS {m['tss']:.0f}{ftp_note}."
         )
+        if m.get("ftp_stale") and m.get("ftp_proposed_w"):
+            parts.append(
+                f"Your FTP on record looks out of date: this ride supports {m['ftp_proposed_w']:.0f} W "
+                "(proposed for you to confirm)."
+            )
         load = m.get("tss")
+    elif m.get("normalized_power_w"):
+        parts.append(
+            f"NP {m['normalized_power_w']:.0f} W; no FTP on record, so no IF or TSS: tell me your FTP "
+            "(or `coach facts --set ftp_w=VALUE`)."
+        )
+        load = m.get("hr_tss")
     else:
         load = m.get("hr_tss")
         trimp = m.get("trimp")
@@ -124,13 +131,17 @@ def offline_debrief(ride: dict[str, Any], facts: dict[str, dict[str, Any]], fact
             old = facts.get(key, {}).get("value")
             shown.append(f"{key} {new} W" + (f" (was {old} W)" if old is not None else ""))
         parts.append("New: " + ", ".join(shown) + ".")
+    wbal = m.get("w_prime_balance")
+    if wbal:
+        parts.append(
+            f"W′ balance low point {wbal['min_j'] / 1000:.1f} kJ ({wbal['min_fraction']:.0%} of W′) "
+            f"at {format_duration(wbal['min_at_s'])}."
+        )
     if load is not None:
         parts.append(next(text for limit, text in _TSS_RECOVERY if load < limit).capitalize() + ".")
     return " ".join(parts)
 
 
 def _fact_value_from_metrics(key: str, m: dict[str, Any], mmp: dict[str, float]) -> Any:
-    if key == "ftp_w":
-        return round(m["ftp_estimate_w"])
     suffix = key.removeprefix("best_").removesuffix("_w")
     return round(mmp[suffix]) if suffix in mmp else "?"

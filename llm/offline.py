@@ -109,7 +109,21 @@ def _error_reply(result: dict[str, Any]) -> str:
     return f"That didn't work: {result.get('message', code)}."
 
 
+def _ftp_reply(value: dict[str, Any]) -> str:
+    """Where the FTP in force comes from, in words (the dated athlete value: source, date, evidence)."""
+    evidence = value.get("evidence") or {}
+    where = {
+        "confirmed": "you confirmed it",
+        "device": f"your head unit reports it in {evidence.get('file', 'a ride file')}",
+        "fitted": "it is fitted from your rides (critical-power model, eFTP)",
+    }.get(value.get("source", ""), str(value.get("source")))
+    return f"Your FTP is {value['value']:.0f} W: {where}, valid from {value.get('valid_from')}."
+
+
 def _facts_reply(message: str, result: dict[str, Any]) -> str:
+    values = result.get("athlete_values") or {}
+    if re.search(r"\bftp\b", message, re.IGNORECASE) and "ftp_w" in values:
+        return _ftp_reply(values["ftp_w"])
     facts = result.get("facts") or {}
     asked = [key for word, key in _FACT_KEYS.items() if re.search(rf"\b{word}\b", message, re.IGNORECASE)]
     asked = list(dict.fromkeys(asked))

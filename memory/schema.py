@@ -226,6 +226,32 @@ MIGRATIONS: list[str] = [
         FOR EACH ROW EXECUTE FUNCTION coach_drop_erased('created_at')""",
     """CREATE OR REPLACE TRIGGER conversations_drop_erased BEFORE INSERT ON conversations
         FOR EACH ROW EXECUTE FUNCTION coach_drop_erased('updated_at')""",
+    # v31 (issue 11, the athlete model): per ride its mean-max power curve (durations_s, power_w on the log grid),
+    # its end, the local UTC offset its file gives, what one-ride-one-load needs (channels, samples) and
+    # `primary_ride_id`, set on the linked copy of an activity recorded twice (shown, never counted in the load).
+    """ALTER TABLE rides
+        ADD COLUMN IF NOT EXISTS curve_durations_s INTEGER[],
+        ADD COLUMN IF NOT EXISTS curve_power_w DOUBLE PRECISION[],
+        ADD COLUMN IF NOT EXISTS end_time TIMESTAMPTZ,
+        ADD COLUMN IF NOT EXISTS utc_offset_s INTEGER,
+        ADD COLUMN IF NOT EXISTS channels TEXT[],
+        ADD COLUMN IF NOT EXISTS n_samples INTEGER,
+        ADD COLUMN IF NOT EXISTS primary_ride_id TEXT""",
+    # v32: dated athlete values (FTP, LTHR, max HR, CP, W', sex, weight, time zone): a value holds from
+    # valid_from; confirmed (by the athlete) > device (read from a ride file) > fitted (from the rides).
+    """CREATE TABLE IF NOT EXISTS athlete_values (
+        id BIGSERIAL PRIMARY KEY,
+        athlete_id TEXT NOT NULL,
+        key TEXT NOT NULL,
+        value JSONB NOT NULL,
+        source TEXT NOT NULL CHECK (source IN ('confirmed', 'device', 'fitted')),
+        valid_from TIMESTAMPTZ NOT NULL,
+        evidence JSONB NOT NULL DEFAULT '{}'::jsonb,
+        recorded_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+        UNIQUE (athlete_id, key, source, valid_from)
+    )""",
+    # v33: a fact proposal carries its evidence (e.g. the ride that disproved an FTP, and from when the value holds).
+    """ALTER TABLE fact_proposals ADD COLUMN IF NOT EXISTS evidence JSONB""",
 ]
 
 

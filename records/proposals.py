@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any, Literal, get_args
 
 from psycopg import AsyncConnection
@@ -29,6 +29,7 @@ from psycopg.types.json import Jsonb
 
 from memory.athlete_store import FACT_PROPOSAL_COLUMNS, AthleteStore, validate_athlete_id
 from memory.errors import MemoryError_, ProposalNotFoundError
+from records.athlete_values import VALUE_KEYS, confirm_value
 from records.audit_store import PLAN_PROPOSAL_COLUMNS, proposal_dict
 from training.records import STATUS_OF, Decision, FactChange
 
@@ -99,12 +100,29 @@ async def decide_proposal(
             if decision == "accept":
                 change = FactChange(row["fact_key"], row["value"])
                 await tx.apply([change], "user", source_session_id=row["source_session_id"])
+                if row["fact_key"] in VALUE_KEYS:
+                    await _confirm_proposed_value(conn, athlete_id, row)
             return dict(row)
         if decision == "accept":
             await _apply_plan_change(conn, athlete_id, row["change"])
         decided = proposal_dict(row)
         await _update_report(conn, athlete_id, row["as_of"], decided)
         return decided
+
+
+async def _confirm_proposed_value(conn: AsyncConnection[DictRow], athlete_id: str, row: dict[str, Any]) -> None:
+    """An accepted athlete value (FTP, LTHR, …) becomes a confirmed dated value and re-scores the rides it affects.
+
+    It holds from the ``valid_from`` of the proposal's evidence (the ride that disproved the old value), else now.
+    """
+    cur = await conn.execute("SELECT evidence, created_at FROM fact_proposals WHERE id = %s", (row["id"],))
+    found = await cur.fetchone()
+    evidence = (found or {}).get("evidence") or {}
+    valid_from_text = evidence.get("valid_from")
+    valid_from = datetime.fromisoformat(valid_from_text) if valid_from_text else datetime.now(UTC)
+    await confirm_value(
+        conn, athlete_id, row["fact_key"], row["value"], valid_from, {"proposal_id": row["id"], "proposed": evidence}
+    )
 
 
 async def _update_report(conn: AsyncConnection[DictRow], athlete_id: str, as_of: date, decided: dict[str, Any]) -> None:

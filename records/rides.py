@@ -4,8 +4,9 @@
 transaction: `RideStore.save_debriefed_ride` writes the ride, its debrief and the facts it changes in one). The
 module functions are the coach's tools' reads: rides of a local day, daily training load, the last ride.
 
-A "day" is the athlete's local calendar day: a ride belongs to day D in time zone `tz` when
-``(start_time AT TIME ZONE tz)::date = D`` (Postgres converts the stored UTC instant to local wall-clock time).
+A "day" is the athlete's local calendar day: a ride belongs to day D when its start in local wall-clock time falls
+on D, local meaning the athlete's ``timezone`` value (`records.athlete_values`), else the UTC offset its file gave
+(FIT ``activity.local_timestamp``), else the `tz` the caller gives (the setting or the client's zone).
 Every query filters by athlete; every query is also bounded on `start_time` (a window two days wider than the
 UTC range of the days asked, enough for any UTC offset) so the `(athlete_id, start_time)` index is used.
 
@@ -16,12 +17,13 @@ Ride dicts (`rides_on_day`, `last_ride`)::
      "tss": float | None, "hr_tss": float | None,
      # from the metrics JSONB (see training.metrics.RideMetrics):
      "avg_power_w": float | None, "intensity_factor": float | None, "avg_hr_bpm": float | None,
-     "ftp_source": "athlete" | "estimated" | None}
+     "ftp_source": "confirmed" | "device" | "fitted" | "ride_best_60min_np" | None, "tss_status": str | None,
+     "primary_ride_id": str | None (set on the linked copy of an activity recorded twice)}
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -31,8 +33,10 @@ from psycopg.types.json import Jsonb
 
 from memory.athlete_store import AthleteStore, validate_athlete_id
 from memory.db import DictPool
+from records.athlete_values import propose_value, recompute_scores, record_value
 from training.dates import validate_timezone
 from training.records import FactChange, RideRecord
+from training.scoring import Recording, choose_primary, same_activity
 
 _MARGIN = timedelta(days=2)
 """Widening of the UTC window around local days: UTC offsets lie within -12 h..+14 h."""
@@ -42,19 +46,32 @@ _RIDE_SELECT = """SELECT ride_id, file_name, sport, start_time, elapsed_s, movin
        (metrics->>'avg_power_w')::float8 AS avg_power_w,
        (metrics->>'intensity_factor')::float8 AS intensity_factor,
        (metrics->>'avg_hr_bpm')::float8 AS avg_hr_bpm,
-       metrics->>'ftp_source' AS ftp_source
+       metrics->>'ftp_source' AS ftp_source, metrics->>'tss_status' AS tss_status, primary_ride_id
 FROM rides"""
+
+_LOCAL_DAY = """(CASE WHEN (SELECT tz FROM athlete_tz) IS NOT NULL
+           THEN start_time AT TIME ZONE (SELECT tz FROM athlete_tz)
+      WHEN utc_offset_s IS NOT NULL THEN (start_time AT TIME ZONE 'UTC') + utc_offset_s * interval '1 second'
+      ELSE start_time AT TIME ZONE %(tz)s END)::date"""
+"""A ride's local day: in the athlete's time zone value, else by its file's UTC offset, else in ``tz``."""
+
+_ATHLETE_TZ = """WITH athlete_tz AS (
+    SELECT value #>> '{}' AS tz FROM athlete_values WHERE athlete_id = %(athlete_id)s AND key = 'timezone'
+    ORDER BY (source = 'confirmed') DESC, valid_from DESC LIMIT 1)"""
 
 
 RIDE_COLUMNS = (
     "ride_id, file_name, file_format, sport, start_time, elapsed_s, moving_s, distance_m, normalized_power_w, "
-    "tss, hr_tss, metrics"
+    "tss, hr_tss, metrics, curve_durations_s, curve_power_w, end_time, utc_offset_s, channels, n_samples, "
+    "primary_ride_id"
 )
 """The columns of `rides` that make a `training.records.RideRecord`."""
 
 _INSERT_RIDE_SQL = f"""INSERT INTO rides ({RIDE_COLUMNS}, athlete_id)
     VALUES (%(ride_id)s, %(file_name)s, %(file_format)s, %(sport)s, %(start_time)s, %(elapsed_s)s, %(moving_s)s,
-            %(distance_m)s, %(normalized_power_w)s, %(tss)s, %(hr_tss)s, %(metrics)s, %(athlete_id)s)"""
+            %(distance_m)s, %(normalized_power_w)s, %(tss)s, %(hr_tss)s, %(metrics)s, %(curve_durations_s)s,
+            %(curve_power_w)s, %(end_time)s, %(utc_offset_s)s, %(channels)s, %(n_samples)s, %(primary_ride_id)s,
+            %(athlete_id)s)"""
 
 
 async def insert_ride(
@@ -145,13 +162,20 @@ class RideStore:
         fact_changes: Sequence[FactChange],
         debrief_text: str,
         writer: str,
+        *,
+        dated_values: Sequence[Mapping[str, Any]] = (),
+        proposals: Sequence[Mapping[str, Any]] = (),
     ) -> list[str] | None:
-        """Store a ride, the facts it changes and its debrief in one transaction.
+        """Store a ride, the facts and values it gives, its proposals and its debrief in one transaction.
 
         The ride row is inserted unless it exists (an earlier upload without a debrief is fine); the debrief is
         inserted unless one exists. When the ride already has a debrief, nothing at all is written. The facts go
         through the one facts write path (`AthleteStore.facts_transaction`: source `debrief_coach`, the ride as
-        provenance), in the same transaction; its commit drops the athlete's cached facts.
+        provenance), in the same transaction; its commit drops the athlete's cached facts. The dated values
+        (read from the file: ``{"key", "value", "source", "valid_from", "evidence"}``) go to ``athlete_values``;
+        a recording of the same activity is linked (`link_same_activity`); the proposals
+        (``{"key", "value", "evidence"}``) are made; then the rides from the earliest changed value on (this one included) are re-scored
+        (`records.athlete_values.recompute_scores`).
 
         Returns:
             The fact keys that changed, or None when the ride was already debriefed (nothing written).
@@ -167,6 +191,16 @@ class RideStore:
             if not await insert_debrief(conn, athlete_id, ride.ride_id, debrief_text, writer):
                 return None  # already debriefed: the transaction commits nothing new (the ride row existed).
             changed = await tx.apply(fact_changes, "debrief_coach", source_ride_id=ride.ride_id)
+            since = ride.start_time
+            for v in dated_values:
+                if await record_value(
+                    conn, athlete_id, v["key"], v["value"], v["source"], v["valid_from"], v["evidence"]
+                ):
+                    since = min(since, v["valid_from"])
+            await link_same_activity(conn, athlete_id, ride)
+            await recompute_scores(conn, athlete_id, since)
+            for p in proposals:
+                await propose_value(conn, athlete_id, p["key"], p["value"], p["evidence"])
             await conn.execute(
                 "UPDATE debriefs SET facts_changed = %s WHERE athlete_id = %s AND ride_id = %s",
                 (Jsonb(changed), athlete_id, ride.ride_id),
@@ -183,6 +217,48 @@ class RideStore:
         async with self.pool.connection() as conn, conn.transaction():
             await insert_ride(conn, athlete_id, ride, move_existing=True)
             await insert_debrief(conn, athlete_id, ride.ride_id, debrief_text, "replay")
+
+
+async def link_same_activity(conn: AsyncConnection[DictRow], athlete_id: str, ride: RideRecord) -> str | None:
+    """Link the recordings of one activity: one stays primary (counted), the others point to it (never counted).
+
+    Rides of the athlete whose spans overlap ``ride``'s by 80 % or more of the shorter are one activity
+    (`training.scoring.same_activity`); the richer recording is primary (`training.scoring.choose_primary`).
+
+    Returns:
+        The primary ride's id when ``ride`` overlaps another recording, else None.
+    """
+    if ride.end_time is None:
+        return None
+    cur = await conn.execute(
+        """SELECT ride_id, start_time, coalesce(end_time, start_time + elapsed_s * interval '1 second') AS end_time,
+                  coalesce(channels, '{}') AS channels, coalesce(n_samples, 0) AS n_samples
+           FROM rides WHERE athlete_id = %s AND ride_id <> %s AND primary_ride_id IS NULL
+             AND start_time < %s AND coalesce(end_time, start_time + elapsed_s * interval '1 second') > %s
+           ORDER BY start_time, ride_id""",
+        (athlete_id, ride.ride_id, ride.end_time, ride.start_time),
+    )
+    this = Recording(ride.ride_id, ride.start_time, ride.end_time, ride.channels or [], ride.n_samples or 0)
+    group = [this]
+    for row in await cur.fetchall():
+        other = Recording(row["ride_id"], row["start_time"], row["end_time"], row["channels"], row["n_samples"])
+        if same_activity(this, other):
+            group.append(other)
+    if len(group) == 1:
+        return None
+    primary = group[0]
+    for other in group[1:]:
+        primary, _ = choose_primary(primary, other)
+    linked = [r.ride_id for r in group if r is not primary]
+    await conn.execute(
+        """UPDATE rides SET primary_ride_id = %s
+           WHERE athlete_id = %s AND (ride_id = ANY(%s) OR primary_ride_id = ANY(%s))""",
+        (primary.ride_id, athlete_id, linked, linked),
+    )
+    await conn.execute(
+        "UPDATE rides SET primary_ride_id = NULL WHERE athlete_id = %s AND ride_id = %s", (athlete_id, primary.ride_id)
+    )
+    return primary.ride_id
 
 
 async def rides_on_day(pool: DictPool, athlete_id: str, day: date, tz: str) -> list[dict[str, Any]]:
@@ -206,9 +282,9 @@ async def rides_on_day(pool: DictPool, athlete_id: str, day: date, tz: str) -> l
     lower, upper = _utc_window(day, day)
     async with pool.connection() as conn:
         cur = await conn.execute(
-            f"""{_RIDE_SELECT}
+            f"""{_ATHLETE_TZ} {_RIDE_SELECT}
                 WHERE athlete_id = %(athlete_id)s AND start_time >= %(lower)s AND start_time < %(upper)s
-                  AND (start_time AT TIME ZONE %(tz)s)::date = %(day)s
+                  AND {_LOCAL_DAY} = %(day)s
                 ORDER BY start_time""",
             {"athlete_id": athlete_id, "lower": lower, "upper": upper, "tz": tz, "day": day},
         )
@@ -219,7 +295,9 @@ async def daily_load(pool: DictPool, athlete_id: str, start: date, end: date, tz
     """Return the athlete's training stress per local day from `start` to `end`, both included.
 
     A ride counts its power TSS, or its hrTSS when it has no power TSS, or 0 when it has neither (TrainingPeaks
-    likewise scores a workout by power first, heart rate otherwise).
+    likewise scores a workout by power first, heart rate otherwise). A linked recording of an activity
+    (``primary_ride_id`` set) is never counted: one ride, one load. Days are local: in the athlete's
+    ``timezone`` value when there is one, else by the ride file's UTC offset, else in ``tz``.
 
     Args:
         pool: open pool (autocommit, dict rows).
@@ -242,10 +320,9 @@ async def daily_load(pool: DictPool, athlete_id: str, start: date, end: date, tz
     lower, upper = _utc_window(start, end)
     async with pool.connection() as conn:
         cur = await conn.execute(
-            """SELECT (start_time AT TIME ZONE %(tz)s)::date AS day, sum(coalesce(tss, hr_tss, 0)) AS tss
-               FROM rides
+            f"""{_ATHLETE_TZ} SELECT {_LOCAL_DAY} AS day, sum(coalesce(tss, hr_tss, 0)) AS tss FROM rides
                WHERE athlete_id = %(athlete_id)s AND start_time >= %(lower)s AND start_time < %(upper)s
-                 AND (start_time AT TIME ZONE %(tz)s)::date BETWEEN %(start)s AND %(end)s
+                 AND primary_ride_id IS NULL AND {_LOCAL_DAY} BETWEEN %(start)s AND %(end)s
                GROUP BY 1 ORDER BY 1""",
             {"athlete_id": athlete_id, "lower": lower, "upper": upper, "tz": tz, "start": start, "end": end},
         )

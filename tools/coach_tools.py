@@ -11,10 +11,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any
 
+import psycopg
+import psycopg_pool
 from langchain_core.tools import BaseTool, InjectedToolArg, tool
 from pydantic import Field
 
 from memory.session_window import trim_text
+from records.athlete_values import values_at
 from records.audit_store import AuditStore
 from records.rides import rides_on_day
 from records.stores import Stores
@@ -24,6 +27,7 @@ from training.dates import Prefer, resolve_day, zone_info
 from training.flags import assess_load, event_date_from_facts
 from training.load import LOAD_HISTORY_DAYS
 from training.patterns import compliance_days
+from training.scoring import DatedValue
 
 MAX_SNIPPET_CHARS = 399  # snippets stay under 400 characters
 
@@ -47,7 +51,11 @@ async def get_pinned_facts(*, stores: StoresArg, turn: Turn) -> ToolOutcome:
     Goals, injuries, equipment, schedule, nutrition, level, FTP and power bests. Use it before answering about the
     athlete; don't guess.
 
-    Returns `{"facts": {key: {"value", "source", "updated_at"}}}`.
+    Also the dated athlete values in force now (FTP, LTHR, max HR, CP, W′, sex, weight, time zone) with where each
+    comes from: `confirmed` by the athlete > `device` (read from a ride file) > `fitted` from the rides.
+
+    Returns `{"facts": {key: {"value", "source", "updated_at"}}, "athlete_values": {key: {"value", "source",
+    "valid_from", "evidence"}}}`.
     """
     facts = await stores.memory.current_facts(turn.athlete_id)
     return ToolOutcome(
@@ -55,9 +63,40 @@ async def get_pinned_facts(*, stores: StoresArg, turn: Turn) -> ToolOutcome:
             "facts": {
                 k: {"value": v["value"], "source": v["source"], "updated_at": str(v.get("updated_at") or "")[:10]}
                 for k, v in facts.items()
-            }
+            },
+            "athlete_values": await _values_now(stores, turn),
         }
     )
+
+
+_EVIDENCE_SHOWN = ("file", "ride_id", "rule", "set_by", "proposal_id")
+
+
+async def _values_now(stores: Stores, turn: ToolCallContext) -> dict[str, Any]:
+    """The athlete's dated values valid now, with source, date and a short evidence; {} when Postgres is down.
+
+    Postgres is not tried while the memory's circuit breaker holds it down (the reply path pays no timeout).
+    """
+    if not stores.memory.pg_breaker.healthy:
+        return {}
+    try:
+        async with stores.athlete_store.pool.connection() as conn:
+            values = await values_at(conn, turn.athlete_id, dt.datetime.now(dt.UTC))
+    except (psycopg.Error, psycopg_pool.PoolTimeout):
+        return {}
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, DatedValue):
+            evidence = {k: value.evidence[k] for k in _EVIDENCE_SHOWN if k in value.evidence}
+            out[key] = {
+                "value": round(value.value, 1),
+                "source": value.source,
+                "valid_from": value.valid_from.date().isoformat(),
+                "evidence": evidence,
+            }
+        else:
+            out[key] = {"value": value}
+    return out
 
 
 @tool(response_format="content_and_artifact")

@@ -12,6 +12,10 @@ Read with ``fitdecode`` (CRC checked). A 0 is "not set" (e.g. ``resting_heart_ra
 several fields give one value the first in this order wins: FTP ``zones_target.functional_threshold_power`` >
 ``session.threshold_power``; max HR ``zones_target.max_heart_rate`` > ``user_profile.default_max_biking_heart_rate``
 > ``user_profile.default_max_heart_rate``. Every field found is kept in ``fields`` as evidence.
+
+The ride's local UTC offset is ``activity.local_timestamp − activity.timestamp`` (FIT SDK: "timestamp epoch
+expressed in local time, used to convert activity timestamps to local time"); an offset that is not a whole
+quarter hour within −12 h…+14 h (a head unit with its clock unset) is ignored.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import gzip
 import io
 from dataclasses import asdict, dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +42,8 @@ _FIELDS: dict[str, tuple[tuple[str, str], ...]] = {
     "weight_kg": (("user_profile", "weight"),),
     "sex": (("user_profile", "gender"),),
 }
-_MESSAGES = frozenset(message for pairs in _FIELDS.values() for message, _ in pairs)
+_MESSAGES = frozenset(message for pairs in _FIELDS.values() for message, _ in pairs) | {"activity"}
+_OFFSET_RANGE_S = (-12 * 3600, 14 * 3600)
 
 
 class FitProfileError(ValueError):
@@ -55,6 +61,7 @@ class DeviceValues:
         resting_hr_bpm: resting heart rate (bpm).
         weight_kg: body weight (kg).
         sex: ``'male'`` or ``'female'``.
+        utc_offset_s: the ride's local time minus UTC (s), from the ``activity`` message, or None.
         fields: evidence, ``"message.field"`` → the value found (first occurrence of each), for every field read.
     """
 
@@ -64,6 +71,7 @@ class DeviceValues:
     resting_hr_bpm: float | None = None
     weight_kg: float | None = None
     sex: str | None = None
+    utc_offset_s: int | None = None
     fields: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -117,7 +125,17 @@ def read_device_values(path: str | Path) -> DeviceValues:
             if values.get(name) is not None:
                 break
     evidence = {key: found[key] for message, field_name in _all_pairs() if (key := f"{message}.{field_name}") in found}
-    return DeviceValues(**values, fields=evidence)
+    return DeviceValues(**values, utc_offset_s=_utc_offset_s(found), fields=evidence)
+
+
+def _utc_offset_s(found: dict[str, Any]) -> int | None:
+    utc, local = found.get("activity.timestamp"), found.get("activity.local_timestamp")
+    if not isinstance(utc, datetime) or not isinstance(local, datetime):
+        return None
+    offset_s = round((local - utc).total_seconds())
+    if offset_s % 900 or not _OFFSET_RANGE_S[0] <= offset_s <= _OFFSET_RANGE_S[1]:
+        return None
+    return offset_s
 
 
 def _all_pairs() -> list[tuple[str, str]]:

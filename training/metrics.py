@@ -21,6 +21,8 @@ from training.heart_rate import (
     efficiency_factor,
     estimate_lthr_bpm,
     hr_tss,
+    max_hr_estimate,
+    sustained_hr_estimate,
     trimp,
     valid_hr_bpm,
 )
@@ -34,9 +36,10 @@ from training.power import (
     training_stress_score,
     variability_index,
 )
-from training.power_curve import zero_filled_power_w
+from training.power_curve import best_normalized_power, zero_filled_power_w
 from training.ride_files import Ride
 from training.samples import RideSamples
+from training.scoring import STALE_DURATION_S
 from training.zones import hr_zone_bounds_bpm, power_zone_bounds_w, time_in_zones
 
 __all__ = ["MMP_DURATIONS_S", "RideMetrics", "compute_metrics"]
@@ -65,13 +68,19 @@ class RideMetrics:
             and power dropouts at 0 W (:func:`training.power_curve.zero_filled_power_w`, as GoldenCheetah's
             RideFileCache); a label is absent when the ride is shorter than its duration.
         best_20min_w: best 20-minute mean power (same as ``mmp_w['20min']``), or None.
-        ftp_estimate_w: 0.95 × best 20 minutes (Allen & Coggan), or None.
-        ftp_used_w: FTP used for IF, TSS and power zones: the athlete's, else this ride's estimate.
-        ftp_source: ``'athlete'``, ``'estimated'`` or None (no FTP available).
+        ftp_estimate_w: 0.95 × best 20 minutes (Allen & Coggan), or None: shown, never used to score the ride.
+        ftp_used_w: FTP used for IF, TSS and power zones: the one given (the athlete's value valid at the ride's
+            start, `training.scoring.ftp_for_ride`), else None (no IF, TSS or power zones).
+        ftp_source: ``'athlete'`` (given) or None; the Debrief Coach replaces it by the value's source.
+        tss_status: ``'ok'``, ``'no_ftp'`` (power but no FTP: TSS None) or ``'no_power'``.
+        power_s: seconds of the power series NP and TSS are computed on, or None.
+        best_60min_np_w: the best 60-minute normalized power (W; `best_normalized_power`), or None.
         avg_hr_bpm: average heart rate (bpm) over the readings: 0 bpm is a dropout, not a reading.
         max_hr_bpm: highest heart rate recorded in the ride (bpm).
         trimp: Banister TRIMP (arbitrary units; minutes × weighted heart-rate reserve), male weighting (the
-            athlete's sex is not passed here yet: :func:`training.heart_rate.trimp` takes it).
+            when the athlete's sex is unknown, else the athlete's (:func:`training.heart_rate.trimp`).
+        hr_estimates: this ride's evidence for the athlete's LTHR and max HR: ``lthr_bpm`` (highest 20-60 min
+            mean, :func:`training.heart_rate.sustained_hr_estimate`) and ``max_hr_bpm`` (best 5 s).
         hr_tss: hrTSS: TRIMP relative to one hour at LTHR × 100.
         aerobic_decoupling_pct: Pw:HR decoupling in percent (positive: heart rate drifted up relative to power).
         efficiency_factor: EF = NP / average heart rate (W/bpm).
@@ -97,6 +106,9 @@ class RideMetrics:
     ftp_estimate_w: float | None = None
     ftp_used_w: float | None = None
     ftp_source: str | None = None
+    tss_status: str = "no_power"
+    power_s: float | None = None
+    best_60min_np_w: float | None = None
     avg_hr_bpm: float | None = None
     max_hr_bpm: float | None = None
     trimp: float | None = None
@@ -106,6 +118,7 @@ class RideMetrics:
     power_zones_s: dict[str, float] = field(default_factory=dict)
     hr_zones_s: dict[str, float] = field(default_factory=dict)
     hr_params: dict[str, float | str] = field(default_factory=dict)
+    hr_estimates: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """Return the metrics as a JSON-ready dict (plain floats, strings, None and nested dicts)."""
@@ -122,12 +135,13 @@ def compute_metrics(
     lthr_bpm: float | None = None,
     max_hr_bpm: float | None = None,
     resting_hr_bpm: float | None = None,
+    sex: str | None = None,
 ) -> RideMetrics:
     """Compute all per-ride metrics.
 
-    With ``ftp_w`` None, IF, TSS and power zones use this ride's own FTP estimate (0.95 × best 20 min) and
-    ``ftp_source`` is ``'estimated'``; a ride shorter than 20 minutes then has no IF/TSS/zones. A ride without
-    power has no power figures (None, empty dicts) but gets TRIMP and hrTSS from heart rate.
+    With ``ftp_w`` None, a power ride has no IF, TSS or power zones (``tss_status='no_ftp'``): the ride's own
+    20-minute best never scores it (issue 11, B1). A ride without power has no power figures (None, empty dicts)
+    but gets TRIMP and hrTSS from heart rate.
 
     Heart-rate parameters not given are filled in and recorded in ``hr_params``: resting HR 60 bpm
     (``'default'``), max HR = the ride's highest heart rate (``'estimated'``, raised to LTHR if below it),
@@ -140,6 +154,7 @@ def compute_metrics(
         lthr_bpm: the athlete's lactate threshold heart rate in bpm, if known.
         max_hr_bpm: the athlete's maximum heart rate in bpm, if known.
         resting_hr_bpm: the athlete's resting heart rate in bpm, if known.
+        sex: ``'male'``, ``'female'`` or None (TRIMP's weighting; None: the male constants).
 
     Returns:
         The metrics.
@@ -158,7 +173,7 @@ def compute_metrics(
             raise ValueError(f"{name} must be > 0, got {value}")
     samples = ride.samples
     power = _power_metrics(samples, ftp_w)
-    heart = _hr_metrics(samples, lthr_bpm=lthr_bpm, max_hr_bpm=max_hr_bpm, resting_hr_bpm=resting_hr_bpm)
+    heart = _hr_metrics(samples, lthr_bpm=lthr_bpm, max_hr_bpm=max_hr_bpm, resting_hr_bpm=resting_hr_bpm, sex=sex)
     np_w = power.get("normalized_power_w")
     avg_hr = heart.get("avg_hr_bpm")
     paired = _power_and_hr_paired(samples)
@@ -188,6 +203,9 @@ def _power_metrics(samples: RideSamples, ftp_w: float | None) -> dict[str, Any]:
         "ftp_estimate_w": None,
         "ftp_used_w": None,
         "ftp_source": None,
+        "tss_status": "no_power",
+        "power_s": None,
+        "best_60min_np_w": None,
         "power_zones_s": {},
     }
     if power is None or samples.power_w is None or power.size == 0:
@@ -200,12 +218,7 @@ def _power_metrics(samples: RideSamples, ftp_w: float | None) -> dict[str, Any]:
     mmp = mean_max_curve(zero_filled_power_w(samples.elapsed_s, samples.power_w, samples.power_recorded))
     best_20 = mmp.get("20min")
     ftp_estimate = None if best_20 is None else ftp_from_best_20min(best_20)
-    if ftp_w is not None:
-        ftp_used, ftp_source = float(ftp_w), "athlete"
-    elif ftp_estimate is not None and ftp_estimate > 0:
-        ftp_used, ftp_source = ftp_estimate, "estimated"
-    else:
-        ftp_used, ftp_source = None, None
+    ftp_used, ftp_source = (float(ftp_w), "athlete") if ftp_w is not None else (None, None)
     out = dict(empty)
     out.update(
         work_kj=float(np.sum(power)) / 1000.0,
@@ -218,6 +231,9 @@ def _power_metrics(samples: RideSamples, ftp_w: float | None) -> dict[str, Any]:
         ftp_estimate_w=ftp_estimate,
         ftp_used_w=ftp_used,
         ftp_source=ftp_source,
+        tss_status="no_ftp" if ftp_used is None else "ok",
+        power_s=float(power.size),
+        best_60min_np_w=best_normalized_power(power, STALE_DURATION_S),
     )
     if ftp_used is not None:
         out["power_zones_s"] = time_in_zones(power, power_zone_bounds_w(ftp_used))
@@ -242,6 +258,7 @@ def _hr_metrics(
         "hr_tss": None,
         "hr_zones_s": {},
         "hr_params": {},
+        "hr_estimates": {},
     }
     hr = samples.hr_bpm
     if hr is None:
@@ -251,6 +268,11 @@ def _hr_metrics(
         return out
     ride_max = float(hr.max())
     out.update(avg_hr_bpm=float(hr.mean()), max_hr_bpm=ride_max)
+    sustained, peak = sustained_hr_estimate(hr), max_hr_estimate(hr)
+    out["hr_estimates"] = {
+        **({} if sustained is None else {"lthr_bpm": sustained.value_bpm}),
+        **({} if peak is None else {"max_hr_bpm": peak.value_bpm}),
+    }
 
     params: dict[str, float | str] = {}
     if resting_hr_bpm is not None:

@@ -41,7 +41,13 @@ class FactChange:
 
 @dataclass(frozen=True)
 class RideRecord:
-    """A ride's row: identity, headline figures and the full metrics dictionary."""
+    """A ride's row: identity, headline figures and the full metrics dictionary.
+
+    The athlete model's fields (issue 11) have defaults so older rows and callers keep working:
+    ``curve_durations_s``/``curve_power_w`` the mean-max power curve (s, W; `training.power_curve`), ``end_time``
+    the last sample, ``utc_offset_s`` the file's local time minus UTC (s), ``channels`` and ``n_samples`` (which
+    of two recordings of one activity is primary), ``primary_ride_id`` set when this row is the linked copy.
+    """
 
     ride_id: str
     file_name: str
@@ -55,3 +61,10 @@ class RideRecord:
     tss: float | None
     hr_tss: float | None
     metrics: dict[str, Any]
+    curve_durations_s: list[int] | None = None
+    curve_power_w: list[float] | None = None
+    end_time: datetime | None = None
+    utc_offset_s: int | None = None
+    channels: list[str] | None = None
+    n_samples: int | None = None
+    primary_ride_id: str | None = None

@@ -99,10 +99,10 @@ def test_json_lines_for_good_and_bad_files(athlete_id, rides_dir, bad_inputs):
     assert good["sport"] == "cycling"
     assert good["start_time"] == "2011-11-02T12:54:19Z"
     assert abs(good["normalized_power_w"] - 228.2) <= 1
-    assert good["ftp_source"] == "estimated"
-    assert good["ftp_estimate_w"] == pytest.approx(0.95 * good["best_20min_w"], abs=0.01)
+    assert good["ftp_source"] == "device" and good["ftp_used_w"] == 250  # the trainer's head unit reports 250 W
+    assert good["ftp_estimate_w"] == pytest.approx(0.95 * good["best_20min_w"], abs=0.01)  # shown, never used
     assert good["debrief"].startswith("[offline coach]")
-    assert "ftp_w" in good["facts_changed"]
+    assert "ftp_w" not in good["facts_changed"]
 
 
 def test_bad_inputs_write_nothing_and_say_one_line_each(athlete_id, bad_inputs):
@@ -115,12 +115,21 @@ def test_bad_inputs_write_nothing_and_say_one_line_each(athlete_id, bad_inputs):
 
 
 def test_facts_and_history(athlete_id, rides_dir):
-    assert coach("debrief", str(rides_dir / INDOOR), "--athlete", athlete_id).returncode == 0
+    assert coach("debrief", str(rides_dir / INDOOR), "--athlete", athlete_id, "--json").returncode == 0
+    # A confirmed FTP set after the ride, valid from before it, re-scores it.
+    proc = coach("facts", "--athlete", athlete_id, "--set", "ftp_w=200", "--from", "2011-01-01", "--json")
+    assert proc.returncode == 0, proc.stderr
+    (rescored,) = json.loads(proc.stdout)["rescored"]
+    assert rescored["tss"] > rescored["tss_before"]  # 200 W instead of the device's 250 W
     facts = json.loads(coach("facts", "--athlete", athlete_id, "--json").stdout)
-    assert facts["ftp_w"]["source"] == "debrief_coach"
+    assert facts["ftp_w"]["source"] == "user" and facts["ftp_w"]["value"] == 200
     assert facts["ftp_w"]["updated_at"].endswith("Z")
     history = json.loads(coach("facts", "--athlete", athlete_id, "--history", "ftp_w", "--json").stdout)
     assert len(history) == 1 and history[0]["valid_to"] is None
+    again = json.loads(coach("debrief", str(rides_dir / INDOOR), "--athlete", athlete_id, "--json").stdout)
+    assert again["ftp_used_w"] == 200 and again["tss"] == pytest.approx(rescored["tss"], abs=0.05)
+    bad = coach("facts", "--athlete", athlete_id, "--set", "ftp_w=-5")
+    assert bad.returncode == 2 and "positive number" in bad.stderr
 
 
 def test_dead_database_is_one_clear_error(athlete_id, rides_dir):
@@ -148,5 +157,5 @@ def test_rides_are_debriefed_oldest_first(athlete_id, rides_dir):
     assert proc.returncode == 0, proc.stderr
     first, second = (json.loads(line) for line in proc.stdout.splitlines())
     assert Path(first["file"]).name == INDOOR
-    # The 2013 ride is scored against the FTP the 2011 ride set.
-    assert second["ftp_source"] == "athlete" and second["ftp_used_w"] == round(first["ftp_estimate_w"])
+    # Each ride is scored with the FTP valid at its start: its own head unit's (dated values).
+    assert first["ftp_used_w"] == 250 and second["ftp_source"] == "device" and second["ftp_used_w"] == 315

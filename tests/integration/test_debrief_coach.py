@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ from langchain_core.messages import AIMessage
 from graphs.context import Context
 from graphs.debrief_coach import RideNotFoundError, build_graph
 from memory.athlete_store import AthleteStore, FactChange
+from records.athlete_values import set_value
 from records.stores import Stores
 from training.ride_files import RideFileError
 
@@ -42,16 +44,18 @@ async def test_debrief_writes_ride_debrief_and_facts_with_provenance(store, deps
     ride = result["ride"]
     assert result["already_debriefed"] is False
     assert abs(ride["metrics"]["normalized_power_w"] - 228.2) <= 1
-    assert ride["metrics"]["ftp_source"] == "estimated"
+    # Scored with the FTP its head unit reports (250 W, from the ride's start), never 95 % of its best 20 min.
+    assert ride["metrics"]["ftp_source"] == "device" and ride["metrics"]["ftp_used_w"] == 250
     assert result["debrief"].startswith("[offline coach]")
-    assert "estimated" in result["debrief"]
-    assert set(result["facts_changed"]) >= {"ftp_w", "best_5s_w", "best_1min_w", "best_5min_w", "best_20min_w"}
+    assert "FTP 250 W, device" in result["debrief"]
+    assert set(result["facts_changed"]) >= {"best_5s_w", "best_1min_w", "best_5min_w", "best_20min_w"}
+    assert "ftp_w" not in result["facts_changed"]
     assert "best_60min_w" not in result["facts_changed"]  # the ride is 37 min long
 
     facts = await store.current_facts(athlete_id)
-    assert facts["ftp_w"]["value"] == round(0.95 * ride["metrics"]["best_20min_w"])
-    assert facts["ftp_w"]["source"] == "debrief_coach"
-    assert facts["ftp_w"]["source_ride_id"] == ride["ride_id"]
+    assert "ftp_w" not in facts
+    assert facts["best_20min_w"]["source"] == "debrief_coach"
+    assert facts["best_20min_w"]["source_ride_id"] == ride["ride_id"]
     assert await _count(store, "rides", athlete_id) == 1
     assert await _count(store, "debriefs", athlete_id) == 1
     stored = await deps.rides.get_debrief(athlete_id, ride["ride_id"])
@@ -80,30 +84,30 @@ async def test_rerun_on_the_same_ride_changes_nothing(store, deps, athlete_id, r
 async def test_better_ride_supersedes_facts_and_keeps_history(store, deps, athlete_id, rides_dir):
     weaker = await _debrief(deps, athlete_id, rides_dir / INDOOR)
     stronger = await _debrief(deps, athlete_id, rides_dir / EDGE810)
-    # The second ride is scored against the FTP the first one set.
-    assert stronger["ride"]["metrics"]["ftp_source"] == "athlete"
-    assert stronger["ride"]["metrics"]["ftp_used_w"] == round(0.95 * weaker["ride"]["metrics"]["best_20min_w"])
-    assert "ftp_w" in stronger["facts_changed"]
+    # Each ride is scored with the FTP valid at its start (dated values), not with one the other ride set.
+    assert stronger["ride"]["metrics"]["ftp_used_w"] == 315  # the Edge810's own device value (2013)
+    assert weaker["ride"]["metrics"]["ftp_used_w"] == 250  # the indoor trainer's (2011)
+    assert "best_20min_w" in stronger["facts_changed"]
 
-    history = await store.fact_history(athlete_id, "ftp_w")
+    history = await store.fact_history(athlete_id, "best_20min_w")
     assert [h["source_ride_id"] for h in history] == [stronger["ride"]["ride_id"], weaker["ride"]["ride_id"]]
     assert history[0]["valid_to"] is None
     assert history[1]["valid_to"] is not None
     assert history[1]["value"] < history[0]["value"]
 
-    # A weaker ride afterwards does not lower the FTP (best 20 min 306.8 W vs the 312.2 W that set it).
+    # A weaker ride afterwards does not lower the best (best 20 min 306.8 W vs 312.2 W).
     again = await _debrief(deps, athlete_id, rides_dir / SWEATPY)
-    assert "ftp_w" not in again["facts_changed"]
-    assert (await store.current_facts(athlete_id))["ftp_w"]["value"] == history[0]["value"]
+    assert "best_20min_w" not in again["facts_changed"]
+    assert (await store.current_facts(athlete_id))["best_20min_w"]["value"] == history[0]["value"]
 
 
 async def test_user_ftp_fact_drives_intensity_and_tss(store, deps, athlete_id, rides_dir):
-    await store.set_facts(athlete_id, [FactChange("ftp_w", 250)], source="user")
+    await set_value(store, athlete_id, "ftp_w", 240, datetime(2010, 1, 1, tzinfo=UTC))
     result = await _debrief(deps, athlete_id, rides_dir / INDOOR)
     m = result["ride"]["metrics"]
-    assert m["ftp_source"] == "athlete" and m["ftp_used_w"] == 250
-    assert m["intensity_factor"] == pytest.approx(m["normalized_power_w"] / 250, abs=0.005)
-    assert "ftp_w" not in result["facts_changed"]  # 0.95 × 229.5 W = 218 W does not beat 250 W
+    assert m["ftp_source"] == "confirmed" and m["ftp_used_w"] == 240  # confirmed beats the device's 250 W
+    assert m["intensity_factor"] == pytest.approx(m["normalized_power_w"] / 240, abs=0.005)
+    assert "ftp_w" not in result["facts_changed"]
     assert (await store.current_facts(athlete_id))["ftp_w"]["source"] == "user"
 
 
@@ -161,4 +165,4 @@ async def test_failure_inside_the_ride_transaction_leaves_nothing(store, deps, a
 async def test_debrief_invalidates_the_cached_facts(deps, athlete_id, rides_dir):
     assert await deps.memory.current_facts(athlete_id) == {}  # now cached as "no facts"
     await _debrief(deps, athlete_id, rides_dir / INDOOR)
-    assert "ftp_w" in await deps.memory.current_facts(athlete_id)
+    assert "best_20min_w" in await deps.memory.current_facts(athlete_id)

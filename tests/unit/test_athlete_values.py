@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from tests.conftest import ride_param, ride_path
+from tests.conftest import needs_gpl_rides, ride_param, ride_path
 from training.fit_profile import FitProfileError, read_device_values
 from training.heart_rate import aerobic_decoupling, max_hr_estimate, sustained_hr_estimate, trimp
 from training.metrics import compute_metrics
@@ -164,10 +164,24 @@ DEVICE_VALUES = {
 def test_device_values_read_from_fit_files(name: str) -> None:
     found = read_device_values(ride_path(name)).to_dict()
     fields = found.pop("fields")
+    found.pop("utc_offset_s")
     assert {k: v for k, v in found.items() if v is not None} == DEVICE_VALUES[name]
     assert found["lthr_bpm"] is None and found["resting_hr_bpm"] is None
     if "ftp_w" in DEVICE_VALUES[name]:
         assert fields.get("session.threshold_power") == DEVICE_VALUES[name]["ftp_w"]
+
+
+@pytest.mark.parametrize(
+    ("name", "offset_s"),
+    [
+        ("fitparse_ELEMNT-2019-02-17.fit", 8 * 3600),
+        ("sweatpy_edge1000-4078723797.fit", 2 * 3600),
+        ("fitparse_Edge810-Vector-2013-08-16.fit", None),  # no local_timestamp
+        pytest.param("gc_edge1030-virtual-14582164182.fit", None, marks=needs_gpl_rides),  # clock unset: 1989
+    ],
+)
+def test_the_files_local_utc_offset(name: str, offset_s: int | None) -> None:
+    assert read_device_values(ride_path(name)).utc_offset_s == offset_s
 
 
 def test_a_non_fit_file_is_refused() -> None:

@@ -7,7 +7,7 @@ import pytest
 from llm.debrief_writer import offline_debrief
 from memory.athlete_store import validate_athlete_id
 from memory.errors import InvalidAthleteIdError
-from training.debrief import athlete_parameters, ride_fact_changes
+from training.debrief import ride_fact_changes
 
 POWER_METRICS = {
     "moving_s": 3600.0,
@@ -16,7 +16,7 @@ POWER_METRICS = {
     "intensity_factor": 1.0,
     "tss": 100.0,
     "ftp_used_w": 250.0,
-    "ftp_source": "estimated",
+    "ftp_source": "device",
     "ftp_estimate_w": 249.6,
     "best_20min_w": 262.7,
     "mmp_w": {"5s": 800.4, "1min": 450.0, "5min": 320.0, "20min": 262.7},
@@ -29,7 +29,7 @@ POWER_METRICS = {
 
 def test_fact_changes_from_a_power_ride():
     changes = {c.key: c for c in ride_fact_changes(POWER_METRICS)}
-    assert changes["ftp_w"].value == 250  # round(249.6)
+    assert "ftp_w" not in changes  # never 95 % of the ride's best 20 min (issue 11, B1): a dated athlete value
     assert changes["best_5s_w"].value == 800
     assert changes["best_20min_w"].value == 263
     assert "best_60min_w" not in changes  # no 60-min MMP in a 60-min ride with pauses
@@ -40,20 +40,20 @@ def test_no_power_no_fact_changes():
     assert ride_fact_changes({"ftp_estimate_w": None, "mmp_w": {}}) == []
 
 
-def test_athlete_parameters_ignore_missing_and_nonsense_values():
-    facts = {"ftp_w": {"value": 260}, "lthr_bpm": {"value": "high"}, "max_hr_bpm": {"value": -3}}
-    assert athlete_parameters(facts) == {"ftp_w": 260.0, "lthr_bpm": None, "max_hr_bpm": None, "resting_hr_bpm": None}
-
-
 def test_offline_debrief_is_labelled_and_built_from_numbers():
     ride = {"metrics": POWER_METRICS}
-    text = offline_debrief(ride, {"ftp_w": {"value": 240}}, ["ftp_w", "best_5s_w"])
+    text = offline_debrief(ride, {"best_5s_w": {"value": 700}}, ["best_5s_w"])
     assert text.startswith("[offline coach]")
-    assert "NP 250 W, IF 1.00, TSS 100" in text
-    assert "estimated from this ride" in text
-    assert "ftp_w 250 W (was 240 W)" in text and "best_5s_w 800 W" in text
+    assert "NP 250 W, IF 1.00, TSS 100 (FTP 250 W, device)" in text
+    assert "best_5s_w 800 W (was 700 W)" in text
     assert "recovered by tomorrow" in text  # TSS 100 < 150
-    assert offline_debrief(ride, {"ftp_w": {"value": 240}}, ["ftp_w", "best_5s_w"]) == text  # deterministic
+    assert offline_debrief(ride, {"best_5s_w": {"value": 700}}, ["best_5s_w"]) == text  # deterministic
+
+
+def test_offline_debrief_without_ftp_asks_for_it_and_gives_no_tss():
+    m = POWER_METRICS | {"intensity_factor": None, "tss": None, "ftp_used_w": None, "tss_status": "no_ftp"}
+    text = offline_debrief({"metrics": m}, {}, [])
+    assert "no FTP on record, so no IF or TSS" in text and "TSS" not in text.split("no IF or TSS")[1]
 
 
 def test_offline_debrief_of_heart_rate_only_ride():

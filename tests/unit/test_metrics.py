@@ -236,14 +236,14 @@ def test_compute_metrics_with_the_athletes_ftp() -> None:
     assert set(metrics.mmp_w) == {"5s", "1min", "5min", "20min", "60min"}
 
 
-def test_compute_metrics_without_ftp_uses_the_rides_estimate() -> None:
+def test_compute_metrics_without_ftp_has_no_if_tss_or_zones() -> None:
+    """Issue 11, B1: the ride's own best 20 min never scores it (IF would be about 1 by construction)."""
     ride = make_ride(power_w=np.full(3600, 200.0))
     metrics = compute_metrics(ride)
-    assert metrics.ftp_source == "estimated"
-    assert metrics.ftp_used_w == pytest.approx(190.0) == metrics.ftp_estimate_w
-    assert metrics.intensity_factor == pytest.approx(200 / 190)
-    assert metrics.tss == pytest.approx((200 / 190) ** 2 * 100)
-    assert metrics.power_zones_s["Z5"] == 3600.0  # 200 W is 105.3 % of 190 W: just above Z4's 105 %
+    assert metrics.ftp_source is None and metrics.ftp_used_w is None and metrics.tss_status == "no_ftp"
+    assert metrics.ftp_estimate_w == pytest.approx(190.0)  # shown, never used
+    assert metrics.intensity_factor is None and metrics.tss is None and metrics.power_zones_s == {}
+    assert metrics.power_s == 3600 and metrics.best_60min_np_w == pytest.approx(200.0)
 
 
 def test_compute_metrics_short_ride_without_ftp_has_no_if() -> None:
@@ -326,7 +326,7 @@ def test_np_and_best_20min_match_the_readme(name: str) -> None:
     assert metrics.normalized_power_w is not None and metrics.best_20min_w is not None
     assert abs(metrics.normalized_power_w - np_ref_w) < 1.0
     assert abs(metrics.best_20min_w - best_20min_ref_w) < 1.0
-    assert metrics.ftp_source == "estimated"
+    assert metrics.ftp_source is None and metrics.tss is None
     assert metrics.ftp_estimate_w == pytest.approx(0.95 * metrics.best_20min_w)
 
 

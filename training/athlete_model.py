@@ -1,0 +1,199 @@
+"""The athlete model applied to one ride: which FTP scores it, its IF/TSS, CP and W′ and its W′ balance.
+
+Pure functions over what the stores keep (`records.athlete_values` calls them): dated values
+(`training.scoring.DatedValue`) and the power curves of the athlete's earlier rides.
+
+* eFTP: the 2-parameter CP model (`training.cp_model.fit_critical_power`, GoldenCheetah ``PDModel``/``Estimator``,
+  intervals.icu's eFTP) fitted to the envelope (`training.power_curve.best_of_curves`) of the curves of the
+  primary rides of the ``FIT_WINDOW_DAYS`` (90) days before the ride, the ride itself excluded: a fitted value
+  (lowest precedence), used only when the window supports a fit.
+* IF = NP / FTP and TSS = duration_s · NP · IF / (FTP · 3600) · 100 (Allen & Coggan 2010) from the stored NP and
+  seconds of power (`training.scoring.score_power_ride`), so a ride is re-scored without its file.
+* W′ balance (`training.w_prime`, Skiba's differential form as GoldenCheetah ``WPrime.cpp``) when CP and W′ are
+  known: confirmed or device values, else the model fitted to the 90 days up to and including the ride.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from training.cp_model import FIT_RANGE_S, CriticalPowerFit, fit_critical_power
+from training.fit_profile import DeviceValues
+from training.heart_rate import DEFAULT_RESTING_HR_BPM, max_hr_estimate, sustained_hr_estimate
+from training.power_curve import best_of_curves, zero_filled_power_w
+from training.samples import RideSamples
+from training.scoring import SOURCE_PRECEDENCE, DatedValue, FtpChoice, ftp_for_ride, score_power_ride
+from training.w_prime import summarise_w_prime_balance, w_prime_balance
+
+FIT_WINDOW_DAYS = 90
+"""The CP model (eFTP, W′) is fitted to the bests of the rides of this many days before a ride."""
+
+Curve = tuple[np.ndarray[Any, np.dtype[np.int64]], np.ndarray[Any, np.dtype[np.float64]]]
+"""A power curve: int64 durations (s), float64 mean-max power (W), both shape ``(k,)``."""
+
+DatedCurve = tuple[str, datetime, Curve]
+"""``(ride_id, ride start, curve)``."""
+
+
+def fit_from_curves(curves: list[DatedCurve]) -> tuple[CriticalPowerFit, dict[str, Any]] | None:
+    """The CP model fitted to the envelope of some rides' curves, with its evidence, or None when unsupported."""
+    if not curves:
+        return None
+    durations, power, source = best_of_curves([c for _, _, c in curves])
+    fit = fit_critical_power(durations, power)
+    if not isinstance(fit, CriticalPowerFit):
+        return None
+    used = sorted(
+        {curves[int(i)][0] for i, d in zip(source, durations, strict=True) if FIT_RANGE_S[0] <= d <= FIT_RANGE_S[1]}
+    )
+    evidence = {
+        "rule": f"CP model fitted to the bests (2-20 min) of the rides of the {FIT_WINDOW_DAYS} days before",
+        "fit": fit.to_dict(),
+        "ride_ids": used,
+    }
+    return fit, evidence
+
+
+def choose_ftp(
+    ftp_values: list[DatedValue],
+    ride_start: datetime,
+    best_60min_np_w: float | None,
+    curves: list[DatedCurve],
+) -> FtpChoice:
+    """`training.scoring.ftp_for_ride` over the stored FTP values plus the eFTP fitted to ``curves`` (if any)."""
+    values = list(ftp_values)
+    fitted = fit_from_curves(curves)
+    if fitted is not None:
+        fit, evidence = fitted
+        values.append(DatedValue(fit.eftp_w, "fitted", curves[-1][1], evidence))
+    return ftp_for_ride(values, ride_start, best_60min_np_w)
+
+
+def scored_metrics(metrics: dict[str, Any], power_s: float | None, choice: FtpChoice) -> dict[str, Any]:
+    """The ride's metrics with IF, TSS and the FTP fields of ``choice`` (Coggan: IF = NP/FTP, TSS from NP·IF)."""
+    np_w = metrics.get("normalized_power_w")
+    if np_w is None or power_s is None:
+        return {**metrics, "tss_status": "no_power" if np_w is None else metrics.get("tss_status")}
+    score = score_power_ride(power_s, np_w, choice)
+    return {
+        **metrics,
+        "ftp_used_w": score["ftp_w"],
+        "ftp_source": score["ftp_source"],
+        "intensity_factor": score["intensity_factor"],
+        "tss": score["tss"],
+        "tss_status": score["tss_status"],
+        "ftp_stale": choice.stale,
+        "ftp_proposed_w": choice.proposed_ftp_w,
+        "ftp_evidence": choice.evidence,
+    }
+
+
+def w_prime_summary(
+    samples: RideSamples,
+    values: dict[str, DatedValue | str],
+    curves: list[DatedCurve],
+) -> dict[str, Any] | None:
+    """The ride's W′ balance minimum and when, with the CP and W′ used and their source; None when unknown.
+
+    Args:
+        samples: the ride's 1 Hz samples (power zero-filled on clock time, as GoldenCheetah computes W′bal).
+        values: the athlete's values valid at the ride's start (``cp_w``, ``w_prime_j`` used when both present).
+        curves: the curves of the window's rides, this ride's included (a fitted CP and W′ otherwise).
+
+    Returns:
+        ``{"cp_w", "w_prime_j", "source", "min_j", "min_at_s", "min_fraction"}`` or None.
+    """
+    if samples.power_w is None or samples.n_samples == 0:
+        return None
+    cp, w_prime = values.get("cp_w"), values.get("w_prime_j")
+    if isinstance(cp, DatedValue) and isinstance(w_prime, DatedValue):
+        cp_w, w_prime_j, source = cp.value, w_prime.value, cp.source
+    else:
+        fitted = fit_from_curves(curves)
+        if fitted is None:
+            return None
+        cp_w, w_prime_j, source = fitted[0].cp_w, fitted[0].w_prime_j, "fitted"
+    power = zero_filled_power_w(samples.elapsed_s, samples.power_w, samples.power_recorded)
+    summary = summarise_w_prime_balance(w_prime_balance(power, cp_w, w_prime_j), w_prime_j)
+    if summary is None:
+        return None
+    return {
+        "cp_w": cp_w,
+        "w_prime_j": w_prime_j,
+        "source": source,
+        "min_j": summary.min_j,
+        "min_at_s": summary.min_at_s,
+        "min_fraction": summary.min_fraction,
+    }
+
+
+DEVICE_VALUE_KEYS = ("ftp_w", "lthr_bpm", "max_hr_bpm", "resting_hr_bpm", "weight_kg", "sex")
+"""The values a FIT file may carry (`training.fit_profile.DeviceValues`), recorded with source ``device``."""
+
+
+def device_value_rows(device: DeviceValues, ride_start: datetime, ride_id: str, file_name: str) -> list[dict[str, Any]]:
+    """The values a file's device reports, as rows for ``athlete_values`` (source ``device``, from the ride's start).
+
+    Returns:
+        ``[{"key", "value", "source": "device", "valid_from", "evidence": {"ride_id", "file", "fields"}}]``.
+    """
+    evidence = {"ride_id": ride_id, "file": file_name, "fields": {k: str(v) for k, v in device.fields.items()}}
+    rows = []
+    for key in DEVICE_VALUE_KEYS:
+        value = getattr(device, key)
+        if value is not None:
+            rows.append(
+                {"key": key, "value": value, "source": "device", "valid_from": ride_start, "evidence": evidence}
+            )
+    return rows
+
+
+def with_device_values(values: dict[str, DatedValue | str], rows: list[dict[str, Any]]) -> dict[str, DatedValue | str]:
+    """The values valid at a ride's start once its own file's device values are added (device beats fitted)."""
+    out = dict(values)
+    for row in rows:
+        current = out.get(row["key"])
+        if isinstance(row["value"], str):
+            out.setdefault(row["key"], row["value"])
+        elif (
+            not isinstance(current, DatedValue)
+            or SOURCE_PRECEDENCE[current.source] < SOURCE_PRECEDENCE["device"]
+            or (current.source == "device" and current.valid_from <= row["valid_from"])
+        ):
+            out[row["key"]] = DatedValue(float(row["value"]), "device", row["valid_from"], row["evidence"])
+    return out
+
+
+def hr_parameters(values: dict[str, DatedValue | str], samples: RideSamples) -> dict[str, Any]:
+    """`training.metrics.compute_metrics`'s heart-rate arguments from the athlete's values valid at the ride.
+
+    A fitted LTHR or max HR (the highest estimate of the earlier rides) is raised to this ride's own estimate when
+    that is higher (the highest across rides, this one included). A value that does not exceed the resting heart
+    rate is dropped.
+
+    Returns:
+        ``{"lthr_bpm", "max_hr_bpm", "resting_hr_bpm", "sex"}``, each None when unknown.
+    """
+    out: dict[str, Any] = {}
+    for key in ("lthr_bpm", "max_hr_bpm", "resting_hr_bpm"):
+        value = values.get(key)
+        out[key] = value.value if isinstance(value, DatedValue) and value.value > 0 else None
+    hr = samples.hr_bpm
+    if hr is not None:
+        own = {"lthr_bpm": sustained_hr_estimate(hr), "max_hr_bpm": max_hr_estimate(hr)}
+        for key, estimate in own.items():
+            value = values.get(key)
+            fitted = isinstance(value, DatedValue) and value.source == "fitted"
+            if estimate is not None and (fitted or out[key] is None):
+                out[key] = max(out[key] or 0.0, estimate.value_bpm)
+    rest = out["resting_hr_bpm"] or DEFAULT_RESTING_HR_BPM
+    if out["lthr_bpm"] is not None and out["lthr_bpm"] <= rest:
+        out["lthr_bpm"] = None
+    if out["max_hr_bpm"] is not None and out["max_hr_bpm"] <= max(rest, out["lthr_bpm"] or 0.0):
+        out["max_hr_bpm"] = None
+    sex = values.get("sex")
+    out["sex"] = sex if sex in ("male", "female") else None
+    return out
