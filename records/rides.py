@@ -171,11 +171,11 @@ class RideStore:
         The ride row is inserted unless it exists (an earlier upload without a debrief is fine); the debrief is
         inserted unless one exists. When the ride already has a debrief, nothing at all is written. The facts go
         through the one facts write path (`AthleteStore.facts_transaction`: source `debrief_coach`, the ride as
-        provenance), in the same transaction; its commit drops the athlete's cached facts. The dated values
-        (read from the file: ``{"key", "value", "source", "valid_from", "evidence"}``) go to ``athlete_values``;
-        a recording of the same activity is linked (`link_same_activity`); the proposals
-        (``{"key", "value", "evidence"}``) are made; then the rides from the earliest changed value on (this one included) are re-scored
-        (`records.athlete_values.recompute_scores`).
+        provenance), in the same transaction; its commit drops the athlete's cached facts. The dated values read
+        from the file (``{"key", "value", "source", "valid_from", "evidence"}``) go to ``athlete_values``; a
+        recording of the same activity is linked (`link_same_activity`); the proposals (``{"key", "value",
+        "evidence"}``) are made; then the rides from the earliest changed value on (this one included) are
+        re-scored (`records.athlete_values.recompute_scores`).
 
         Returns:
             The fact keys that changed, or None when the ride was already debriefed (nothing written).
