@@ -94,6 +94,9 @@ fact_proposals.jsonl, plan_change_proposals.jsonl
 load_reports.jsonl  the Training Load Auditor's reports (one per day audited).
 failed_inbox_files.jsonl
                     ride files of the inbox that could not be read, with the error code.
+athlete_values.jsonl
+                    dated athlete values (FTP, LTHR, max HR, CP, W', sex, weight, time zone): key, value, source
+                    (confirmed, device, fitted), valid_from, evidence, recorded_at.
 <table>.jsonl       any other table holding rows of the athlete, all columns.
 {ride_files}/         the original ride files still in the athlete's inbox folder.
 
