@@ -22,10 +22,12 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from config.settings import get_settings
 from graphs.chat import STATUS_ORDER, InvalidMessageError
 from graphs.chat import build_graph as build_chat_graph
 from graphs.context import Context, thread_id
 from memory.checkpointer import open_checkpointer
+from memory.embeddings import start_warm_up
 from memory.text import InvalidTextError
 from records.plans import PlanImportError, parse_plan_csv
 from records.stores import CoachDeps, close_coach_deps, open_coach_deps
@@ -127,8 +129,10 @@ async def chat_session(athlete_id: str, session_id: str, timezone: str, message:
     """One turn (`message` given) or an interactive loop; returns the exit code (2: the message was refused).
 
     The message is checked by the graph's first node, before anything is saved or checkpointed: an empty or too
-    long one is refused with `invalid_message`, one with NUL or a lone surrogate with `invalid_text`.
+    long one is refused with `invalid_message`, one with NUL or a lone surrogate with `invalid_text`. The embedding
+    model starts loading in its thread at once, while the stores open, so the first recall does not wait for it.
     """
+    start_warm_up(get_settings())
     deps = await open_coach_deps()
     try:
         checkpointer = await _checkpointer(deps)
@@ -251,6 +255,7 @@ def register(app: typer.Typer, run: Any, check_athlete: Any) -> None:
         athlete = check_athlete(athlete)
 
         async def go() -> Any:
+            start_warm_up(get_settings())  # the model loads in its thread while the stores open
             deps = await open_coach_deps()
             try:
                 return await deps.memory.recall(athlete, query, k=k)

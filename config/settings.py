@@ -50,6 +50,10 @@ class Settings(BaseSettings):
             (all-MiniLM-L6-v2, offline), `openai` (`OpenAIEmbeddings`), `none` (full-text recall only), or `auto`
             (`openai` when `openai_api_key` is set without `openai_base_url`, else `local`).
         embedding_openai_model: the OpenAI embedding model (asked for 384 dimensions, the archive's vector size).
+        embedding_backend: how the `local` model runs (`EMBEDDING_BACKEND`): `onnx-int8` (ONNX Runtime, int8
+            dynamic quantisation; the default), `onnx` (ONNX Runtime, float32) or `torch`.
+        model_cache_dir: where the local model's ONNX export is written once and read afterwards
+            (`MODEL_CACHE_DIR`); a relative path is taken from the working directory.
     """
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -75,6 +79,8 @@ class Settings(BaseSettings):
     coach_auth_tokens_file: Path | None = None
     embedding_provider: Literal["auto", "local", "openai", "none"] = "auto"
     embedding_openai_model: str = "text-embedding-3-small"
+    embedding_backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
+    model_cache_dir: Path = Path("data/models")
 
     @field_validator("coach_auth_tokens_file", mode="before")
     @classmethod

@@ -2,7 +2,8 @@
 
 The LangGraph server mounts this Starlette app beside its own routes and runs its lifespan with its own:
 
-- **warm-up**: what the first turn would otherwise load inside the event loop is loaded in a thread first;
+- **warm-up**: what the first turn would otherwise load inside the event loop is loaded in a thread first, the
+  embedding model of recall included (`memory.embeddings`: loaded and run once, its ONNX export made if missing);
 - **connections**: Postgres and Redis (`records.stores`: the conversation memory, the athlete store, the plans) are
   opened once per server process at start-up and closed at shutdown; the graphs share them;
 - **ride upload**: `PUT /inbox/{file_name}` (the body is the ride file) stores the file in the authenticated
@@ -26,6 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from config.settings import get_settings
+from memory.embeddings import get_embedder
 from records.inbox import InboxUpload, InvalidUploadError, inbox_root
 from records.stores import close_process_deps, get_coach_deps
 from server.closed_routes import ClosedRoutesMiddleware
@@ -44,6 +46,9 @@ def _warm_up() -> None:
     get_settings()
     known_timezones()  # the time-zone names every run's context is checked against (a folder walk)
     find_day_in_text("what did we discuss last time, and last Thursday?", tz="UTC")
+    embedder = get_embedder(get_settings())
+    if embedder is not None:  # a failure is logged: recall is then full-text until the model loads
+        embedder.warm_up()
 
 
 @asynccontextmanager
