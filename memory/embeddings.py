@@ -225,7 +225,7 @@ class LocalMiniLMEmbeddings(Embeddings):
             convert_to_numpy=True,
             show_progress_bar=False,
         )
-        return [[float(x) for x in row] for row in vectors]
+        return [[float(x) for x in row] for row in vectors.tolist()]
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query."""
