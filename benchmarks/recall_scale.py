@@ -13,12 +13,14 @@ pgvector, HNSW and GIN indexes included), then:
    question, through `Archive.search_ranked` (the SQL behind `search_conversation`): hybrid (query embedding
    computed beforehand), full-text only, and hybrid end to end (query embedding by MiniLM included). p50, p95,
    p99 after 50 warm-up searches.
-3. Ingest throughput: `--ingest` messages (default 2,000) written through `Archive.write(..., embed=True)` in
-   batches of 500, the outbox drain's path (embeddings computed, rows and indexes written, HNSW included) into the
-   1 M-row table; reported with the embedding's share, next to the same write without embeddings.
+3. Ingest throughput: `--ingest` LoCoMo turns (default 2,000) imported as one transcript through
+   `Archive.import_transcript` (`coach import-transcript`'s path: embeddings computed in batches on the embedder's
+   thread, rows and indexes written, HNSW included), once with the old torch backend and once with the default
+   ONNX int8 one (models loaded and warmed first), and once without embeddings; messages/s, the ratio of the two
+   backends, and the query embedding's p50/p95 per backend. `--ingest-only` runs just this, on an empty table.
 
 Usage: ``uv run python benchmarks/recall_scale.py [--messages N] [--athletes N] [--queries N] [--ingest N]
-[--database NAME] [--keep] [--json]``.
+[--database NAME] [--keep] [--ingest-only] [--json]``.
 """
 
 from __future__ import annotations
@@ -44,7 +46,6 @@ from benchmarks.bench_data import LOCOMO_DEV, require_locomo
 from config.settings import Settings, get_settings
 from memory.archive import Archive
 from memory.embeddings import ArchiveEmbedder, get_embedder, vector_literal
-from memory.messages import ChatMessage, new_message_id
 from memory.schema import setup
 from records.stores import open_stores
 
@@ -191,51 +192,52 @@ async def latency(url: str, args: argparse.Namespace, questions: list[str], embe
         await exits.aclose()
 
 
-async def ingest(url: str, args: argparse.Namespace, texts: list[str], embedder: ArchiveEmbedder) -> dict:
-    rng = random.Random(13)
+INGEST_BACKENDS = ("torch", "onnx-int8")
+"""Local backends whose ingest is timed side by side: the old path (torch) and the default (ONNX int8)."""
+QUERY_EMBEDDINGS = 300
+"""Query embeddings timed per backend (after `WARMUP // 5` warm-up ones), one at a time, as a search makes them."""
+
+
+async def ingest(url: str, args: argparse.Namespace, texts: list[str], questions: list[str]) -> dict[str, Any]:
+    """Ingest rate of `coach import-transcript`'s code path (`Archive.import_transcript`) per local backend.
+
+    `--ingest` LoCoMo turns (in conversation order, roles alternating) are imported as one transcript into a new
+    session, once per backend of `INGEST_BACKENDS` (model loaded and warmed first, as the server and commands do)
+    and once without embeddings, into the database built above (1 M rows, HNSW included) or a fresh one with
+    `--ingest-only`. Also times `QUERY_EMBEDDINGS` query embeddings per backend (LoCoMo questions).
+    """
+    records = [
+        {"role": ("user", "assistant")[i % 2], "content": text, "ts": (T0 + timedelta(seconds=i)).isoformat()}
+        for i, text in enumerate(texts[: args.ingest])
+    ]
     exits = AsyncExitStack()
     pool = (await exits.enter_async_context(open_stores(scale_settings(url), require_postgres=True))).pool
     out: dict[str, Any] = {}
     try:
-        for name, embed in (("with_embeddings", True), ("without_embeddings", False)):
+        for name in (*INGEST_BACKENDS, "no_embeddings"):
+            embedder = None
+            if name != "no_embeddings":
+                update = {"embedding_provider": "local", "embedding_backend": name}
+                embedder = get_embedder(get_settings().model_copy(update=update))
+                assert embedder is not None and await asyncio.to_thread(embedder.warm_up)
             archive = Archive(pool, embedder=embedder)
-            batches = []
-            for b in range(0, args.ingest, 500):
-                a = f"ingest-{name}-{b // 500}"
-                batches.append(
-                    [
-                        ChatMessage(
-                            new_message_id(),
-                            a,
-                            "s",
-                            ("user", "assistant")[j % 2],  # type: ignore[arg-type]
-                            rng.choice(texts),
-                            T0 + timedelta(seconds=j),
-                        )
-                        for j in range(min(500, args.ingest - b))
-                    ]
-                )
-            embed_s = 0.0
-            for batch in batches:
-                if embed:  # the embedding's share, timed on the same texts (the write embeds them again)
-                    t = time.perf_counter()
-                    await embedder.embed_documents([m.content for m in batch])
-                    embed_s += time.perf_counter() - t
-            written = 0
             started = time.perf_counter()
-            for batch in batches:
-                written += await archive.write(batch, embed=embed)
+            result = await archive.import_transcript(f"ingest-{name}", "s", records)
             total_s = time.perf_counter() - started
-            out[name] = {
-                "messages": written,
-                "seconds": total_s,
-                "messages_per_s": written / total_s,
-                "embedding_s": embed_s if embed else 0.0,
-            }
+            out[name] = {"messages": result.written, "seconds": total_s, "messages_per_s": result.written / total_s}
+            if embedder is not None:
+                ms: list[float] = []
+                for i, q in enumerate(questions[: WARMUP // 5 + QUERY_EMBEDDINGS]):
+                    t = time.perf_counter()
+                    await embedder.embed_query(q)
+                    if i >= WARMUP // 5:
+                        ms.append((time.perf_counter() - t) * 1000)
+                out[name]["query_embedding_ms"] = _percentiles(ms)
             print(f"  ingest {name}: {out[name]}", file=sys.stderr)
             async with pool.connection() as conn:
                 await conn.execute("DELETE FROM messages WHERE athlete_id LIKE 'ingest-%'")
                 await conn.execute("DELETE FROM conversations WHERE athlete_id LIKE 'ingest-%'")
+        out["ratio"] = out[INGEST_BACKENDS[1]]["messages_per_s"] / out[INGEST_BACKENDS[0]]["messages_per_s"]
         return out
     finally:
         await exits.aclose()
@@ -252,6 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--database", help="database to build (default: <DATABASE_URL's database>_recall_scale)")
     parser.add_argument("--keep", action="store_true", help="keep the database (a rerun of the same size reuses it)")
+    parser.add_argument("--ingest-only", action="store_true", help="only the ingest rates, into an empty database")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     require_locomo(args.data, parser)
@@ -269,12 +272,17 @@ def main(argv: list[str] | None = None) -> int:
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     report: dict[str, Any] = {"database": name, "messages": args.messages, "athletes": args.athletes}
     try:
-        print(f"building {name}: {args.messages:,} messages, {args.athletes:,} athletes", file=sys.stderr)
-        report["load"] = build(url, args, texts, embedder)
-        print("searching", file=sys.stderr)
-        report["search_ms"] = asyncio.run(latency(url, args, questions, embedder))
+        if args.ingest_only:
+            with psycopg.connect(url, autocommit=True) as conn:
+                setup(conn)
+                conn.execute("TRUNCATE messages, conversations")
+        else:
+            print(f"building {name}: {args.messages:,} messages, {args.athletes:,} athletes", file=sys.stderr)
+            report["load"] = build(url, args, texts, embedder)
+            print("searching", file=sys.stderr)
+            report["search_ms"] = asyncio.run(latency(url, args, questions, embedder))
         print("ingesting", file=sys.stderr)
-        report["ingest"] = asyncio.run(ingest(url, args, texts, embedder))
+        report["ingest"] = asyncio.run(ingest(url, args, texts, questions))
     finally:
         if not args.keep:
             with psycopg.connect(base, autocommit=True) as admin:
@@ -287,6 +295,23 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def print_report(r: dict[str, Any]) -> None:
+    if "load" in r:
+        _print_scale(r)
+    ing = r["ingest"]
+    where = "an empty table" if "load" not in r else f"the {r['messages']:,}-row table"
+    print(f"ingest through Archive.import_transcript (coach import-transcript's path) into {where}:")
+    for name, s in ing.items():
+        if name == "ratio":
+            continue
+        line = f"  {name:14s} {s['messages']} messages in {s['seconds']:5.1f} s: {s['messages_per_s']:5.0f} messages/s"
+        if "query_embedding_ms" in s:
+            q = s["query_embedding_ms"]
+            line += f"; query embedding p50 {q['p50']:.1f} ms, p95 {q['p95']:.1f} ms"
+        print(line)
+    print(f"  {INGEST_BACKENDS[1]} / {INGEST_BACKENDS[0]}: {ing['ratio']:.2f}x")
+
+
+def _print_scale(r: dict[str, Any]) -> None:
     print(f"Recall at scale: {r['messages']:,} messages, {r['athletes']:,} athletes (database {r['database']})")
     load = r["load"]
     if load.get("reused"):
@@ -303,11 +328,6 @@ def print_report(r: dict[str, Any]) -> None:
     print(f"search, one athlete at a time, k=3 ({r['search_ms']['hybrid']['n']} queries after {WARMUP} warm-up):")
     for name, s in r["search_ms"].items():
         print(f"  {name:28s} p50 {s['p50']:6.1f} ms  p95 {s['p95']:6.1f} ms  p99 {s['p99']:6.1f} ms")
-    print("ingest through Archive.write, batches of 500 (the outbox drain's path):")
-    for name, s in r["ingest"].items():
-        share = f", embedding {s['embedding_s']:.1f} s of it" if s["embedding_s"] else ""
-        rate = f"{s['messages_per_s']:.0f} messages/s"
-        print(f"  {name:20s} {s['messages']} messages in {s['seconds']:.1f} s: {rate}{share}")
 
 
 def _percentiles(ms: Sequence[float]) -> dict[str, float]:

@@ -20,10 +20,12 @@ from rich.console import Console
 from rich.markup import escape
 
 from cli.decisions import ask_decision
+from config.settings import get_settings
 from graphs.chat import STATUS_ORDER, InvalidMessageError
 from graphs.chat import build_graph as build_chat_graph
 from graphs.context import Context, thread_id
 from memory.checkpointer import open_checkpointer
+from memory.embeddings import start_warm_up
 from memory.errors import InvalidSessionIdError
 from memory.messages import validate_session_id
 from memory.text import InvalidTextError
@@ -127,8 +129,10 @@ async def chat_session(athlete_id: str, session_id: str, timezone: str, message:
     """One turn (`message` given) or an interactive loop; returns the exit code (2: the message was refused).
 
     The message is checked by the graph's first node, before anything is saved or checkpointed: an empty or too
-    long one is refused with `invalid_message`, one with NUL or a lone surrogate with `invalid_text`.
+    long one is refused with `invalid_message`, one with NUL or a lone surrogate with `invalid_text`. The embedding
+    model starts loading in its thread at once, while the stores open, so the first recall does not wait for it.
     """
+    start_warm_up(get_settings())  # the embedding model loads in its thread while the stores open
     async with open_stores() as stores:
         checkpointer = await _checkpointer(stores)
         graph = build_chat_graph(checkpointer=checkpointer, stores=stores)

@@ -18,6 +18,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cli.chat import AthleteOpt, SessionOpt, check_session
+from config.settings import get_settings
+from memory.embeddings import start_warm_up
 from records.stores import open_stores
 
 out = Console(highlight=False, soft_wrap=True)
@@ -56,6 +58,7 @@ def register(app: typer.Typer, run: Callable[..., Any], check_athlete: Callable[
         athlete = check_athlete(athlete)
 
         async def go() -> Any:
+            start_warm_up(get_settings())  # the embedding model loads in its thread while the stores open
             async with open_stores() as stores:
                 return await stores.memory.recall(athlete, query, k=k)
 

@@ -53,6 +53,11 @@ class Settings(BaseSettings):
         checkpoint_keep: LangGraph checkpoints kept per thread and namespace (`CHECKPOINT_KEEP`, at least 1):
             each checkpoint write deletes the older ones, their pending writes and the blobs only they used, in
             its transaction (`memory.checkpointer.CoachPostgresSaver`), for the command line and the server.
+        embedding_backend: how the `local` model runs (`EMBEDDING_BACKEND`): `onnx-int8` (ONNX Runtime, int8
+            dynamic quantisation; the default), `onnx` (ONNX Runtime, float32) or `torch`.
+        model_cache_dir: where the local model's ONNX export is written once and read afterwards
+            (`MODEL_CACHE_DIR`; default: the project's `data/models/`); a relative path is taken from the working
+            directory.
     """
 
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
@@ -79,6 +84,8 @@ class Settings(BaseSettings):
     embedding_provider: Literal["auto", "local", "openai", "none"] = "auto"
     embedding_openai_model: str = "text-embedding-3-small"
     checkpoint_keep: int = Field(default=3, ge=1)
+    embedding_backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
+    model_cache_dir: Path = Path(__file__).resolve().parent.parent / "data" / "models"
 
     @field_validator("coach_auth_tokens_file", mode="before")
     @classmethod

@@ -2,7 +2,8 @@
 
 The LangGraph server mounts this Starlette app beside its own routes and runs its lifespan with its own:
 
-- **warm-up**: what the first turn would otherwise load inside the event loop is loaded in a thread first;
+- **warm-up**: what the first turn would otherwise load inside the event loop is loaded in a thread first, the
+  embedding model of recall included (`memory.embeddings`: loaded and run once, its ONNX export made if missing);
 - **connections**: Postgres and Redis (`records.stores.serve_stores`: the conversation memory, the athlete store, the
   plans, the audits) are opened once per server process at start-up and closed at shutdown; the graphs share them
   (`records.stores.get_stores`);
@@ -29,6 +30,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from config.settings import get_settings
+from memory.embeddings import get_embedder
 from records.inbox import inbox_root
 from records.stores import serve_stores
 from records.uploads import InboxUpload, InvalidUploadError
@@ -49,6 +51,9 @@ def _warm_up() -> None:
     get_settings()
     known_timezones()  # the time-zone names every run's context is checked against (a folder walk)
     find_day_in_text("what did we discuss last time, and last Thursday?", tz="UTC")
+    embedder = get_embedder(get_settings())
+    if embedder is not None:  # a failure is logged: recall is then full-text until the model loads
+        embedder.warm_up()
 
 
 @asynccontextmanager
