@@ -199,6 +199,9 @@ MIGRATIONS: list[str] = [
             CHECK (status IN ('pending', 'accepted', 'rejected'));
     END
     $$""",
+    # v27: the contextual lexical field of recall: the words of the message's previous and next user/assistant
+    # messages in its session, filled by the write paths that embed (`memory.archive_context`), off the reply path.
+    """ALTER TABLE messages ADD COLUMN IF NOT EXISTS context_tsv TSVECTOR""",
 ]
 
 
