@@ -15,9 +15,11 @@ question's evidence ids among the first k hits, averaged over questions; hit@5 t
 least one evidence id in the first 5. Latency: wall time of each `recall` call (hybrid: query embedding
 included, reported separately too), p50/p95.
 
-`--sweep` also ranks every question with a few other `RankingParams` (fusion weight, BM25 `b`, candidate depth),
-to show how the defaults were chosen. The athletes are deleted at the end unless `--keep` (a kept import makes
-the next run skip the import and the embedding).
+Each question is also ranked with the steps of the default ranking taken away, one table row per step (step 0:
+the message's own words and vector; step 1: + the contextual lexical field, `memory.archive_context`; step 2: +
+session-level ranking, the default), with per-category recall for every run. `--sweep` also ranks every question
+with a few other `RankingParams` (fusion weight, BM25 `b`, candidate depth). The athletes are deleted at the end
+unless `--keep` (a kept import makes the next run skip the writes and the embedding).
 
 Usage: ``uv run python benchmarks/recall_locomo.py [--data FILE] [--results-out FILE.jsonl] [--json] [--sweep]
 [--keep]``.
@@ -216,21 +218,29 @@ async def ask_with(archive: Archive, vectors: list[list[float]], qs: list[Questi
     return run
 
 
-async def sweep(deps: Stores, qs: list[Question]) -> list[Run]:
+async def variants(deps: Stores, qs: list[Question], sweep: bool) -> list[Run]:
+    """Rank every question again with the steps of the default ranking taken away (and, with `sweep`, more knobs)."""
     archive, embedder = deps.memory.archive, deps.memory.embedder
     assert archive is not None and embedder is not None
     vectors = [await embedder.embed_query(q.text) for q in qs]
     default = archive.ranking
-    variants = [
-        ("BM25 only (weight 1)", replace(default, lexical_weight=1.0)),
-        ("vector only (weight 0)", replace(default, lexical_weight=0.0)),
-        ("weight 0.2", replace(default, lexical_weight=0.2)),
-        ("weight 0.5", replace(default, lexical_weight=0.5)),
-        ("BM25 b=0.75", replace(default, b=0.75)),
-        ("depth 10", replace(default, depth=10)),
-        ("depth 200", replace(default, depth=200)),
-        ("default", default),
+    steps = [
+        ("step 0: own words only, no sessions", replace(default, context_weight=0.0, session_weight=0.0)),
+        ("step 1: + contextual lexical field", replace(default, session_weight=0.0)),
+        ("step 2: + session-level ranking (default)", default),
     ]
+    if not sweep:
+        variants = steps
+    else:
+        variants = steps + [
+            ("BM25 only (weight 1)", replace(default, lexical_weight=1.0)),
+            ("vector only (weight 0)", replace(default, lexical_weight=0.0)),
+            ("weight 0.2", replace(default, lexical_weight=0.2)),
+            ("weight 0.5", replace(default, lexical_weight=0.5)),
+            ("BM25 b=0.75", replace(default, b=0.75)),
+            ("depth 10", replace(default, depth=10)),
+            ("depth 200", replace(default, depth=200)),
+        ]
     runs = []
     try:
         for name, params in variants:
@@ -262,16 +272,18 @@ async def main_async(args: argparse.Namespace) -> dict[str, Any]:
             athletes = {q.athlete_id for q in qs}
             full_text_memory = ConversationMemory(None, deps.memory.pool, pg_timeout_s=deps.memory.pg_timeout_s)
             print(f"asking {len(qs)} questions", file=sys.stderr)
-            full_text = await ask(full_text_memory, qs, "full-text only (BM25 with the session date)")
+            full_text = await ask(full_text_memory, qs, "full-text only (no embedder; context + sessions)")
             await full_text_memory.close()
-            hybrid = await ask(deps.memory, qs, "hybrid (BM25 + MiniLM, weighted fusion)")
+            hybrid = await ask(deps.memory, qs, "default: hybrid + context + sessions")
             embed_ms = []
             if deps.memory.embedder is not None:
                 for q in qs[:200]:
                     started = time.perf_counter()
                     await deps.memory.embedder.embed_query(q.text)
                     embed_ms.append((time.perf_counter() - started) * 1000)
-            runs = [hybrid, full_text] + (await sweep(deps, qs) if args.sweep else [])
+            runs = [hybrid, full_text]
+            if deps.memory.embedder is not None:
+                runs += await variants(deps, qs, args.sweep)
             if args.results_out:
                 with args.results_out.open("w", encoding="utf-8") as f:
                     for q, ids in zip(qs, hybrid.retrieved, strict=True):
@@ -317,7 +329,7 @@ def print_report(report: dict[str, Any]) -> None:
         )
     print()
     print("by category (recall@5 / recall@10 / hit@5, n):")
-    for run in report["runs"][:2]:
+    for run in report["runs"]:
         cells = [
             f"c{c}: {s['recall@5']:.3f}/{s['recall@10']:.3f}/{s['hit@5']:.3f} (n={s['n']})"
             for c, s in run["by_category"].items()
@@ -348,7 +360,8 @@ def main(argv: list[str] | None = None) -> int:
 
 def _describe(p: RankingParams) -> str:
     weights = f"{p.lexical_weight} x BM25/max + {1 - p.lexical_weight:.1f} x cosine"
-    return f"BM25 k1={p.k1} b={p.b}, {weights}, depth {p.depth}"
+    steps = f"context {p.context_weight}, session {p.session_weight}"
+    return f"BM25 k1={p.k1} b={p.b}, {weights}, depth {p.depth}, {steps}"
 
 
 def _mean(values: Sequence[float]) -> float:

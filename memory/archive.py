@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from memory.archive_context import refresh_context_statement
 from memory.archive_vectors import ArchiveVectors
 from memory.athlete_store import validate_athlete_id
 from memory.db import DictPool
@@ -112,8 +113,10 @@ class Archive:
         Args:
             messages: any number of messages, of any athletes and sessions.
             embed: compute the embeddings of the user and assistant messages first (with the archive's embedder,
-                off the event loop) and store them with the rows. Off the reply path only: the outbox drain and
-                imports embed, a direct write while Redis is down does not (its rows are embedded afterwards).
+                off the event loop) and store them with the rows, and refresh the contextual index of the new
+                messages and their neighbours (`memory.archive_context`). Off the reply path only: the outbox
+                drain and imports embed, a direct write while Redis is down does not (its rows are embedded,
+                and their context filled, afterwards).
 
         Returns:
             The number of messages newly inserted (already archived ones are skipped).
@@ -140,6 +143,7 @@ class Archive:
                 )
             )
         vectors = await self.vectors.for_write(messages) if embed else {}
+        context = refresh_context_statement(message_ids=[m.id for m in messages]) if embed else None
         model = self.embedder.model_id if self.embedder is not None else None
         message_rows = [
             (
@@ -177,6 +181,8 @@ class Archive:
                         message_rows[start : start + IMPORT_BATCH_ROWS],
                     )
                     inserted += max(cur.rowcount, 0)
+                if context is not None:
+                    await cur.execute(*context)
         return inserted
 
     async def import_transcript(

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 from memory.archive import Archive, ImportResult
+from memory.archive_context import fill_missing_context
 from memory.breakers import BackgroundTasks, ServerDown, ServerHealth
 from memory.embeddings import ArchiveEmbedder
 from memory.errors import StoreUnavailableError
@@ -123,7 +124,8 @@ class GuardedArchive:
     ) -> int:
         """Embed the archived messages that lack an embedding of the current model (`coach reindex`).
 
-        Runs the schema's vector setup first, so a pgvector installed after `setup()` gets its column and index.
+        Runs the schema's vector setup first, so a pgvector installed after `setup()` gets its column and index;
+        then fills the contextual index of the messages that have none (`memory.archive_context`).
 
         Args:
             athlete_id: one athlete's messages; None: every athlete's.
@@ -141,9 +143,13 @@ class GuardedArchive:
             raise StoreUnavailableError("the conversation archive is not configured")
         try:
             await self.health.pg_call(archive.ensure_vectors, explicit=True)
-            return await self.health.pg_call(
+            embedded = await self.health.pg_call(
                 lambda: archive.embed_pending(athlete_id=athlete_id, force=force, progress=progress), explicit=True
             )
+            await self.health.pg_call(
+                lambda: fill_missing_context(archive.pool, athlete_id, timeout_s=archive.timeout_s), explicit=True
+            )
+            return embedded
         except ServerDown as exc:
             raise StoreUnavailableError("the conversation archive (Postgres) is unavailable") from exc
 

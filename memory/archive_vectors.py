@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from memory.archive_context import refresh_context_statement
 from memory.athlete_store import validate_athlete_id
 from memory.db import DictPool
 from memory.embeddings import ArchiveEmbedder, vector_literal
@@ -104,7 +105,8 @@ class ArchiveVectors:
         """Compute the missing embeddings of user and assistant messages (the backfill of `coach reindex`).
 
         A message needs one when it has no vector or a vector of another model than the embedder's (`force`:
-        every message). Works in batches of `batch` messages in id order (embed, then one UPDATE transaction),
+        every message). Works in batches of `batch` messages in id order (embed, then one UPDATE transaction
+        that also refreshes the contextual index of the batch and its neighbours, `memory.archive_context`),
         so an interrupted run keeps what it did and a rerun goes on from there.
 
         Args:
@@ -162,6 +164,9 @@ class ArchiveVectors:
                         "UPDATE messages SET embedding = %s::vector, embedding_model = %s WHERE id = %s",
                         [(vector_literal(v), model, r["id"]) for r, v in zip(rows, vectors, strict=True)],
                     )
+                    context = refresh_context_statement(message_ids=[r["id"] for r in rows])
+                    if context is not None:
+                        await ucur.execute(*context)
             done += len(rows)
             last_id = rows[-1]["id"]
             if progress is not None:

@@ -1,10 +1,12 @@
 """Recall: ranked search of an athlete's archived messages, in one SQL statement (docs/architecture.md).
 
 `search_messages` fuses two rankings of the athlete's own user and assistant messages: BM25 over `search_tsv`
-(the message's date and its words) and the cosine similarity of its embedding (`memory.embeddings`) with the
-query's. Without pgvector, or without a query embedding, it ranks by BM25 alone and says so
-(`SearchResult.ranking == "full_text"`). `embed_query` embeds the query off the Postgres timeout, falling back to
-full text (logged once per process) when there is no model or it fails. `Archive.search_ranked` and
+(the message's date and its words) plus, at half weight, `context_tsv` (the words of the turns around it,
+`memory.archive_context`), and the cosine similarity of its embedding (`memory.embeddings`) with the query's;
+then each candidate is lifted by the best score of its session (session-level ranking). Without pgvector, or
+without a query embedding, it ranks by BM25 alone and says so (`SearchResult.ranking == "full_text"`).
+`embed_query` embeds the query off the Postgres timeout, falling back to full text (logged once per process) when
+there is no model or it fails. `Archive.search_ranked` and
 `ConversationMemory.recall` are the callers; `benchmarks/recall_locomo.py` measured the choices.
 """
 
@@ -40,12 +42,21 @@ class RankingParams:
         lexical_weight: weight of the BM25 score (divided by the best BM25 score of the query) in the fused
             score; the cosine similarity gets the rest.
         depth: candidates taken from the top of each ranking (lexical and vector) before fusion.
+        context_weight: weight of a word of the neighbouring turns (`messages.context_tsv`,
+            `memory.archive_context`) in BM25's term frequency and length, against 1 for the message's own
+            words; 0 ranks by the message's own words only. 0.5: a neighbour's word is weaker evidence than the
+            turn's own, and the two neighbours together then weigh as much as the turn.
+        session_weight: weight of the session's best candidate score (divided by the query's best) added to each
+            candidate's own score (session-level ranking: the turns of the session that matches best come first);
+            0 ranks turns alone. 0.5: the turn's own score counts twice its session's.
     """
 
     k1: float = 1.2
     b: float = 0.4
     lexical_weight: float = 0.3
     depth: int = 50
+    context_weight: float = 0.5
+    session_weight: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -59,8 +70,10 @@ class SearchHit:
         ts: when it was said (aware datetime).
         role: `user` or `assistant`.
         snippet: text around the best match, at most `SNIPPET_MAX_CHARS` characters, "…" where cut.
-        score: higher is better, in [0, 1]. Hybrid ranking: `lexical_weight` x BM25 / the query's best BM25
-            + the rest x cosine similarity (negative similarity counts as 0); full-text ranking: BM25 / (BM25 + 1).
+        score: higher is better, in [0, 1]: (the message's score + `session_weight` x the best message score of
+            its session / the query's best) / (1 + `session_weight`), where a message's score is, in the hybrid
+            ranking, `lexical_weight` x BM25 / the query's best BM25 + the rest x cosine similarity (negative
+            similarity counts as 0), and in the full-text ranking BM25 / (BM25 + 1).
     """
 
     message_id: str
@@ -114,12 +127,15 @@ async def search_messages(
 
     Lexical side: the query's lexemes (`to_tsvector('english', query)`: stemmed, stop words removed,
     one-character lexemes dropped) OR-ed into a tsquery (`plainto_tsquery`'s AND rarely matches a whole
-    question), matched against `search_tsv` (the message's date and content) and scored with BM25: IDF over
-    the athlete's messages, term frequency saturated by `k1`, length normalised by `b` against the mean length
-    of the matching messages. Vector side (with `vector`, which needs pgvector): cosine similarity with the
-    message embeddings of the same model. The top `depth` of each ranking are fused by a weighted sum of
+    question), matched against `search_tsv` (the message's date and content) and `context_tsv` (the words of
+    the turns before and after it, `memory.archive_context`, counted at `context_weight`), and scored with BM25:
+    IDF over the athlete's messages, term frequency saturated by `k1`, length normalised by `b` against the mean
+    length of the matching messages. Vector side (with `vector`, which needs pgvector): cosine similarity with
+    the message embeddings of the same model. The top `depth` of each ranking are fused by a weighted sum of
     the BM25 score divided by the query's best and the cosine similarity (`RankingParams`). Without a query
-    vector the ranking is BM25 alone. Both sides filter by athlete inside the query.
+    vector the ranking is BM25 alone (its top `depth`). Then sessions: each candidate gets `session_weight` x
+    the best candidate score of its session added (session-level ranking). Every part filters by athlete inside
+    the query.
 
     A query with no usable word (empty, stop words only) returns no hit. The snippet is the message if it fits
     in `SNIPPET_MAX_CHARS` characters, else the window of it holding the most query words (marked by
@@ -158,6 +174,8 @@ async def search_messages(
         "b": p.b,
         "depth": max(p.depth, k),
         "lexical_weight": p.lexical_weight,
+        "context_weight": p.context_weight,
+        "session_weight": p.session_weight,
         "headline_options": f"HighlightAll=true, StartSel={_MARK_START}, StopSel={_MARK_STOP}",
     }
     if vector is not None and hybrid:
@@ -213,17 +231,25 @@ q AS (
     WHERE length(l) > 1
 ),
 mine AS MATERIALIZED (
-    SELECT m.id, m.search_tsv FROM messages m
+    SELECT m.id, m.search_tsv, coalesce(m.context_tsv, ''::tsvector) AS context_tsv FROM messages m
     WHERE m.athlete_id = %(athlete_id)s AND m.role IN ('user', 'assistant')
       AND NOT (m.id = ANY(%(excluded)s::uuid[]))
 ),
 matched AS MATERIALIZED (
-    SELECT mi.id, mi.search_tsv, length(mi.search_tsv) AS dl FROM mine mi, q WHERE mi.search_tsv @@ q.tsq
+    SELECT mi.id, mi.search_tsv, mi.context_tsv,
+           length(mi.search_tsv) + %(context_weight)s * length(mi.context_tsv) AS dl
+    FROM mine mi, q
+    WHERE mi.search_tsv @@ q.tsq OR (%(context_weight)s > 0 AND mi.context_tsv @@ q.tsq)
 ),
 tf AS (
-    SELECT mt.id, mt.dl, t.lexeme, coalesce(array_length(t.positions, 1), 1) AS tf
-    FROM matched mt CROSS JOIN LATERAL unnest(mt.search_tsv) AS t, q
+    SELECT mt.id, mt.dl, t.lexeme, sum(t.w * coalesce(array_length(t.positions, 1), 1)) AS tf
+    FROM matched mt CROSS JOIN LATERAL (
+        SELECT u.lexeme, u.positions, 1.0 AS w FROM unnest(mt.search_tsv) u
+        UNION ALL
+        SELECT u.lexeme, u.positions, %(context_weight)s FROM unnest(mt.context_tsv) u WHERE %(context_weight)s > 0
+    ) AS t, q
     WHERE t.lexeme = ANY(q.lexemes)
+    GROUP BY mt.id, mt.dl, t.lexeme
 ),
 df AS (SELECT lexeme, count(*) AS df FROM tf GROUP BY lexeme),
 stats AS (SELECT (SELECT count(*) FROM mine) AS n, (SELECT avg(dl) FROM matched) AS avgdl),
@@ -235,6 +261,17 @@ bm25 AS (
     GROUP BY tf.id
 )"""
 
+# Session-level ranking: a candidate's score plus `session_weight` x the best candidate score of its session
+# (divided by the query's best), over 1 + `session_weight` so that scores stay in [0, 1].
+_SESSION_CTE = """
+sessioned AS (
+    SELECT f.id,
+           (f.score + %(session_weight)s * max(f.score) OVER (PARTITION BY m.session_id)
+                      / nullif(max(f.score) OVER (), 0)) / (1 + %(session_weight)s) AS score
+    FROM fused f JOIN messages m ON m.id = f.id
+),
+best AS (SELECT id, coalesce(score, 0) AS score FROM sessioned ORDER BY score DESC NULLS LAST LIMIT %(k)s)"""
+
 _SEARCH_OUTPUT = """
 SELECT b.id::text AS message_id, m.external_id, m.session_id, m.created_at AS ts, m.role, b.score,
        ts_headline('english', m.content, q.tsq, %(headline_options)s) AS marked
@@ -242,9 +279,8 @@ FROM best b JOIN messages m ON m.id = b.id CROSS JOIN q
 ORDER BY b.score DESC, m.created_at DESC"""
 
 _FULL_TEXT_SQL = f"""WITH {_SEARCH_QUERY_CTE},
-best AS (
-    SELECT id, score / (score + 1) AS score FROM bm25 ORDER BY score DESC LIMIT %(k)s
-){_SEARCH_OUTPUT}"""
+fused AS (SELECT id, score / (score + 1) AS score FROM bm25 ORDER BY score DESC LIMIT %(depth)s),
+{_SESSION_CTE}{_SEARCH_OUTPUT}"""
 
 _HYBRID_SQL = f"""WITH {_SEARCH_QUERY_CTE},
 lexical AS (SELECT id FROM bm25 ORDER BY score DESC LIMIT %(depth)s),
@@ -264,7 +300,7 @@ fused AS (
            AS score
     FROM candidates c JOIN messages m ON m.id = c.id LEFT JOIN bm25 b ON b.id = c.id
 ),
-best AS (SELECT id, score FROM fused ORDER BY score DESC LIMIT %(k)s){_SEARCH_OUTPUT}"""
+{_SESSION_CTE}{_SEARCH_OUTPUT}"""
 
 
 # Match markers of ts_headline for `make_snippet`: control characters that chat text does not contain.

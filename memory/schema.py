@@ -252,6 +252,9 @@ MIGRATIONS: list[str] = [
     )""",
     # v33: a fact proposal carries its evidence (e.g. the ride that disproved an FTP, and from when the value holds).
     """ALTER TABLE fact_proposals ADD COLUMN IF NOT EXISTS evidence JSONB""",
+    # v34: the contextual lexical field of recall: the words of the message's previous and next user/assistant
+    # messages in its session, filled by the write paths that embed (`memory.archive_context`), off the reply path.
+    """ALTER TABLE messages ADD COLUMN IF NOT EXISTS context_tsv TSVECTOR""",
 ]
 
 

@@ -3,7 +3,7 @@
 A value holds from its ``valid_from``; among the values valid at a moment, the source decides: ``confirmed`` by the
 athlete (``coach facts --set``, an accepted proposal) > ``device`` (read from a ride file: FIT ``zones_target``,
 ``user_profile``, ``session.threshold_power``; valid from that ride's start) > ``fitted`` from the rides
-(`training.scoring.value_at`). Table ``athlete_values`` (`memory.schema` v28).
+(`training.scoring.value_at`). Table ``athlete_values`` (`memory.schema` v32).
 
 Rides are scored from what their rows keep (NP, seconds of power, best 60-min NP, the power curve), never frozen:
 `recompute_scores` re-scores every ride from a moment on whenever a value changes, so a ride's IF and TSS depend

@@ -303,3 +303,67 @@ async def test_without_pgvector_recall_works_on_full_text_and_says_so(
         assert await mem.reindex(athlete_id) == 0  # nothing to embed into
     finally:
         await mem.close()
+
+
+async def test_two_athletes_with_identical_sentences_each_find_only_their_own(
+    archive: Archive, memory: ConversationMemory, athlete_id: str
+) -> None:
+    other = f"{athlete_id}-twin"
+    mine, theirs = seed(athlete_id), seed(other)  # the same sentences, sessions and times; other ids
+    await archive.write(mine + theirs, embed=True)
+    full_text = ConversationMemory(None, archive.pool, pg_timeout_s=5)
+    try:
+        for who, own in ((athlete_id, mine), (other, theirs)):
+            own_ids = {m.id for m in own}
+            for query in (PARAPHRASE, CRAMP, "gravel tyre pressure", "knee saddle climbs"):
+                for mem, ranking in ((memory, "hybrid"), (full_text, "full_text")):
+                    if query == PARAPHRASE and mem is full_text:
+                        continue  # no word in common: full text finds nothing, by design
+                    result = await mem.recall(who, query, k=50)
+                    assert result.ranking == ranking
+                    assert result.hits and {h.message_id for h in result.hits} <= own_ids, (who, query, ranking)
+    finally:
+        await full_text.close()
+
+
+GIRONA = [
+    ("Did you finish the gravel race in Girona last weekend?", "Yes! Crossed the line after six hours, wrecked."),
+    ("What should I eat the night before a long ride?", "Rice or pasta and some salt, nothing new."),
+]
+
+
+async def test_a_turn_is_found_through_the_words_of_the_turn_before_it(
+    archive: Archive, memory: ConversationMemory, athlete_id: str
+) -> None:
+    messages = seed(athlete_id, GIRONA)
+    reply = messages[1]  # "Yes! Crossed the line ...": not a word of the query in it
+    full_text = ConversationMemory(None, archive.pool, pg_timeout_s=5)
+    try:
+        await archive.write(messages)  # a direct write: no context yet (filled off the reply path)
+        assert reply.id not in {h.message_id for h in (await full_text.recall(athlete_id, "Girona", k=5)).hits}
+
+        await memory.reindex(athlete_id)  # the backfill embeds and fills the contextual field
+        for mem in (full_text, memory):
+            hits = (await mem.recall(athlete_id, "Girona", k=5)).hits
+            assert [h.message_id for h in hits[:2]] == [messages[0].id, reply.id]  # own words rank first
+            assert all(0 <= h.score <= 1 for h in hits)
+
+        at, turn = T0 + timedelta(days=30), new_message_id()
+        later = [
+            ChatMessage(
+                new_message_id(), athlete_id, "s9", "user", "How did the recovery week in Girona go?", at, turn
+            ),
+            ChatMessage(
+                new_message_id(),
+                athlete_id,
+                "s9",
+                "assistant",
+                "Legs feel fresh again.",
+                at + timedelta(seconds=5),
+                turn,
+            ),
+        ]
+        await archive.write(later, embed=True)  # the drain's and imports' write fills it at once
+        assert later[1].id in {h.message_id for h in (await full_text.recall(athlete_id, "recovery Girona", k=5)).hits}
+    finally:
+        await full_text.close()
