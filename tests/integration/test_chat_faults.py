@@ -421,6 +421,9 @@ async def test_turn_saved_to_a_stale_window_survives_its_rebuild(
             await asyncio.wait_for(entered.wait(), 10)  # turn 2 loaded its window without Redis
         finally:
             await private_redis.astart()
+        # Redis answers again before turn 2 saves (on a loaded machine a just-restarted Redis can miss the save's
+        # quick re-probe, and the save would then go straight to the locked Postgres instead).
+        await wait_healthy(fault_deps)
         gate.set()  # Redis is back: turn 2's save re-probes it and writes to the outbox and the stale window
         out = await asyncio.wait_for(turn2, 10)
         GatedEcho.entered = GatedEcho.gate = None
