@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         coach_auth_tokens: bearer tokens of the API server (`langgraph dev`): a JSON object `{token: athlete_id}`
             in `COACH_AUTH_TOKENS` (empty: none); development tokens, read by `server.auth`.
         coach_auth_tokens_file: a JSON file of more `{token: athlete_id}` pairs (`COACH_AUTH_TOKENS_FILE`).
+        jwt_jwks_url: the identity provider's JWKS URL (`JWT_JWKS_URL`): when set, the API server also accepts JWT
+            bearer tokens signed by one of its keys (`server.jwt_auth`); empty: development tokens only.
+        jwt_issuer: the `iss` every JWT must carry (required with `jwt_jwks_url`).
+        jwt_audience: the `aud` every JWT must carry (required with `jwt_jwks_url`).
+        jwt_athlete_claim: the claim holding the athlete id (validated like every athlete id).
+        jwt_algorithms: the signature algorithms accepted (asymmetric only: RS*, PS*, ES*, EdDSA), a JSON list.
+        jwt_leeway_s: clock skew tolerated on `exp`, `nbf` and `iat`, seconds.
         embedding_provider: embeddings of archived messages for recall (`memory.embeddings`): `local`
             (all-MiniLM-L6-v2, offline), `openai` (`OpenAIEmbeddings`), `none` (full-text recall only), or `auto`
             (`openai` when `openai_api_key` is set without `openai_base_url`, else `local`).
@@ -81,13 +88,19 @@ class Settings(BaseSettings):
     inbox_quota_bytes: ByteSize = Field(default=ByteSize(1024 * 1024 * 1024), gt=0)
     coach_auth_tokens: str = Field(default="", repr=False)
     coach_auth_tokens_file: Path | None = None
+    jwt_jwks_url: str | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
+    jwt_athlete_claim: str = "sub"
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256"])
+    jwt_leeway_s: float = Field(default=30.0, ge=0)
     embedding_provider: Literal["auto", "local", "openai", "none"] = "auto"
     embedding_openai_model: str = "text-embedding-3-small"
     checkpoint_keep: int = Field(default=3, ge=1)
     embedding_backend: Literal["onnx-int8", "onnx", "torch"] = "onnx-int8"
     model_cache_dir: Path = Path(__file__).resolve().parent.parent / "data" / "models"
 
-    @field_validator("coach_auth_tokens_file", mode="before")
+    @field_validator("coach_auth_tokens_file", "jwt_jwks_url", "jwt_issuer", "jwt_audience", mode="before")
     @classmethod
     def _no_empty_path(cls, value: object) -> object:
         return None if value == "" else value

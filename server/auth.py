@@ -5,8 +5,10 @@ sign-in is turned off there (`disable_studio_auth`), so every request, Studio's 
 
 Authentication: `Authorization: Bearer <token>` is mapped to an athlete id by the token resolver. The default
 resolver reads development tokens from configuration (`COACH_AUTH_TOKENS`, a JSON object `{token: athlete_id}`,
-and/or the JSON file `COACH_AUTH_TOKENS_FILE`); a real deployment replaces it with `set_token_resolver` (for
-example a function that verifies a JWT and returns its subject). No token, or an unknown one: 401.
+and/or the JSON file `COACH_AUTH_TOKENS_FILE`) and, when an identity provider is configured (`JWT_JWKS_URL`,
+`JWT_ISSUER`, `JWT_AUDIENCE`), verifies JWTs signed by its keys and takes the athlete from `JWT_ATHLETE_CLAIM`
+(`server.jwt_auth`). `set_token_resolver` replaces it. No token, or an unknown, expired or otherwise invalid one:
+401.
 
 Authorization (the athlete is the user's identity, `ctx.user.identity`):
 
@@ -56,6 +58,7 @@ from graphs.inputs import InvalidInputError, check_run_request
 from memory.athlete_store import validate_athlete_id
 from memory.errors import InvalidAthleteIdError
 from records.inbox import is_in_athlete_inbox
+from server.jwt_auth import JwtVerifier, looks_like_jwt
 from training.dates import InvalidTimezoneError
 
 OWNER_KEY = "owner"
@@ -139,27 +142,44 @@ def _digest(token: str) -> str:
 
 
 _table: TokenTable | None = None
+_verifier: JwtVerifier | None = None
 _table_lock = asyncio.Lock()
 
 
+def _configured_identities() -> tuple[TokenTable, JwtVerifier | None]:
+    settings = get_settings()
+    return TokenTable.from_settings(settings), JwtVerifier.from_settings(settings)
+
+
 async def configured_token_athlete(token: str) -> str | None:
-    """The default resolver: the development tokens from configuration, read once (in a thread) on first use."""
-    global _table
+    """The default resolver: the development tokens, then the identity provider's JWTs (when configured).
+
+    Both are read from configuration once (in a thread) on first use.
+
+    Raises:
+        Auth.exceptions.HTTPException: 503 when the identity provider's keys cannot be fetched.
+    """
+    global _table, _verifier
     if _table is None:
         async with _table_lock:
             if _table is None:
-                _table = await asyncio.to_thread(TokenTable.from_settings)
-    return _table.athlete_for(token)
+                _table, _verifier = await asyncio.to_thread(_configured_identities)
+    table, verifier = _table, _verifier
+    athlete_id = table.athlete_for(token) if table is not None else None
+    if athlete_id is None and verifier is not None and looks_like_jwt(token):
+        athlete_id = await verifier.athlete_for_async(token)
+    return athlete_id
 
 
 _resolver: TokenResolver = configured_token_athlete
 
 
 def set_token_resolver(resolver: TokenResolver | None) -> None:
-    """Replace how tokens map to athletes (None restores the configured development tokens)."""
-    global _resolver, _table
+    """Replace how tokens map to athletes (None restores the configured tokens and identity provider)."""
+    global _resolver, _table, _verifier
     _resolver = resolver or configured_token_athlete
     _table = None
+    _verifier = None
 
 
 def bearer_token(authorization: str | None) -> str | None:
