@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from cli.power_curve import ride_w_prime_chart
 from graphs.context import Context, thread_id
 from graphs.debrief_coach import build_graph as build_debrief_graph
 from graphs.pending_debriefs import build_graph as build_pending_graph
@@ -191,17 +192,22 @@ def _print_debrief_results(lines: list[dict[str, Any]], as_json: bool) -> None:
 
 
 async def ride_power_charts(
-    athlete_id: str, ride_ids: Sequence[str], chart_dir: Path
+    athlete_id: str, ride_ids: Sequence[str], chart_dir: Path, files: Mapping[str, str] | None = None
 ) -> list[tuple[str, Path | None, str | None]]:
     """Draw each ride's power curve against the athlete's best (over all stored rides, the ride included).
+
+    With the ride's file (``files``), also its ride chart (`ride_w_prime_chart`): power over time and, when the
+    debrief knew CP and W′, the W′ balance with its minimum.
 
     Args:
         athlete_id: the athlete.
         ride_ids: stored rides.
-        chart_dir: folder of the PNG files (``power-<ride id prefix>.png``), created when missing.
+        chart_dir: folder of the PNG files (``power-<ride id prefix>.png``, ``ride-<prefix>.png``), created when
+            missing.
+        files: ride id → its file, for the ride charts (rides without one get the power curve only).
 
     Returns:
-        ``(ride_id, path or None, problem or None)`` per ride: a ride without power gets a problem, no file.
+        ``(ride_id, path or None, problem or None)`` per chart: a ride without power gets a problem, no file.
 
     Raises:
         ChartUnavailableError: matplotlib is not installed.
@@ -223,6 +229,16 @@ async def ride_power_charts(
                 title=f"{ride.file_name} ({ride.start_time:%Y-%m-%d}): power curve vs {athlete_id}'s best",
             )
             results.append((ride_id, path, None))
+            if files and ride_id in files:
+                out_path = chart_dir / f"ride-{ride_id[:12]}.png"
+                try:
+                    drawn = await asyncio.to_thread(
+                        ride_w_prime_chart, files[ride_id], ride.metrics.get("w_prime_balance"), out_path
+                    )
+                except RideFileError as exc:
+                    results.append((ride_id, None, f"no ride chart: {exc.message}"))
+                    continue
+                results.append((ride_id, drawn, None if drawn else "no power data: no ride chart"))
         return results
 
 
@@ -240,14 +256,16 @@ def print_debrief_charts(lines: Sequence[Mapping[str, Any]], athlete_id: str, ch
         so `--json` output stays clean.
     """
     ride_ids = [str(line["ride_id"]) for line in lines if "error" not in line and line.get("ride_id")]
+    files = {str(line["ride_id"]): str(line["file"]) for line in lines if "error" not in line and line.get("file")}
     try:
-        results = run(ride_power_charts(athlete_id, ride_ids, chart_dir))
+        results = run(ride_power_charts(athlete_id, ride_ids, chart_dir, files))
     except ChartUnavailableError as exc:
         err.print(f"[red]error[/red] ({exc.code}): {escape(str(exc))}")
         return False
     for ride_id, path, problem in results:
         if path is not None:
-            err.print(f"power curve of {ride_id[:12]}: {path}")
+            what = "ride chart" if path.name.startswith("ride-") else "power curve"
+            err.print(f"{what} of {ride_id[:12]}: {path}")
         else:
             err.print(f"[dim]power curve of {ride_id[:12]}: {problem}[/dim]")
     return True

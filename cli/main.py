@@ -3,8 +3,9 @@
 Each command group lives in its own module and adds its commands with `register(app, run, check_athlete)`:
 `cli.debrief` (`debrief`), `cli.facts` (`facts`), `cli.demo` (`demo`), `cli.chat` (`chat`), `cli.data`
 (`import-transcript`, `search`, `reindex`), `cli.plan` (`plan import|proposals|accept|reject`), `cli.audit`
-(`audit`), `cli.doctor` (`doctor`), `cli.privacy` (`forget`, `export`, `import-export`). Every command takes
-the athlete from `--athlete`; output is human-readable on a terminal, or JSON with `--json`.
+(`audit`), `cli.power_curve` (`power-curve`), `cli.doctor` (`doctor`), `cli.privacy` (`forget`, `export`,
+`import-export`). Every command takes the athlete from `--athlete`; output is human-readable on a terminal, or
+JSON with `--json`.
 
 Exit codes: 0 done; 1 some input failed (a ride file, a plan row, a chart); 2 bad usage or input refused before
 anything was written (`_check_athlete`, `MemoryError_`); 3 a store is unreachable (`StoreUnavailableError`,
@@ -24,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from cli import audit, chat, data, debrief, demo, doctor, facts, plan, privacy
+from cli import audit, chat, data, debrief, demo, doctor, facts, plan, power_curve, privacy
 from memory.athlete_store import validate_athlete_id
 from memory.errors import MemoryError_, StoreUnavailableError
 
@@ -71,6 +72,7 @@ chat.register(app, _run, _check_athlete)
 data.register(app, _run, _check_athlete)
 plan.register(app, _run, _check_athlete)
 audit.register(app, _run, _check_athlete)
+power_curve.register(app, _run, _check_athlete)
 doctor.register(app, _run)
 privacy.register(app, _run, _check_athlete)
 
