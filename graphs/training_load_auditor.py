@@ -171,7 +171,9 @@ def audit_report(
     plan_start = date.fromisoformat(inputs["plan_start"])
     open_day = today if as_of == today else None
     days = compliance_days(planned, rides, plan_start, as_of, open_day=open_day)
-    snapshot = assess_load(daily, as_of, recent_days=days[-7:], event_date=event_date_from_facts(facts))
+    snapshot = assess_load(
+        daily, as_of, recent_days=days[-7:], event_date=event_date_from_facts(facts), rides_by_day=rides
+    )
     patterns = recurring_skips(days, as_of)
     detected = {p.key for p in patterns}
     written = [k for k, f in facts.items() if k.startswith(PATTERN_FACT_PREFIX) and f.get("source") == AUDITOR_SOURCE]

@@ -46,7 +46,9 @@ class AuditInputs:
         daily_tss: ``{day: TSS}`` from `history_start` to the day audited; days with rides only (a ride's TSS is
             its power TSS, else its hrTSS, else 0), as `records.rides.daily_load`.
         planned: planned workouts from `plan_start` to `plan_end` (`records.plans.PlanStore` rows).
-        rides_by_day: ``{day: [{"moving_s", "tss", "hr_tss"}, ...]}`` from `plan_start` to the day audited.
+        rides_by_day: ``{day: [{"moving_s", "tss", "hr_tss", "tss_status", "primary"}, ...]}`` from `plan_start`
+            to the day audited; ``tss_status`` is the ride's (``"ok"``, ``"no_ftp"``, ``"no_power"`` or None),
+            ``primary`` False for the linked copy of an activity recorded twice (never counted).
         history_start: first day of `daily_tss`.
         plan_start: first day of `planned` and `rides_by_day`.
         plan_end: last day of `planned`.
@@ -126,7 +128,8 @@ class AuditStore:
         upper = datetime.combine(as_of + timedelta(days=1), time(0), tzinfo=UTC) + _MARGIN
         async with self.pool.connection() as conn:
             cur = await conn.execute(
-                """SELECT (start_time AT TIME ZONE %(tz)s)::date AS day, moving_s, tss, hr_tss
+                """SELECT (start_time AT TIME ZONE %(tz)s)::date AS day, moving_s, tss, hr_tss,
+                          metrics->>'tss_status' AS tss_status, primary_ride_id IS NULL AS is_primary
                    FROM rides
                    WHERE athlete_id = %(athlete_id)s AND start_time >= %(lower)s AND start_time < %(upper)s
                      AND (start_time AT TIME ZONE %(tz)s)::date BETWEEN %(start)s AND %(end)s
@@ -137,7 +140,13 @@ class AuditStore:
         rides_by_day: dict[date, list[dict[str, Any]]] = {}
         for r in rows:
             rides_by_day.setdefault(r["day"], []).append(
-                {"moving_s": r["moving_s"], "tss": r["tss"], "hr_tss": r["hr_tss"]}
+                {
+                    "moving_s": r["moving_s"],
+                    "tss": r["tss"],
+                    "hr_tss": r["hr_tss"],
+                    "tss_status": r["tss_status"],
+                    "primary": r["is_primary"],
+                }
             )
         return AuditInputs(daily, list(planned), rides_by_day, history_start, plan_start, plan_end)
 

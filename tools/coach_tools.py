@@ -28,6 +28,7 @@ from training.flags import assess_load, event_date_from_facts
 from training.load import LOAD_HISTORY_DAYS
 from training.patterns import compliance_days
 from training.scoring import DatedValue
+from training.unloaded_rides import NO_LOAD_DAYS
 
 MAX_SNIPPET_CHARS = 399  # snippets stay under 400 characters
 
@@ -278,12 +279,18 @@ async def get_training_load(
     day = _resolve(as_of, turn) or today
     facts = await stores.memory.current_facts(turn.athlete_id)
     inputs = await AuditStore(stores.athlete_store.pool).read_inputs(
-        turn.athlete_id, day, turn.timezone, history_days=LOAD_HISTORY_DAYS, lookback_days=7, ahead_days=0
+        turn.athlete_id, day, turn.timezone, history_days=LOAD_HISTORY_DAYS, lookback_days=NO_LOAD_DAYS, ahead_days=0
     )
     recent = compliance_days(
         inputs.planned, inputs.rides_by_day, inputs.plan_start, day, open_day=today if day == today else None
+    )[-7:]
+    snapshot = assess_load(
+        inputs.daily_tss,
+        day,
+        recent_days=recent,
+        event_date=event_date_from_facts(facts),
+        rides_by_day=inputs.rides_by_day,
     )
-    snapshot = assess_load(inputs.daily_tss, day, recent_days=recent, event_date=event_date_from_facts(facts))
     snapshot["form_zone"] = snapshot["form_zone"]["label"]
     return ToolOutcome(snapshot)
 

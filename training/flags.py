@@ -15,7 +15,12 @@ rounded figures, so a message never contradicts the number shown next to it.
 | ``no_recent_rides`` | no ride for 7 days or more (rides before) | Mujika & Padilla 2000 (detraining) |
 | ``low_compliance`` | < 50 % of the planned TSS (else duration) of the last 7 days done | TrainingPeaks compliance |
 | ``short_history`` | fewer than 42 days since the first ride | Allen & Coggan 2010 (42-day constant) |
+| ``rides_without_load`` | a day of the last 42 with a (primary) ride that has neither TSS nor hrTSS | — |
 | ``no_ride_data`` | no ride at all in the history read | — |
+
+A ride with neither TSS nor hrTSS adds 0 to its day's load: power without a known FTP (reason ``no_ftp``), or
+no power and no usable heart rate (``no_power``). ``rides_without_load`` names those days (its ``details``) so the
+figures are read knowing they understate the load; only the primary recording of an activity counts.
 
 While CTL is still building up from 0 (fewer than 42 days of data) it understates fitness: the ramp rate then
 mostly measures the start of the records, and the 28-day average of the ACWR counts days before the first ride
@@ -30,11 +35,12 @@ optimal (productive training), below −30 high risk.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
 from datetime import date, timedelta
 from typing import Any
 
+from training.flag_base import Flag
 from training.load import training_load_summary
+from training.unloaded_rides import rides_without_load_flag
 
 RAMP_RATE_MAX = 8.0
 """CTL points per week above which ramp rate is flagged (Friel 2015: 5-8 per week suits most athletes)."""
@@ -84,31 +90,6 @@ SRC_TRANSITION = "intervals.icu form zones: > +25 transition (losing fitness); t
 SRC_DETRAINING = "Mujika & Padilla, Sports Med 30:79-87 (2000): adaptations decline within 2-4 weeks without training"
 SRC_COMPLIANCE = "TrainingPeaks compliance colours: under 50 % of planned is red"
 SRC_SHORT_HISTORY = "Allen & Coggan (2010): CTL is a 42-day exponentially weighted average"
-
-
-@dataclass(frozen=True)
-class Flag:
-    """A flag: what to look at, why, and where the threshold comes from.
-
-    Attributes:
-        code: stable machine name (module docstring table).
-        message: one or two plain sentences with the figures.
-        source: where the threshold comes from.
-        value: the figure that fired (units of the measure), or None.
-        threshold: the threshold it crossed, or None.
-    """
-
-    code: str
-    message: str
-    source: str
-    value: float | None = None
-    threshold: float | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        """``{"code", "message", "source", "value", "threshold"}``."""
-        return asdict(self)
-
-
 FORM_ZONES: tuple[tuple[str, str, float | None, float | None], ...] = (
     ("transition", "transition: fitness is being lost", TSB_TRANSITION, None),
     ("fresh", "fresh: ready to race", 5.0, TSB_TRANSITION),
@@ -335,6 +316,7 @@ def assess_load(
     *,
     recent_days: Sequence[Mapping[str, Any]] = (),
     event_date: date | None = None,
+    rides_by_day: Mapping[date, Sequence[Mapping[str, Any]]] | None = None,
 ) -> dict[str, Any]:
     """The load figures, form zone and flags of `as_of`: the Auditor's and `get_training_load`'s computation.
 
@@ -344,6 +326,8 @@ def assess_load(
         as_of: the day audited (its rides included).
         recent_days: `training.patterns.compliance_days` of the 7 days ending on `as_of` (for `low_compliance`).
         event_date: the athlete's next event (see `event_date_from_facts`).
+        rides_by_day: the rides of the last `NO_LOAD_DAYS` days (`records.audit_store.AuditInputs.rides_by_day`),
+            for `rides_without_load_flag`; None: that flag is not evaluated.
 
     Returns:
         `training.load.training_load_summary` output plus ``"form_zone"`` (`form_zone` of the TSB),
@@ -359,6 +343,9 @@ def assess_load(
     flags = load_flags(
         summary, last_ride_day=last_ride_day, recent_days=recent_days, event_date=event_date, daily_loads_7d=loads
     )
+    unloaded = rides_without_load_flag(rides_by_day, as_of) if rides_by_day is not None else None
+    if unloaded is not None:
+        flags.insert(len(flags) - int(bool(flags) and flags[-1].code == "short_history"), unloaded)
     return {
         **summary,
         "form_zone": form_zone(summary["tsb"]),

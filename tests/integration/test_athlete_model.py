@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 
 from graphs.context import Context
 from graphs.debrief_coach import build_graph
+from graphs.training_load_auditor import build_graph as build_auditor
 from records.athlete_values import list_values, set_value
 from records.proposals import decide_proposal
 from records.rides import daily_load
@@ -158,3 +160,19 @@ async def test_the_offline_coach_says_what_the_ftp_is_and_where_it_comes_from(de
     await set_value(deps.athlete_store, athlete_id, "ftp_w", 260)
     reply = await Chat(deps, athlete_id, model=None).say("what's my FTP and where does it come from?")
     assert "FTP is 260 W: you confirmed it" in reply["reply"]
+
+
+async def test_the_auditor_flags_the_days_whose_rides_have_no_load(deps, athlete_id, tmp_path: Path):
+    # The Strava GPX without its heart rate: a power ride, no FTP known, so neither TSS nor hrTSS (issue 11, B6).
+    gpx = ride_path(SWEATPY_GPX).read_text(encoding="utf-8")
+    power_only = tmp_path / "power-only.gpx"
+    power_only.write_text(re.sub(r"\s*<gpxtpx:hr>\d+</gpxtpx:hr>", "", gpx), encoding="utf-8")
+    ride = (await _debrief(deps, athlete_id, power_only))["ride"]
+    assert ride["metrics"]["tss_status"] == "no_ftp" and ride["tss"] is None and ride["hr_tss"] is None
+    day = date(2019, 9, 20)
+    audit = await build_auditor(stores=deps).ainvoke(
+        {"as_of": (day + timedelta(days=3)).isoformat()}, context=Context(athlete_id=athlete_id, timezone="UTC")
+    )
+    flag = next(f for f in audit["report"]["flags"] if f["code"] == "rides_without_load")
+    assert flag["details"] == [{"date": day.isoformat(), "rides": 1, "reasons": ["no_ftp"]}]
+    assert "FTP" in flag["message"] and flag["source"]

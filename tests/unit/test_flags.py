@@ -163,3 +163,26 @@ def test_event_date_from_facts():
     assert event_date_from_facts({"race_date": "2027-05-01", "goal": "sub-5h century"}) == date(2027, 5, 1)
     assert event_date_from_facts({"event_date": {"value": "June"}, "goal_date": "2027-07-01"}) == date(2027, 7, 1)
     assert event_date_from_facts({"goal": "win"}) is None
+
+
+def test_days_whose_rides_add_no_load_are_flagged_with_the_reason():
+    day = AS_OF - timedelta(days=3)
+    hr_day, linked_day, old_day = AS_OF - timedelta(days=2), AS_OF - timedelta(days=1), AS_OF - timedelta(days=50)
+    unloaded = {"moving_s": 3600.0, "tss": None, "hr_tss": None}
+    rides = {
+        day: [{**unloaded, "tss_status": "no_ftp", "primary": True}, {**unloaded, "tss_status": "no_power"}],
+        hr_day: [{**unloaded, "hr_tss": 55.0, "tss_status": "no_ftp", "primary": True}],  # hrTSS carries the load
+        linked_day: [{**unloaded, "tss_status": "no_ftp", "primary": False}],  # a linked copy never counts
+        old_day: [{**unloaded, "tss_status": "no_ftp", "primary": True}],  # older than the 42 days looked at
+        AS_OF: [{**unloaded, "tss": 80.0, "tss_status": "ok", "primary": True}],
+    }
+    daily = {**history(120), day: 0.0, hr_day: 55.0, AS_OF: 80.0}
+    out = assess_load(daily, AS_OF, rides_by_day=rides)
+    flag = next(f for f in out["flags"] if f["code"] == "rides_without_load")
+    assert flag["details"] == [{"date": day.isoformat(), "rides": 2, "reasons": ["no_ftp", "no_power"]}]
+    assert flag["value"] == 1.0 and "FTP" in flag["message"] and flag["source"]
+    # Every ride loaded, or the rides not given: no flag, and no "details" key on the other flags.
+    rides[day] = [{**unloaded, "hr_tss": 40.0, "tss_status": "no_ftp"}]
+    assert "rides_without_load" not in {f["code"] for f in assess_load(daily, AS_OF, rides_by_day=rides)["flags"]}
+    assert "rides_without_load" not in {f["code"] for f in assess_load(daily, AS_OF)["flags"]}
+    assert all("details" not in f for f in assess_load(daily, AS_OF)["flags"])
