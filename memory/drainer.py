@@ -138,6 +138,11 @@ class Drainer:
         if self._after_reply is None or self._after_reply.done():
             self._after_reply = self._tasks.spawn(self._drain_after_reply())
 
+    async def settle(self) -> None:
+        """Wait until a drain asked for after a reply (`kick`) has finished; nothing to wait for returns at once."""
+        while self._after_reply is not None and not self._after_reply.done():
+            await asyncio.wait({self._after_reply})
+
     async def _drain_after_reply(self) -> None:
         """Let the turn finish (reply, checkpoint) before the drain competes with it for the event loop."""
         await asyncio.sleep(DRAIN_DELAY_S)

@@ -62,6 +62,7 @@ async def populate(stores: Stores, athlete_id: str, inbox: Path, charts: Path) -
             ],
         )
     await memory.drain_outbox()
+    await memory.drainer.settle()  # the drain each saved turn asked for, so it cannot take later queued entries
     await stores.rides.save_replay_ride(athlete_id, ride("r" + athlete_id[-6:], start), "Good ride.")
     await stores.plans.import_rows(athlete_id, [PlanRow(start.date(), "intervals", 3600.0, 80.0, "5x5")])
     async with stores.pool.connection() as conn:
