@@ -93,7 +93,9 @@ def register(app: typer.Typer, run: Callable[..., Any], check_athlete: Callable[
         lines, current, placed = run(go())
         out.print(rides_table(lines))
         out.print(
-            "* TSS with an FTP estimated from the ride itself (no FTP on file yet); (hr) = hrTSS from heart rate."
+            "IF and TSS use the FTP valid at each ride's start (confirmed > device > fitted; a value the ride "
+            "disproves is replaced by its best-hour NP); (hr) = hrTSS from heart rate; a second recording of the "
+            "same ride is shown but counted once in the load."
         )
         changed = [
             (Path(line["file"]).name, key) for line in lines if "error" not in line for key in line["facts_changed"]

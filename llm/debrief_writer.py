@@ -132,10 +132,16 @@ def offline_debrief(ride: dict[str, Any], facts: dict[str, dict[str, Any]], fact
             shown.append(f"{key} {new} W" + (f" (was {old} W)" if old is not None else ""))
         parts.append("New: " + ", ".join(shown) + ".")
     wbal = m.get("w_prime_balance")
-    if wbal:
+    if wbal and wbal.get("status", "ok") == "ok":
         parts.append(
             f"W′ balance low point {wbal['min_j'] / 1000:.1f} kJ ({wbal['min_fraction']:.0%} of W′) "
             f"at {format_duration(wbal['min_at_s'])}."
+        )
+    elif wbal:
+        parts.append(
+            f"No W′ balance: this ride went {-wbal['min_j'] / 1000:.1f} kJ beyond the W′ of "
+            f"{wbal['w_prime_j'] / 1000:.1f} kJ above a CP of {wbal['cp_w']:.0f} W ({wbal['source']}), "
+            "so that model is out of date for you."
         )
     if load is not None:
         parts.append(next(text for limit, text in _TSS_RECOVERY if load < limit).capitalize() + ".")

@@ -104,7 +104,8 @@ def w_prime_summary(
         curves: the curves of the window's rides, this ride's included (a fitted CP and W′ otherwise).
 
     Returns:
-        ``{"cp_w", "w_prime_j", "source", "min_j", "min_at_s", "min_fraction"}`` or None.
+        ``{"status", "cp_w", "w_prime_j", "source", "min_j", "min_at_s", "min_fraction"}`` or None; ``status``
+        is ``model_exceeded`` when the balance went below zero (the CP and W′ used are out of date), else ``ok``.
     """
     if samples.power_w is None or samples.n_samples == 0:
         return None
@@ -120,7 +121,12 @@ def w_prime_summary(
     summary = summarise_w_prime_balance(w_prime_balance(power, cp_w, w_prime_j), w_prime_j)
     if summary is None:
         return None
+    # W′ is, by the model's definition, all the work the athlete can do above CP before exhaustion: a balance that
+    # falls below zero means the ride disproved the CP and W′ used (Skiba et al. 2012; GoldenCheetah marks the
+    # same as a ride above the model). The low point is then not a figure to show, only the evidence.
+    status = "model_exceeded" if summary.min_j < 0 else "ok"
     return {
+        "status": status,
         "cp_w": cp_w,
         "w_prime_j": w_prime_j,
         "source": source,

@@ -82,3 +82,17 @@ def test_chat_input_schema_holds_the_message_only():
     from graphs.chat import graph
 
     assert set(graph.get_input_jsonschema()["properties"]) == {"message"}
+
+
+def test_a_ride_beyond_the_cp_model_shows_no_w_prime_balance_figure():
+    """W′ balance below zero disproves the CP and W′ used: the debrief says so instead of showing the low point."""
+    base = {"moving_s": 3600.0, "elapsed_s": 3600.0, "normalized_power_w": 250.0}
+    beyond = {"status": "model_exceeded", "cp_w": 240.0, "w_prime_j": 11500.0, "source": "fitted",
+              "min_j": -11500.0, "min_at_s": 1920, "min_fraction": -1.0}  # fmt: skip
+    text = offline_debrief({"metrics": {**base, "w_prime_balance": beyond}}, {}, [])
+    assert "low point" not in text and "-100%" not in text
+    assert "beyond the W′ of 11.5 kJ above a CP of 240 W (fitted)" in text
+    within = {**beyond, "status": "ok", "min_j": 5750.0, "min_fraction": 0.5}
+    assert "W′ balance low point 5.8 kJ (50% of W′) at 32min" in offline_debrief(
+        {"metrics": {**base, "w_prime_balance": within}}, {}, []
+    )
