@@ -69,15 +69,21 @@ async def test_cap_keeps_newest_and_ttl_is_set(redis_client: Redis, athlete_id: 
     await window.delete(athlete_id, "s")
 
 
-async def test_concurrent_appends_never_interleave(redis_client: Redis, athlete_id: str) -> None:
-    window = SessionWindow(redis_client, store_cap=1000, ttl_s=600)
-    await asyncio.gather(*(window.append_turn(athlete_id, "s", pair(i)) for i in range(200)))
-    entries = await window.read(athlete_id, "s")
-    assert len(entries) == 400
-    for user, assistant in zip(entries[::2], entries[1::2], strict=True):
-        assert user.role == "user" and assistant.role == "assistant"
-        assert user.content.removeprefix("question ") == assistant.content.removeprefix("answer ")
-    await window.delete(athlete_id, "s")
+async def test_concurrent_appends_never_interleave(athlete_id: str) -> None:
+    # What is tested is atomicity, not speed: 200 appends at once open up to 50 authenticated connections, which
+    # can take longer than the memory layer's 0.5 s fail-fast connect timeout on a busy machine.
+    client = open_redis(get_settings().redis_url, timeout_s=10.0)
+    try:
+        window = SessionWindow(client, store_cap=1000, ttl_s=600)
+        await asyncio.gather(*(window.append_turn(athlete_id, "s", pair(i)) for i in range(200)))
+        entries = await window.read(athlete_id, "s")
+        assert len(entries) == 400
+        for user, assistant in zip(entries[::2], entries[1::2], strict=True):
+            assert user.role == "user" and assistant.role == "assistant"
+            assert user.content.removeprefix("question ") == assistant.content.removeprefix("answer ")
+        await window.delete(athlete_id, "s")
+    finally:
+        await client.aclose()
 
 
 async def test_replace_hydrates_and_sets_ttl(redis_client: Redis, athlete_id: str) -> None:
