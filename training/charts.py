@@ -196,6 +196,21 @@ def _duration_label(seconds: int) -> str:
     return f"{seconds // 3600}h"
 
 
+def style_power_curve_axes(ax: Any, ticks: list[int], title: str | None) -> None:
+    """Axes of a power-duration chart: log durations labelled at `ticks` (s), power from 0 W, legend, title."""
+    ax.set_xscale("log")
+    ax.set_xticks(ticks)
+    ax.set_xticklabels([_duration_label(t) for t in ticks])
+    ax.minorticks_off()
+    ax.set_xlabel("duration")
+    ax.set_ylabel("mean-max power (W)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    if title:
+        ax.set_title(title, fontsize=11, loc="left")
+
+
 def power_curve_chart(
     ride_curve_w: Mapping[int, float],
     best_curve_w: Mapping[int, float],
@@ -244,18 +259,8 @@ def power_curve_chart(
                 fontsize=8,
                 color=CTL_COLOUR,
             )
-    ax.set_xscale("log")
     ticks = sorted(set(MMP_DURATIONS_S.values()) | {d for d, _ in ride if d in MMP_DURATIONS_S.values()})
-    ax.set_xticks(ticks)
-    ax.set_xticklabels([_duration_label(t) for t in ticks])
-    ax.minorticks_off()
-    ax.set_xlabel("duration")
-    ax.set_ylabel("mean-max power (W)")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=11, loc="left")
+    style_power_curve_axes(ax, ticks, title)
     fig.text(
         0.01,
         0.005,

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from training.charts import ATL_COLOUR, CTL_COLOUR, _duration_label, _figure, _save
+from training.charts import ATL_COLOUR, CTL_COLOUR, _figure, _save, style_power_curve_axes
 from training.cp_model import FIT_RANGE_S, CriticalPowerFit, NoFit
 from training.power import rolling_mean
 from training.w_prime import summarise_w_prime_balance
@@ -77,17 +77,7 @@ def athlete_curve_figure(
         )
     longest = max(int(np.max(c[0])) for c in (recent, all_time) if len(c[0]))
     ticks = [t for t in CURVE_TICKS_S if t <= max(longest, MODEL_SPAN_S[1])]
-    ax.set_xscale("log")
-    ax.set_xticks(ticks)
-    ax.set_xticklabels([_duration_label(t) for t in ticks])
-    ax.minorticks_off()
-    ax.set_xlabel("duration")
-    ax.set_ylabel("mean-max power (W)")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
-    if title:
-        ax.set_title(title, fontsize=11, loc="left")
+    style_power_curve_axes(ax, ticks, title)
     fig.text(
         0.01,
         0.005,
