@@ -158,8 +158,22 @@ async def test_forget_erases_the_athlete_everywhere_and_keeps_the_other(deps: St
     assert not (inbox / a).exists() and not list(charts.glob(f"*{a}*"))
     assert sum((await survey_athlete(deps, a, inbox_dir=inbox, chart_dirs=[charts])).values()) == 0
     # The other athlete keeps everything.
-    assert await rows_per_table(deps, b) == b_rows
-    assert await survey_athlete(deps, b, inbox_dir=inbox, chart_dirs=[charts]) == b_before
+    # B keeps everything. Another drainer on the shared servers (the e2e session's API server drains the same
+    # outbox and spool every second) may move B's queued entries into the archive meanwhile: lost nowhere.
+    b_after, b_rows_after = (
+        await survey_athlete(deps, b, inbox_dir=inbox, chart_dirs=[charts]),
+        await rows_per_table(deps, b),
+    )
+    movable = {"postgres:messages", "postgres:conversations", "redis:outbox", "spool:lines"}
+    assert {k: v for k, v in b_after.items() if k not in movable} == {
+        k: v for k, v in b_before.items() if k not in movable
+    }
+    queued = ("postgres:messages", "redis:outbox", "spool:lines")
+    assert sum(b_after[k] for k in queued) == sum(b_before[k] for k in queued)
+    assert {t: n for t, n in b_rows_after.items() if t not in ("messages", "conversations")} == {
+        t: n for t, n in b_rows.items() if t not in ("messages", "conversations")
+    }
+    assert b_rows_after["messages"] >= b_rows["messages"] and b_rows_after["conversations"] >= b_rows["conversations"]
     assert await checkpoint_rows(deps, b) == 2
 
 
