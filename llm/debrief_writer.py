@@ -32,6 +32,10 @@ _TSS_RECOVERY: list[tuple[float, str]] = [
 ]
 
 
+_HISTOGRAM_SUFFIXES = ("_hist_bpm", "_hist_s", "_hist_w")
+"""The ride row's histograms (`training.ride_histograms`): seconds per value, not for the model to read."""
+
+
 def debrief_prompt(
     ride: dict[str, Any], facts: dict[str, dict[str, Any]], facts_changed: list[str]
 ) -> list[SystemMessage | HumanMessage]:
@@ -43,7 +47,7 @@ def debrief_prompt(
         facts_changed: fact keys this ride is about to change (new bests, a new FTP estimate).
     """
     payload = {
-        "ride": {k: v for k, v in ride.items() if k != "metrics"},
+        "ride": {k: v for k, v in ride.items() if k != "metrics" and not k.endswith(_HISTOGRAM_SUFFIXES)},
         "metrics": ride["metrics"],
         "athlete_facts": {k: v["value"] for k, v in facts.items()},
         "facts_changed_by_this_ride": facts_changed,

@@ -255,6 +255,15 @@ MIGRATIONS: list[str] = [
     # v34: the contextual lexical field of recall: the words of the message's previous and next user/assistant
     # messages in its session, filled by the write paths that embed (`memory.archive_context`), off the reply path.
     """ALTER TABLE messages ADD COLUMN IF NOT EXISTS context_tsv TSVECTOR""",
+    # v35 (issue 11, recompute, don't freeze): per ride the seconds at each heart rate (readings, dropouts left out)
+    # and at each recorded power value (`training.ride_histograms`), so its zones, TRIMP and hrTSS are recomputed
+    # for any FTP, LTHR or max HR without the file. NULL: stored before (its figures stay as debriefed); an empty
+    # array: the ride has no such channel.
+    """ALTER TABLE rides
+        ADD COLUMN IF NOT EXISTS hr_hist_bpm DOUBLE PRECISION[],
+        ADD COLUMN IF NOT EXISTS hr_hist_s INTEGER[],
+        ADD COLUMN IF NOT EXISTS power_hist_w DOUBLE PRECISION[],
+        ADD COLUMN IF NOT EXISTS power_hist_s INTEGER[]""",
 ]
 
 

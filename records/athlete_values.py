@@ -5,9 +5,10 @@ athlete (``coach facts --set``, an accepted proposal) > ``device`` (read from a 
 ``user_profile``, ``session.threshold_power``; valid from that ride's start) > ``fitted`` from the rides
 (`training.scoring.value_at`). Table ``athlete_values`` (`memory.schema` v32).
 
-Rides are scored from what their rows keep (NP, seconds of power, best 60-min NP, the power curve), never frozen:
-`recompute_scores` re-scores every ride from a moment on whenever a value changes, so a ride's IF and TSS depend
-only on the values and rides stored, not on the order the rides were debriefed in (the Auditor's load follows).
+Rides are scored from what their rows keep (NP, seconds of power, best 60-min NP, the power curve, the seconds at each
+heart rate and power value), never frozen: `recompute_scores` re-scores every ride from a moment on whenever a value
+changes, so a ride's IF, TSS, zones and hrTSS depend only on the values and rides stored, not on the order the rides
+were debriefed in (the Auditor's load follows).
 
 Fitted values, computed when needed from the stored rides (deterministic, so order-free):
 
@@ -30,13 +31,17 @@ from psycopg.types.json import Jsonb
 
 from memory.athlete_store import AthleteStore, validate_athlete_id, validate_fact
 from memory.errors import InvalidFactError
-from training.athlete_model import FIT_WINDOW_DAYS, Curve, choose_ftp, scored_metrics
+from training.athlete_model import FIT_WINDOW_DAYS, Curve, choose_ftp, hr_parameters_from_estimates, scored_metrics
 from training.dates import validate_timezone
 from training.records import FactChange
+from training.ride_histograms import RideHistograms, frozen_zones_and_hr, rescored_zones_and_hr
 from training.scoring import SOURCE_PRECEDENCE, DatedValue, value_at
 
 VALUE_KEYS = ("ftp_w", "lthr_bpm", "max_hr_bpm", "resting_hr_bpm", "cp_w", "w_prime_j", "sex", "weight_kg", "timezone")
 """The keys that are dated athlete values (the others stay plain facts)."""
+
+SCORING_KEYS = ("ftp_w", "lthr_bpm", "max_hr_bpm", "resting_hr_bpm", "sex")
+"""The values a ride's IF, TSS, zones, TRIMP or hrTSS depend on: a change re-scores the rides from its date."""
 
 
 async def record_value(
@@ -182,7 +187,11 @@ async def athlete_curves(conn: AsyncConnection[DictRow], athlete_id: str) -> lis
 async def recompute_scores(
     conn: AsyncConnection[DictRow], athlete_id: str, since: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """Re-score the athlete's power rides started at or after ``since`` (all when None) with the current values.
+    """Re-score the athlete's rides started at or after ``since`` (all when None) with the current values.
+
+    A power ride's IF and TSS follow the FTP valid at its start; every ride's power zones, TRIMP, hrTSS and heart-rate
+    zones follow the FTP, LTHR, max HR, resting HR and sex valid at its start, from the histograms its row keeps
+    (`training.ride_histograms`); a ride stored before them keeps the figures of its debrief and says so.
 
     Args:
         conn: a connection in the caller's transaction.
@@ -190,27 +199,29 @@ async def recompute_scores(
         since: the earliest ride start affected (e.g. a changed value's ``valid_from``).
 
     Returns:
-        ``[{"ride_id", "tss_before", "tss", "intensity_factor", "tss_status", "ftp_stale", ...}]`` for the rides
-        whose TSS or IF changed.
+        ``[{"ride_id", "tss_before", "tss", "intensity_factor", "tss_status", "ftp_stale", "hr_tss_before",
+        "hr_tss"}]`` for the rides whose figures changed.
     """
     ftp_values = dated_values(await list_values(conn, athlete_id, "ftp_w"), "ftp_w")
     cur = await conn.execute(
-        """SELECT ride_id, start_time, tss, metrics FROM rides
-           WHERE athlete_id = %s AND (%s::timestamptz IS NULL OR start_time >= %s) AND normalized_power_w IS NOT NULL
+        """SELECT ride_id, start_time, tss, hr_tss, metrics, hr_hist_bpm, hr_hist_s, power_hist_w, power_hist_s
+           FROM rides WHERE athlete_id = %s AND (%s::timestamptz IS NULL OR start_time >= %s)
            ORDER BY start_time""",
         (athlete_id, since, since),
     )
     changed: list[dict[str, Any]] = []
     for row in await cur.fetchall():
-        metrics = row["metrics"]
-        curves = await prior_curves(conn, athlete_id, row["start_time"], exclude_ride_id=row["ride_id"])
-        choice = choose_ftp(ftp_values, row["start_time"], metrics.get("best_60min_np_w"), curves)
-        new = scored_metrics(metrics, metrics.get("power_s"), choice)
+        metrics = new = row["metrics"]
+        if metrics.get("normalized_power_w") is not None:
+            curves = await prior_curves(conn, athlete_id, row["start_time"], exclude_ride_id=row["ride_id"])
+            choice = choose_ftp(ftp_values, row["start_time"], metrics.get("best_60min_np_w"), curves)
+            new = scored_metrics(metrics, metrics.get("power_s"), choice)
+        new = await _rescored_zones_and_hr(conn, athlete_id, row, new)
         if new == metrics:
             continue
         await conn.execute(
-            "UPDATE rides SET tss = %s, metrics = %s WHERE athlete_id = %s AND ride_id = %s",
-            (new.get("tss"), Jsonb(new), athlete_id, row["ride_id"]),
+            "UPDATE rides SET tss = %s, hr_tss = %s, metrics = %s WHERE athlete_id = %s AND ride_id = %s",
+            (new.get("tss"), new.get("hr_tss"), Jsonb(new), athlete_id, row["ride_id"]),
         )
         changed.append(
             {
@@ -220,9 +231,26 @@ async def recompute_scores(
                 "intensity_factor": new.get("intensity_factor"),
                 "tss_status": new.get("tss_status"),
                 "ftp_stale": new.get("ftp_stale"),
+                "hr_tss_before": row["hr_tss"],
+                "hr_tss": new.get("hr_tss"),
             }
         )
     return changed
+
+
+async def _rescored_zones_and_hr(
+    conn: AsyncConnection[DictRow], athlete_id: str, row: dict[str, Any], metrics: dict[str, Any]
+) -> dict[str, Any]:
+    """The ride's zones, TRIMP and hrTSS with the values valid at its start (`training.ride_histograms`).
+
+    A ride without histograms (stored before `memory.schema` v35) keeps its stored ones, marked as such.
+    """
+    if row["hr_hist_bpm"] is None or row["power_hist_w"] is None:
+        return frozen_zones_and_hr(metrics)
+    values = await values_at(conn, athlete_id, row["start_time"])
+    params = hr_parameters_from_estimates(values, metrics.get("hr_estimates") or {})
+    hist = RideHistograms((row["hr_hist_bpm"], row["hr_hist_s"]), (row["power_hist_w"], row["power_hist_s"]))
+    return rescored_zones_and_hr(metrics, hist, params)
 
 
 async def propose_value(
@@ -268,7 +296,7 @@ async def confirm_value(
         The re-scored rides (`recompute_scores`).
     """
     await record_value(conn, athlete_id, key, value, "confirmed", valid_from, evidence)
-    return await recompute_scores(conn, athlete_id, valid_from) if key == "ftp_w" else []
+    return await recompute_scores(conn, athlete_id, valid_from) if key in SCORING_KEYS else []
 
 
 async def set_value(

@@ -63,7 +63,7 @@ _ATHLETE_TZ = """WITH athlete_tz AS (
 RIDE_COLUMNS = (
     "ride_id, file_name, file_format, sport, start_time, elapsed_s, moving_s, distance_m, normalized_power_w, "
     "tss, hr_tss, metrics, curve_durations_s, curve_power_w, end_time, utc_offset_s, channels, n_samples, "
-    "primary_ride_id"
+    "primary_ride_id, hr_hist_bpm, hr_hist_s, power_hist_w, power_hist_s"
 )
 """The columns of `rides` that make a `training.records.RideRecord`."""
 
@@ -71,7 +71,7 @@ _INSERT_RIDE_SQL = f"""INSERT INTO rides ({RIDE_COLUMNS}, athlete_id)
     VALUES (%(ride_id)s, %(file_name)s, %(file_format)s, %(sport)s, %(start_time)s, %(elapsed_s)s, %(moving_s)s,
             %(distance_m)s, %(normalized_power_w)s, %(tss)s, %(hr_tss)s, %(metrics)s, %(curve_durations_s)s,
             %(curve_power_w)s, %(end_time)s, %(utc_offset_s)s, %(channels)s, %(n_samples)s, %(primary_ride_id)s,
-            %(athlete_id)s)"""
+            %(hr_hist_bpm)s, %(hr_hist_s)s, %(power_hist_w)s, %(power_hist_s)s, %(athlete_id)s)"""
 
 
 async def insert_ride(

@@ -176,9 +176,33 @@ def with_device_values(values: dict[str, DatedValue | str], rows: list[dict[str,
 def hr_parameters(values: dict[str, DatedValue | str], samples: RideSamples) -> dict[str, Any]:
     """`training.metrics.compute_metrics`'s heart-rate arguments from the athlete's values valid at the ride.
 
+    The ride's own estimates (`sustained_hr_estimate`, `max_hr_estimate`) go to `hr_parameters_from_estimates`.
+
+    Returns:
+        ``{"lthr_bpm", "max_hr_bpm", "resting_hr_bpm", "sex"}``, each None when unknown.
+    """
+    own: dict[str, float] = {}
+    if samples.hr_bpm is not None:
+        for key, estimate in (
+            ("lthr_bpm", sustained_hr_estimate(samples.hr_bpm)),
+            ("max_hr_bpm", max_hr_estimate(samples.hr_bpm)),
+        ):
+            if estimate is not None:
+                own[key] = estimate.value_bpm
+    return hr_parameters_from_estimates(values, own)
+
+
+def hr_parameters_from_estimates(values: dict[str, DatedValue | str], own: dict[str, float]) -> dict[str, Any]:
+    """The heart-rate parameters of a ride from the athlete's values and the ride's own estimates.
+
     A fitted LTHR or max HR (the highest estimate of the earlier rides) is raised to this ride's own estimate when
     that is higher (the highest across rides, this one included). A value that does not exceed the resting heart
-    rate is dropped.
+    rate is dropped. A stored ride's estimates are its ``metrics['hr_estimates']``, so a ride is re-scored without
+    its file (`records.athlete_values.recompute_scores`).
+
+    Args:
+        values: the athlete's values valid at the ride's start.
+        own: the ride's ``lthr_bpm`` (highest sustained 20-60 min HR) and ``max_hr_bpm`` (best 5 s), when it has them.
 
     Returns:
         ``{"lthr_bpm", "max_hr_bpm", "resting_hr_bpm", "sex"}``, each None when unknown.
@@ -187,14 +211,11 @@ def hr_parameters(values: dict[str, DatedValue | str], samples: RideSamples) -> 
     for key in ("lthr_bpm", "max_hr_bpm", "resting_hr_bpm"):
         value = values.get(key)
         out[key] = value.value if isinstance(value, DatedValue) and value.value > 0 else None
-    hr = samples.hr_bpm
-    if hr is not None:
-        own = {"lthr_bpm": sustained_hr_estimate(hr), "max_hr_bpm": max_hr_estimate(hr)}
-        for key, estimate in own.items():
-            value = values.get(key)
-            fitted = isinstance(value, DatedValue) and value.source == "fitted"
-            if estimate is not None and (fitted or out[key] is None):
-                out[key] = max(out[key] or 0.0, estimate.value_bpm)
+    for key in ("lthr_bpm", "max_hr_bpm"):
+        value = values.get(key)
+        fitted = isinstance(value, DatedValue) and value.source == "fitted"
+        if key in own and (fitted or out[key] is None):
+            out[key] = max(out[key] or 0.0, own[key])
     rest = out["resting_hr_bpm"] or DEFAULT_RESTING_HR_BPM
     if out["lthr_bpm"] is not None and out["lthr_bpm"] <= rest:
         out["lthr_bpm"] = None

@@ -13,6 +13,7 @@ from training.metrics import RideMetrics, compute_metrics
 from training.power_curve import best_normalized_power, ride_power_curve
 from training.records import FactChange, RideRecord
 from training.ride_files import Ride
+from training.ride_histograms import ride_histograms
 from training.scoring import STALE_DURATION_S, DatedValue
 
 # Mean-max power durations kept as athlete facts ("power bests"), by the metrics' MMP key.
@@ -29,10 +30,12 @@ def ride_record(ride: Ride, metrics: RideMetrics, *, utc_offset_s: int | None = 
     """Build the ride's store row from the parsed file and its metrics (the graph normalises its text).
 
     The row keeps the ride's mean-max power curve (`training.power_curve.ride_power_curve`, pauses zero-filled),
-    its end, its channels and samples (one ride, one load), and the file's local UTC offset when known.
+    its end, its channels and samples (one ride, one load), the file's local UTC offset when known, and the seconds
+    at each heart rate and power value (`training.ride_histograms`: zones and hrTSS recomputed for any threshold).
     """
     m = metrics.to_dict()
     curve = ride_power_curve(ride.samples)
+    hist = ride_histograms(ride.samples)
     return RideRecord(
         ride_id=ride.ride_id,
         file_name=ride.file_path.rsplit("/", 1)[-1],
@@ -52,6 +55,10 @@ def ride_record(ride: Ride, metrics: RideMetrics, *, utc_offset_s: int | None = 
         utc_offset_s=utc_offset_s,
         channels=list(ride.samples.channels),
         n_samples=int(ride.samples.n_samples),
+        hr_hist_bpm=hist.hr[0],
+        hr_hist_s=hist.hr[1],
+        power_hist_w=hist.power[0],
+        power_hist_s=hist.power[1],
     )
 
 
@@ -118,6 +125,7 @@ def analyse_ride(
         own = [
             (ride.ride_id, ride.start_time, (np.asarray(record.curve_durations_s), np.asarray(record.curve_power_w)))
         ]
+    scored["zones_status"] = "current"  # zones and hrTSS follow the values (`training.ride_histograms`)
     scored["w_prime_balance"] = w_prime_summary(samples, values, curves + own)
     scored["athlete_values_used"] = {
         k: {"value": v.value, "source": v.source, "valid_from": v.valid_from.isoformat()}

@@ -47,6 +47,8 @@ class RideRecord:
     ``curve_durations_s``/``curve_power_w`` the mean-max power curve (s, W; `training.power_curve`), ``end_time``
     the last sample, ``utc_offset_s`` the file's local time minus UTC (s), ``channels`` and ``n_samples`` (which
     of two recordings of one activity is primary), ``primary_ride_id`` set when this row is the linked copy.
+    ``hr_hist_bpm``/``hr_hist_s`` and ``power_hist_w``/``power_hist_s``: the seconds at each heart rate and power
+    value (`training.ride_histograms`; empty lists without the channel, None for rows stored before them).
     """
 
     ride_id: str
@@ -68,3 +70,7 @@ class RideRecord:
     channels: list[str] | None = None
     n_samples: int | None = None
     primary_ride_id: str | None = None
+    hr_hist_bpm: list[float] | None = None
+    hr_hist_s: list[int] | None = None
+    power_hist_w: list[float] | None = None
+    power_hist_s: list[int] | None = None
