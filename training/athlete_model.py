@@ -39,8 +39,11 @@ DatedCurve = tuple[str, datetime, Curve]
 
 
 def fit_window(curves: list[DatedCurve]) -> CriticalPowerFit | NoFit:
-    """The CP model fitted to the envelope of some rides' curves (`training.cp_model.fit_critical_power`), each
-    best dated by its ride's start day (UTC), or why the rides do not support one."""
+    """The CP model fitted to some rides' curves, or why they do not support one.
+
+    The envelope of the curves (`training.power_curve.best_of_curves`) is fitted by
+    `training.cp_model.fit_critical_power`, each best dated by its ride's start day (UTC).
+    """
     if not curves:
         return NoFit("no ride with power in the window")
     durations, power, source = best_of_curves([c for _, _, c in curves])
