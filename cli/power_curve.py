@@ -2,7 +2,7 @@
 
 Reads the per-ride curves stored with the rides (`records.athlete_values.athlete_curves`), takes their envelope
 (`training.power_curve.best_of_curves`) over the ``FIT_WINDOW_DAYS`` (90) days up to ``--as-of`` and over all
-time, fits the Monod–Scherrer model to the 90-day curve (`training.cp_model.fit_critical_power`) and draws the
+time, fits the Monod–Scherrer model to the 90-day curve (`training.athlete_model.fit_window`) and draws the
 chart (`training.model_charts.athlete_curve_chart`). Registered on the `coach` app by `cli.main`.
 
 `coach power-curve --json` prints ``{"athlete_id", "as_of", "rides_90d", "rides_all_time", "fit", "chart"}``
@@ -26,9 +26,9 @@ from rich.markup import escape
 
 from records.athlete_values import athlete_curves
 from records.stores import open_stores
-from training.athlete_model import FIT_WINDOW_DAYS
+from training.athlete_model import FIT_WINDOW_DAYS, fit_window
 from training.charts import ChartUnavailableError
-from training.cp_model import CriticalPowerFit, fit_critical_power
+from training.cp_model import CriticalPowerFit
 from training.model_charts import athlete_curve_chart, ride_chart
 from training.power_curve import best_of_curves, zero_filled_power_w
 from training.ride_files import read_ride
@@ -63,7 +63,7 @@ async def power_curve_report(athlete_id: str, chart: Path | None, as_of: date | 
     empty = (np.zeros(0, np.int64), np.zeros(0))
     recent_curve = best_of_curves([c for *_, c in recent])[:2] if recent else empty
     all_curve = best_of_curves([c for *_, c in rides])[:2] if rides else empty
-    fit = fit_critical_power(*recent_curve) if recent else None
+    fit = fit_window(recent) if recent else None
     path = None
     if chart is not None:
         title = f"{athlete_id}: power-duration curve to {day:%Y-%m-%d}"

@@ -98,10 +98,16 @@ async def decide_proposal(
             raise missing(f"no pending {label} {proposal_id} for athlete {athlete_id!r}")
         if kind == "fact":
             if decision == "accept":
-                change = FactChange(row["fact_key"], row["value"])
-                await tx.apply([change], "user", source_session_id=row["source_session_id"])
-                if row["fact_key"] in VALUE_KEYS:
-                    await _confirm_proposed_value(conn, athlete_id, row)
+                cur = await conn.execute("SELECT evidence FROM fact_proposals WHERE id = %s", (row["id"],))
+                evidence = ((await cur.fetchone()) or {}).get("evidence") or {}
+                values = {row["fact_key"]: row["value"]}
+                if row["fact_key"] == "cp_w" and isinstance(evidence.get("w_prime_j"), int | float):
+                    values["w_prime_j"] = evidence["w_prime_j"]  # a CP proposal carries its W′: one decision
+                changes = [FactChange(key, value) for key, value in values.items()]
+                await tx.apply(changes, "user", source_session_id=row["source_session_id"])
+                for key, value in values.items():
+                    if key in VALUE_KEYS:
+                        await _confirm_proposed_value(conn, athlete_id, row, key, value, evidence)
             return dict(row)
         if decision == "accept":
             await _apply_plan_change(conn, athlete_id, row["change"])
@@ -110,19 +116,17 @@ async def decide_proposal(
         return decided
 
 
-async def _confirm_proposed_value(conn: AsyncConnection[DictRow], athlete_id: str, row: dict[str, Any]) -> None:
-    """An accepted athlete value (FTP, LTHR, …) becomes a confirmed dated value and re-scores the rides it affects.
+async def _confirm_proposed_value(
+    conn: AsyncConnection[DictRow], athlete_id: str, row: dict[str, Any], key: str, value: Any, evidence: dict[str, Any]
+) -> None:
+    """An accepted athlete value (FTP, CP, W′, …) becomes a confirmed dated value and re-scores the rides it affects.
 
-    It holds from the ``valid_from`` of the proposal's evidence (the ride that disproved the old value), else now.
+    It holds from the ``valid_from`` of the proposal's evidence (the ride that disproved the old value, or the ride
+    a CP/W′ fit is valid from), else now.
     """
-    cur = await conn.execute("SELECT evidence, created_at FROM fact_proposals WHERE id = %s", (row["id"],))
-    found = await cur.fetchone()
-    evidence = (found or {}).get("evidence") or {}
     valid_from_text = evidence.get("valid_from")
     valid_from = datetime.fromisoformat(valid_from_text) if valid_from_text else datetime.now(UTC)
-    await confirm_value(
-        conn, athlete_id, row["fact_key"], row["value"], valid_from, {"proposal_id": row["id"], "proposed": evidence}
-    )
+    await confirm_value(conn, athlete_id, key, value, valid_from, {"proposal_id": row["id"], "proposed": evidence})
 
 
 async def _update_report(conn: AsyncConnection[DictRow], athlete_id: str, as_of: date, decided: dict[str, Any]) -> None:

@@ -34,6 +34,7 @@ from psycopg.types.json import Jsonb
 from memory.athlete_store import AthleteStore, validate_athlete_id
 from memory.db import DictPool
 from records.athlete_values import propose_value, recompute_scores, record_value
+from records.fitted_model import propose_fitted_cp, refresh_fitted_cp
 from training.dates import validate_timezone
 from training.records import FactChange, RideRecord
 from training.scoring import Recording, choose_primary, same_activity
@@ -175,7 +176,8 @@ class RideStore:
         from the file (``{"key", "value", "source", "valid_from", "evidence"}``) go to ``athlete_values``; a
         recording of the same activity is linked (`link_same_activity`); the proposals (``{"key", "value",
         "evidence"}``) are made; then the rides from the earliest changed value on (this one included) are
-        re-scored (`records.athlete_values.recompute_scores`).
+        re-scored (`records.athlete_values.recompute_scores`); the fitted CP/W′ of the windows holding the ride
+        are refitted and the latest proposed when it disagrees with the value in force (`records.fitted_model`).
 
         Returns:
             The fact keys that changed, or None when the ride was already debriefed (nothing written).
@@ -201,6 +203,8 @@ class RideStore:
             await recompute_scores(conn, athlete_id, since)
             for p in proposals:
                 await propose_value(conn, athlete_id, p["key"], p["value"], p["evidence"])
+            await refresh_fitted_cp(conn, athlete_id, ride.start_time)
+            await propose_fitted_cp(conn, athlete_id)
             await conn.execute(
                 "UPDATE debriefs SET facts_changed = %s WHERE athlete_id = %s AND ride_id = %s",
                 (Jsonb(changed), athlete_id, ride.ride_id),

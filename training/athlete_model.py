@@ -15,12 +15,12 @@ Pure functions over what the stores keep (`records.athlete_values` calls them): 
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
 
-from training.cp_model import FIT_RANGE_S, CriticalPowerFit, fit_critical_power
+from training.cp_model import FIT_RANGE_S, CriticalPowerFit, NoFit, fit_critical_power
 from training.fit_profile import DeviceValues
 from training.heart_rate import DEFAULT_RESTING_HR_BPM, max_hr_estimate, sustained_hr_estimate
 from training.power_curve import best_of_curves, zero_filled_power_w
@@ -38,14 +38,25 @@ DatedCurve = tuple[str, datetime, Curve]
 """``(ride_id, ride start, curve)``."""
 
 
+def fit_window(curves: list[DatedCurve]) -> CriticalPowerFit | NoFit:
+    """The CP model fitted to some rides' curves, or why they do not support one.
+
+    The envelope of the curves (`training.power_curve.best_of_curves`) is fitted by
+    `training.cp_model.fit_critical_power`, each best dated by its ride's start day (UTC).
+    """
+    if not curves:
+        return NoFit("no ride with power in the window")
+    durations, power, source = best_of_curves([c for _, _, c in curves])
+    days = np.array([np.datetime64(curves[int(i)][1].astimezone(UTC).date()) for i in source], dtype="datetime64[D]")
+    return fit_critical_power(durations, power, effort_days=days)
+
+
 def fit_from_curves(curves: list[DatedCurve]) -> tuple[CriticalPowerFit, dict[str, Any]] | None:
     """The CP model fitted to the envelope of some rides' curves, with its evidence, or None when unsupported."""
-    if not curves:
-        return None
-    durations, power, source = best_of_curves([c for _, _, c in curves])
-    fit = fit_critical_power(durations, power)
+    fit = fit_window(curves)
     if not isinstance(fit, CriticalPowerFit):
         return None
+    durations, _, source = best_of_curves([c for _, _, c in curves])
     used = sorted(
         {curves[int(i)][0] for i, d in zip(source, durations, strict=True) if FIT_RANGE_S[0] <= d <= FIT_RANGE_S[1]}
     )

@@ -18,6 +18,17 @@ Sources (GoldenCheetah, GPL-2.0, read for the method only):
   60 minutes. Here eFTP = P(3600 s) = CP + W′/3600 (intervals.icu also defines eFTP as the power of its fitted
   power-duration model at one hour, forum.intervals.icu "Power model now complete").
 
+* ``src/Metrics/PDModel.cpp`` (``PDModel::deriveCPParameters``, the default ``Envelope`` fit of the classic
+  model): CP is the largest ``P(t) / (1 + τ/t)`` over the aerobic interval and τ = W′/CP the largest
+  ``(P(t)/CP − 1)·t`` over the anaerobic one, so the model passes through one best of each interval and lies on
+  or above every other: a maximal power-duration model is an envelope of the bests, never below them. A best above
+  the model is an effort the model calls impossible (its W′ balance would fall below zero, Skiba et al. 2012).
+* ``src/Metrics/Estimator.cpp`` fits the athlete's model to the bests of many rides (a trailing window of the
+  season), never to one ride; intervals.icu's eFTP likewise takes the athlete's power curve, and its forum
+  ("eFTP - how does it work?") warns that a reliable curve needs "a series of max efforts across the horizontal
+  axis" (1 s … 20 min and longer), which one ride rarely holds: the short bests of a long ride are not fresh,
+  its long bests are paced for the whole ride.
+
 The rule deciding whether the data supports a fit (:func:`fit_critical_power`) is stated there.
 """
 
@@ -55,6 +66,15 @@ ENVELOPE_TOLERANCE = 0.08
 the points must lie on or near the model's envelope (this project's tolerance; the 2-parameter model is within a
 few per cent of maximal efforts between 2 and 20 min)."""
 
+ABOVE_MODEL_TOLERANCE = 0.02
+"""Largest relative amount (2 %) by which any best from 2 min on may lie above the model: the model must be an
+envelope of the bests (GoldenCheetah's envelope fit has none above it); 2 % is the accuracy power meters state
+(±1–2 %), and about twice the scatter a least-squares fit leaves on efforts that follow the model."""
+
+MIN_EFFORT_DAYS = 2
+"""The fitted bests (2–20 min) must come from rides on at least this many calendar days: one ride (or two
+recordings of it) rarely holds efforts that are maximal at both short and long durations (sources above)."""
+
 EFTP_DURATION_S = 3600
 """eFTP is the model's power at this duration (60 min)."""
 
@@ -72,6 +92,7 @@ class CriticalPowerFit:
         rmse_w: root-mean-square error of power (W), as GoldenCheetah reports it.
         max_gap_fraction: largest |model − best| / best over the fitted points.
         n_points: number of curve points fitted.
+        effort_days: number of calendar days the fitted bests come from.
         eftp_w: the model's power at 60 min, CP + W′/3600 (W).
         model: ``'monod_scherrer_2p'``.
         status: ``'ok'``.
@@ -85,6 +106,7 @@ class CriticalPowerFit:
     rmse_w: float
     max_gap_fraction: float
     n_points: int
+    effort_days: int
     eftp_w: float
     model: str = "monod_scherrer_2p"
     status: Literal["ok"] = "ok"
@@ -116,7 +138,7 @@ class NoFit:
 
 
 def fit_critical_power(
-    durations_s: npt.NDArray[np.int64], power_w: npt.NDArray[np.float64]
+    durations_s: npt.NDArray[np.int64], power_w: npt.NDArray[np.float64], *, effort_days: npt.ArrayLike
 ) -> CriticalPowerFit | NoFit:
     """Fit CP and W′ (Monod–Scherrer) to a power-duration curve's bests between 2 and 20 min, when supported.
 
@@ -124,9 +146,13 @@ def fit_critical_power(
 
     1. the curve holds a best in the short window (2–5 min, ``SHORT_EFFORT_S``), one in the long window
        (12–20 min, ``LONG_EFFORT_S``) and at least ``MIN_FIT_POINTS`` points in 2–20 min;
-    2. the fitted parameters are plausible: 100 < CP < 1000 W and 1 kJ < W′ < 40 kJ (``CP_RANGE_W``,
+    2. the bests in 2–20 min come from rides of at least two calendar days (``MIN_EFFORT_DAYS``): one ride
+       alone, or two recordings of it, is not evidence of maximal efforts at both short and long durations;
+    3. the fitted parameters are plausible: 100 < CP < 1000 W and 1 kJ < W′ < 40 kJ (``CP_RANGE_W``,
        ``W_PRIME_RANGE_J``): a larger W′ is the signature of long bests that are not maximal;
-    3. every fitted best, the short and the long ones included, lies within 8 % of the model
+    4. the model is an envelope of the bests: no best from 2 min on lies more than 2 % above it
+       (``ABOVE_MODEL_TOLERANCE``; such an effort would drive the model's W′ balance below zero);
+    5. every fitted best, the short and the long ones included, lies within 8 % of the model
        (``ENVELOPE_TOLERANCE``): the efforts lie on or near the model's envelope.
 
     Otherwise a :class:`NoFit` gives the reason.
@@ -135,6 +161,8 @@ def fit_critical_power(
         durations_s: int shape ``(k,)``, durations (s) of the curve (e.g. from
             :func:`training.power_curve.mean_max_power_curve`, or an athlete's best curve over a window).
         power_w: float shape ``(k,)``, the best mean power (W) at each duration.
+        effort_days: shape ``(k,)``, the calendar day (``datetime.date`` or ``numpy.datetime64``) of the ride each
+            best comes from (e.g. from the ``source`` of :func:`training.power_curve.best_of_curves`).
 
     Returns:
         The fit, or why there is none.
@@ -144,8 +172,11 @@ def fit_critical_power(
     """
     t_s = np.asarray(durations_s, dtype=np.float64)
     p_w = np.asarray(power_w, dtype=np.float64)
-    if t_s.shape != p_w.shape or t_s.ndim != 1:
-        raise ValueError(f"durations_s {t_s.shape} and power_w {p_w.shape} must be 1-D of one shape")
+    days = np.asarray(effort_days, dtype="datetime64[D]")
+    if t_s.shape != p_w.shape or t_s.ndim != 1 or days.shape != t_s.shape:
+        raise ValueError(
+            f"durations_s {t_s.shape}, power_w {p_w.shape} and effort_days {days.shape} must be 1-D of one shape"
+        )
     if np.any(t_s <= 0):
         raise ValueError("durations must be > 0 s")
     valid = np.isfinite(p_w) & (p_w > 0)
@@ -158,6 +189,12 @@ def fit_critical_power(
         return NoFit("no best between 12 and 20 min: the curve lacks a long maximal effort")
     if int(in_range.sum()) < MIN_FIT_POINTS:
         return NoFit(f"fewer than {MIN_FIT_POINTS} bests between 2 and 20 min")
+    n_days = int(np.unique(days[in_range]).size)
+    if n_days < MIN_EFFORT_DAYS:
+        return NoFit(
+            f"the bests between 2 and 20 min all come from one day ({days[in_range][0]}): one ride rarely holds "
+            "maximal efforts at both short and long durations; rides of at least two days are needed"
+        )
 
     t, p = t_s[in_range], p_w[in_range]
     work_j = p * t
@@ -184,6 +221,15 @@ def fit_critical_power(
             f"fitted W' {w_prime_j:.0f} J is outside {W_PRIME_RANGE_J[0]:.0f}-{W_PRIME_RANGE_J[1]:.0f} J: "
             "the 12-20 min bests are not maximal efforts"
         )
+    longer = valid & (t_s >= FIT_RANGE_S[0])
+    above = (p_w[longer] - (w_prime_j / t_s[longer] + cp_w)) / p_w[longer]
+    if above.size and float(above.max()) > ABOVE_MODEL_TOLERANCE:
+        worst = int(np.argmax(above))
+        return NoFit(
+            f"the best at {t_s[longer][worst]:.0f} s ({p_w[longer][worst]:.0f} W) lies {above[worst]:.1%} above the "
+            f"model (CP {cp_w:.0f} W, W' {w_prime_j:.0f} J; more than {ABOVE_MODEL_TOLERANCE:.0%}): an effort the "
+            "model calls impossible, so the model is not an envelope of the bests"
+        )
     if gap > ENVELOPE_TOLERANCE:
         worst = int(np.argmax(np.abs(error_w) / p))
         return NoFit(
@@ -199,5 +245,6 @@ def fit_critical_power(
         rmse_w=rmse_w,
         max_gap_fraction=gap,
         n_points=n,
+        effort_days=n_days,
         eftp_w=float(cp_w + w_prime_j / EFTP_DURATION_S),
     )

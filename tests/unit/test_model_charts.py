@@ -23,6 +23,11 @@ def _curve(cp_w: float = CP_W, w_prime_j: float = W_PRIME_J) -> tuple[np.ndarray
     return t, np.minimum(w_prime_j / t + cp_w, 1100.0)
 
 
+def _two_days(durations: np.ndarray) -> np.ndarray:
+    """Bests up to 5 min from one day, longer ones from another (the model needs rides of two days)."""
+    return np.where(durations <= 300, np.datetime64("2024-05-01"), np.datetime64("2024-05-08"))
+
+
 def _texts(fig) -> str:
     parts = [t.get_text() for ax in fig.axes for t in ax.texts]
     parts += [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
@@ -32,7 +37,7 @@ def _texts(fig) -> str:
 def test_curve_chart_with_a_fit_names_cp_w_prime_and_eftp(tmp_path: Path):
     recent = _curve()
     all_time = _curve(280.0, 20_000.0)
-    fit = fit_critical_power(*recent)
+    fit = fit_critical_power(*recent, effort_days=_two_days(recent[0]))
     assert isinstance(fit, CriticalPowerFit)
     text = _texts(athlete_curve_figure(recent, all_time, fit))
     assert f"CP {fit.cp_w:.0f} W" in text and "W′ 18.0 kJ" in text and f"eFTP {fit.eftp_w:.0f} W" in text
@@ -43,7 +48,7 @@ def test_curve_chart_with_a_fit_names_cp_w_prime_and_eftp(tmp_path: Path):
 def test_curve_chart_without_a_fit_says_why(tmp_path: Path):
     t, p = _curve()
     short_only = (t[t <= 300], p[t <= 300])
-    fit = fit_critical_power(*short_only)
+    fit = fit_critical_power(*short_only, effort_days=_two_days(short_only[0]))
     assert isinstance(fit, NoFit)
     fig = athlete_curve_figure(short_only, (t, p), fit)
     assert "No CP/W′ model: no best between 12 and 20 min" in _texts(fig)

@@ -105,11 +105,16 @@ def test_shared_rides_best_20min_spans_no_pause(name: str) -> None:
 # --- CP and W′ ------------------------------------------------------------------------------------------------
 
 
+def _two_days(durations: np.ndarray) -> np.ndarray:
+    """Bests up to 5 min from one day, longer ones from another (the model needs rides of two days)."""
+    return np.where(durations <= 300, np.datetime64("2024-05-01"), np.datetime64("2024-05-08"))
+
+
 @pytest.mark.parametrize(("cp_w", "w_prime_j"), [(280.0, 20000.0), (180.0, 9000.0), (420.0, 32000.0)])
 def test_fit_recovers_known_cp_and_w_prime(cp_w: float, w_prime_j: float) -> None:
     durations = log_duration_grid(3600)
     wobble = 1.0 + 0.01 * np.sin(durations)  # ±1 % noise on every best
-    fit = fit_critical_power(durations, (w_prime_j / durations + cp_w) * wobble)
+    fit = fit_critical_power(durations, (w_prime_j / durations + cp_w) * wobble, effort_days=_two_days(durations))
     assert isinstance(fit, CriticalPowerFit), fit
     assert fit.cp_w == pytest.approx(cp_w, rel=0.02) and fit.w_prime_j == pytest.approx(w_prime_j, rel=0.02)
     assert fit.eftp_w == pytest.approx(fit.cp_w + fit.w_prime_j / 3600)
@@ -119,7 +124,7 @@ def test_fit_recovers_known_cp_and_w_prime(cp_w: float, w_prime_j: float) -> Non
 
 def test_curve_without_long_efforts_gives_no_fit() -> None:
     durations = log_duration_grid(600)  # a 10-minute ride: nothing at 12-20 min
-    fit = fit_critical_power(durations, 20000.0 / durations + 280.0)
+    fit = fit_critical_power(durations, 20000.0 / durations + 280.0, effort_days=_two_days(durations))
     assert isinstance(fit, NoFit) and "12 and 20 min" in fit.reason
     assert fit.to_dict() == {"status": "insufficient_data", "reason": fit.reason}
 
@@ -128,13 +133,14 @@ def test_one_hard_effort_then_easy_riding_gives_no_fit() -> None:
     """3 min at 400 W in an hour at 150 W: the 12-20 min bests are the easy riding, not maximal efforts."""
     power = np.full(3600, 150.0)
     power[600:780] = 400.0
-    fit = fit_critical_power(*mean_max_power_curve(power))
+    durations, best_w = mean_max_power_curve(power)
+    fit = fit_critical_power(durations, best_w, effort_days=_two_days(durations))
     assert isinstance(fit, NoFit) and "not maximal" in fit.reason
 
 
 def test_curve_without_short_efforts_gives_no_fit() -> None:
     durations = np.array([600, 900, 1200])
-    fit = fit_critical_power(durations, 20000.0 / durations + 280.0)
+    fit = fit_critical_power(durations, 20000.0 / durations + 280.0, effort_days=_two_days(durations))
     assert isinstance(fit, NoFit) and "2 and 5 min" in fit.reason
 
 
