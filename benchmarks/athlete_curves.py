@@ -41,6 +41,7 @@ from psycopg.rows import DictRow
 
 from config.settings import get_settings
 from records.athlete_values import prior_curves
+from records.fitted_model import refresh_fitted_cp
 from records.rides import insert_ride
 from records.stores import open_stores
 from training.debrief import ride_record
@@ -56,6 +57,8 @@ WINDOWS_DAYS: tuple[int | None, ...] = (42, 90, None)
 """Trailing windows of the athlete's best curve; None is all time."""
 FTP_W = 250.0  # the file's device FTP (tests/integration/test_athlete_model.py DEVICE_VALUES)
 T0 = datetime(2020, 1, 1, 7, tzinfo=UTC)
+BACKFILL_DAYS = 89
+"""A late ride this many days before the newest falls in the 90-day windows of the 89 rides after it."""
 
 _CURVES_SQL = """SELECT ride_id, start_time, curve_durations_s, curve_power_w FROM rides
     WHERE athlete_id = %s AND start_time < %s AND (%s::timestamptz IS NULL OR start_time >= %s)
@@ -129,6 +132,33 @@ async def best_curve(conn: AsyncConnection[DictRow], as_of: datetime, days: int 
     return int(durations.size)
 
 
+async def backfill_refits(pool: Any, rides: list[RideRecord], repeats: int) -> dict[str, Any]:
+    """The stored CP/W′ refit when a ride of ``BACKFILL_DAYS`` ago arrives late (its windows: every later ride's).
+
+    Two late rides: an easy one (the real ride at 0.8: raises no best of the windows) and a best one (at 1.1:
+    raises them all). Each run inserts the ride and refits in one transaction that is rolled back.
+    """
+    out: dict[str, Any] = {}
+    at = rides[-1].start_time - timedelta(days=BACKFILL_DAYS, hours=-3)
+    base = rides[-1]
+    for name, factor in (("refit_cp_backfill_easy", 0.8), ("refit_cp_backfill_best", 1.1)):
+        late = dataclasses.replace(
+            base,
+            ride_id=f"late-{factor}",
+            start_time=at,
+            end_time=at + (base.end_time - base.start_time) if base.end_time else None,
+            curve_power_w=[round(p * factor, 2) for p in base.curve_power_w or []],
+        )
+
+        async def refit(late: RideRecord = late) -> int:
+            async with pool.connection() as conn, conn.transaction(force_rollback=True):
+                await insert_ride(conn, ATHLETE, late)
+                return await refresh_fitted_cp(conn, ATHLETE, late.start_time)
+
+        out[name] = stats_ms(await atimed(refit, repeats))
+    return out
+
+
 async def athlete_figures(url: str, rides: list[RideRecord], repeats: int) -> dict[str, Any]:
     """Insert `rides` one transaction each, then time the best curves; the figures by name."""
     settings = get_settings().model_copy(update={"database_url": url})
@@ -136,13 +166,19 @@ async def athlete_figures(url: str, rides: list[RideRecord], repeats: int) -> di
         pool = stores.athlete_store.pool
         async with pool.connection() as conn:
             await conn.execute("DELETE FROM rides WHERE athlete_id = %s", (ATHLETE,))
-        insert_s = []
+            await conn.execute("DELETE FROM athlete_values WHERE athlete_id = %s", (ATHLETE,))
+        insert_s, refit_s = [], []
         for ride in rides:
             async with pool.connection() as conn, conn.transaction():
                 started = time.perf_counter()
                 await insert_ride(conn, ATHLETE, ride)
-            insert_s.append(time.perf_counter() - started)
+                inserted = time.perf_counter()
+                await refresh_fitted_cp(conn, ATHLETE, ride.start_time)
+            insert_s.append(inserted - started)
+            refit_s.append(time.perf_counter() - inserted)
         out: dict[str, Any] = {"insert_ride": stats_ms(insert_s), "rides": len(rides)}
+        out["refit_cp_newest"] = stats_ms(refit_s)
+        out.update(await backfill_refits(pool, rides, repeats))
         async with pool.connection() as conn:
             await conn.execute("ANALYZE rides")
             cur = await conn.execute(

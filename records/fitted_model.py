@@ -30,7 +30,8 @@ from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from records.athlete_values import dated_values, list_values, propose_value, record_value
-from training.athlete_model import FIT_WINDOW_DAYS, DatedCurve, fit_from_curves
+from training.athlete_model import FIT_WINDOW_DAYS, DatedCurve
+from training.cp_windows import trailing_window_fits
 from training.scoring import EFTP_STALE_MARGIN, value_at
 
 CP_KEYS = ("cp_w", "w_prime_j")
@@ -64,6 +65,11 @@ async def _curves_between(
 async def refresh_fitted_cp(conn: AsyncConnection[DictRow], athlete_id: str, since: datetime) -> int:
     """Refit the stored CP/W′ of every primary ride whose 90-day window holds ``since`` (rules above).
 
+    The windows' envelopes come from one matrix (`training.cp_windows.trailing_window_fits`, the same fits as each
+    window alone) and the stored fitted rows of those moments are read once: only the rows whose value changes
+    are written (`record_value` writes nothing else either), and the rows of a window that no longer supports a
+    model are removed.
+
     Args:
         conn: a connection in the caller's transaction.
         athlete_id: the athlete (checked by the caller).
@@ -74,18 +80,26 @@ async def refresh_fitted_cp(conn: AsyncConnection[DictRow], athlete_id: str, sin
     """
     window = timedelta(days=FIT_WINDOW_DAYS)
     curves = await _curves_between(conn, athlete_id, since - window, since + window)
+    first = next((i for i, c in enumerate(curves) if c[1] >= since), len(curves))
+    cur = await conn.execute(
+        """SELECT key, value, valid_from FROM athlete_values WHERE athlete_id = %s AND source = 'fitted'
+           AND key = ANY(%s) AND valid_from >= %s AND valid_from <= %s""",
+        (athlete_id, list(CP_KEYS), since, since + window),
+    )
+    stored = {(r["key"], r["valid_from"]): r["value"] for r in await cur.fetchall()}
     changed = 0
-    for ride_id, start, _ in curves:
-        if start < since:
-            continue
-        fitted = fit_from_curves([c for c in curves if start - window < c[1] <= start])
+    for j, fitted in trailing_window_fits(curves, first):
+        ride_id, start, _ = curves[j]
         if fitted is None:
-            cur = await conn.execute(
-                """DELETE FROM athlete_values WHERE athlete_id = %s AND source = 'fitted' AND key = ANY(%s)
-                   AND valid_from = %s""",
-                (athlete_id, list(CP_KEYS), start),
-            )
-            changed += cur.rowcount
+            if any((key, start) in stored for key in CP_KEYS):
+                cur = await conn.execute(
+                    """DELETE FROM athlete_values WHERE athlete_id = %s AND source = 'fitted' AND key = ANY(%s)
+                       AND valid_from = %s""",
+                    (athlete_id, list(CP_KEYS), start),
+                )
+                changed += cur.rowcount
+                for key in CP_KEYS:
+                    stored.pop((key, start), None)
             continue
         fit, evidence = fitted
         evidence = {
@@ -94,7 +108,10 @@ async def refresh_fitted_cp(conn: AsyncConnection[DictRow], athlete_id: str, sin
             "ride_id": ride_id,
         }
         for key, value in (("cp_w", round(fit.cp_w, 1)), ("w_prime_j", round(fit.w_prime_j))):
+            if stored.get((key, start)) == value:
+                continue  # record_value would leave the row as it is
             changed += await record_value(conn, athlete_id, key, value, "fitted", start, evidence)
+            stored[(key, start)] = value
     return changed
 
 

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from training.cp_model import FIT_RANGE_S, CriticalPowerFit, NoFit, fit_critical_power
 from training.fit_profile import DeviceValues
@@ -53,13 +54,30 @@ def fit_window(curves: list[DatedCurve]) -> CriticalPowerFit | NoFit:
 
 def fit_from_curves(curves: list[DatedCurve]) -> tuple[CriticalPowerFit, dict[str, Any]] | None:
     """The CP model fitted to the envelope of some rides' curves, with its evidence, or None when unsupported."""
-    fit = fit_window(curves)
+    if not curves:
+        return None
+    durations, power, source = best_of_curves([c for _, _, c in curves])
+    return fit_envelope(curves, durations, power, source)
+
+
+def fit_envelope(
+    curves: list[DatedCurve],
+    durations: npt.NDArray[np.int64],
+    power: npt.NDArray[np.float64],
+    source: npt.NDArray[np.int64],
+    curve_days: npt.NDArray[np.datetime64] | None = None,
+) -> tuple[CriticalPowerFit, dict[str, Any]] | None:
+    """`fit_from_curves` given the envelope of ``curves`` (`training.power_curve.best_of_curves`' three arrays).
+
+    ``curve_days`` (shape ``(len(curves),)``, each curve's start day in UTC) may be given when already computed.
+    """
+    if curve_days is None:
+        curve_days = np.array([np.datetime64(c[1].astimezone(UTC).date()) for c in curves], dtype="datetime64[D]")
+    fit = fit_critical_power(durations, power, effort_days=curve_days[source])
     if not isinstance(fit, CriticalPowerFit):
         return None
-    durations, _, source = best_of_curves([c for _, _, c in curves])
-    used = sorted(
-        {curves[int(i)][0] for i, d in zip(source, durations, strict=True) if FIT_RANGE_S[0] <= d <= FIT_RANGE_S[1]}
-    )
+    in_range = (durations >= FIT_RANGE_S[0]) & (durations <= FIT_RANGE_S[1])
+    used = sorted({curves[int(i)][0] for i in np.unique(source[in_range])})
     evidence = {
         "rule": f"CP model fitted to the bests (2-20 min) of the rides of the {FIT_WINDOW_DAYS} days before",
         "fit": fit.to_dict(),
