@@ -6,14 +6,19 @@ store writes and the text; the LLM is not counted).
 
 Per ride:
 - computing the ride's curve (`training.power_curve.ride_power_curve`, pauses zero-filled, log grid);
-- inserting its row with the curve arrays (`records.rides.insert_ride`, one transaction per ride, as a debrief).
+- inserting its row with the curve arrays (`records.rides.insert_ride`, one transaction per ride, as a debrief;
+  it folds the curve into the kept all-time best curve, `records.best_curve`);
+- refitting the stored CP/W′ of the windows the ride falls in (`records.fitted_model.refresh_fitted_cp`), in the
+  same transaction: for the newest ride (one window) during the load, and for a late ride of 89 days ago (the
+  windows of the 89 rides after it; an easy one that raises no best and a best one), rolled back after each run.
 
 Per athlete over 5 years of daily rides: 1,826 rides inserted into a throwaway database (``<db>_curves``, the
 schema by `records.stores.open_stores` on a settings copy, dropped at the end unless ``--keep``), each a copy of
 the real ride whose curve is cut to a random length and scaled by a random factor (0.75-1.05: bad days and good
 days); then the athlete's best curve over the trailing 42 and 90 days and all time, as the project computes it:
 the rows' curve arrays (`records.athlete_values.prior_curves`' query; its own function for 90 days) and their
-envelope (`training.power_curve.best_of_curves`), timed together.
+envelope (`training.power_curve.best_of_curves`), timed together; and the kept all-time curve read
+(`records.best_curve.best_curve`) and rebuilt from the rides (what a linked, moved or removed ride costs).
 
 Figures are p50/p95 in ms over ``--repeats`` runs and their p50 as a ratio to the baseline's p50.
 
@@ -41,6 +46,8 @@ from psycopg.rows import DictRow
 
 from config.settings import get_settings
 from records.athlete_values import prior_curves
+from records.best_curve import best_curve as best_curve_kept
+from records.best_curve import rebuild_best_curve
 from records.fitted_model import refresh_fitted_cp
 from records.rides import insert_ride
 from records.stores import open_stores
@@ -199,6 +206,17 @@ async def athlete_figures(url: str, rides: list[RideRecord], repeats: int) -> di
                     return await best_curve(conn, as_of, days)
 
                 out[name] = {**stats_ms(await atimed(query, repeats)), "points": await query()}
+
+            async def kept() -> int:
+                curve = await best_curve_kept(conn, ATHLETE)
+                return 0 if curve is None else int(curve.durations_s.size)
+
+            async def rebuild() -> None:
+                async with conn.transaction(force_rollback=True):
+                    await rebuild_best_curve(conn, ATHLETE)
+
+            out["best_curve_all_time_kept"] = {**stats_ms(await atimed(kept, repeats)), "points": await kept()}
+            out["rebuild_best_curve"] = stats_ms(await atimed(rebuild, repeats))
         return out
 
 

@@ -1,9 +1,10 @@
 """`coach power-curve`: the athlete's power-duration curve (90 days vs all time) with the fitted CP/W′ model.
 
-Reads the per-ride curves stored with the rides (`records.athlete_values.athlete_curves`), takes their envelope
-(`training.power_curve.best_of_curves`) over the ``FIT_WINDOW_DAYS`` (90) days up to ``--as-of`` and over all
-time, fits the Monod–Scherrer model to the 90-day curve (`training.athlete_model.fit_window`) and draws the
-chart (`training.model_charts.athlete_curve_chart`). Registered on the `coach` app by `cli.main`.
+Reads the per-ride curves stored with the rides (`records.best_curve.curves_between`), takes their envelope
+(`training.power_curve.best_of_curves`) over the ``FIT_WINDOW_DAYS`` (90) days up to ``--as-of``, takes the
+all-time curve the store keeps (`records.best_curve.best_curve`; computed from the rides when ``--as-of`` is
+before the last ride), fits the Monod–Scherrer model to the 90-day curve (`training.athlete_model.fit_window`)
+and draws the chart (`training.model_charts.athlete_curve_chart`). Registered on the `coach` app by `cli.main`.
 
 `coach power-curve --json` prints ``{"athlete_id", "as_of", "rides_90d", "rides_all_time", "fit", "chart"}``
 where ``fit`` is the model (`CriticalPowerFit.to_dict`) or ``{"status": "insufficient_data", "reason"}``, or
@@ -24,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from records.athlete_values import athlete_curves
+from records.best_curve import best_curve, count_curves, curves_between
 from records.stores import open_stores
 from training.athlete_model import FIT_WINDOW_DAYS, fit_window
 from training.charts import ChartUnavailableError
@@ -56,13 +57,17 @@ async def power_curve_report(athlete_id: str, chart: Path | None, as_of: date | 
     """
     day = as_of or datetime.now(UTC).date()
     end = datetime.combine(day + timedelta(days=1), time(), tzinfo=UTC)
-    async with open_stores(require_postgres=True) as stores, stores.pool.connection() as conn:
-        rides = await athlete_curves(conn, athlete_id)
-    rides = [r for r in rides if r[1] < end]
-    recent = [r for r in rides if r[1] >= end - timedelta(days=FIT_WINDOW_DAYS)]
     empty = (np.zeros(0, np.int64), np.zeros(0))
+    async with open_stores(require_postgres=True) as stores, stores.pool.connection() as conn:
+        recent = await curves_between(conn, athlete_id, end - timedelta(days=FIT_WINDOW_DAYS), end)
+        n_rides, n_later = await count_curves(conn, athlete_id, end)
+        kept = await best_curve(conn, athlete_id) if n_later == 0 else None
+        if kept is not None:  # the kept all-time curve (`records.best_curve`): no ride after the day asked
+            all_curve = (kept.durations_s, kept.power_w)
+        else:
+            rides = await curves_between(conn, athlete_id, None, end) if n_rides else []
+            all_curve = best_of_curves([c for *_, c in rides])[:2] if rides else empty
     recent_curve = best_of_curves([c for *_, c in recent])[:2] if recent else empty
-    all_curve = best_of_curves([c for *_, c in rides])[:2] if rides else empty
     fit = fit_window(recent) if recent else None
     path = None
     if chart is not None:
@@ -72,7 +77,7 @@ async def power_curve_report(athlete_id: str, chart: Path | None, as_of: date | 
         "athlete_id": athlete_id,
         "as_of": day.isoformat(),
         "rides_90d": len(recent),
-        "rides_all_time": len(rides),
+        "rides_all_time": n_rides,
         "fit": fit.to_dict() if fit is not None else None,
         "chart": str(path) if path is not None else None,
     }

@@ -264,6 +264,27 @@ MIGRATIONS: list[str] = [
         ADD COLUMN IF NOT EXISTS hr_hist_s INTEGER[],
         ADD COLUMN IF NOT EXISTS power_hist_w DOUBLE PRECISION[],
         ADD COLUMN IF NOT EXISTS power_hist_s INTEGER[]""",
+    # v36 (issue 11): the athlete's all-time best power curve, kept (envelope with each inserted primary ride's curve,
+    # rebuilt when rides are linked, moved or removed; `records.best_curve`): per duration the best power and the
+    # ride and start it comes from (the earliest ride wins a tie).
+    """CREATE TABLE IF NOT EXISTS athlete_best_curves (
+        athlete_id TEXT PRIMARY KEY,
+        durations_s INTEGER[] NOT NULL,
+        power_w DOUBLE PRECISION[] NOT NULL,
+        ride_ids TEXT[] NOT NULL,
+        start_times TIMESTAMPTZ[] NOT NULL,
+        updated_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+    )""",
+    # v37: fill it from the rides already stored.
+    """INSERT INTO athlete_best_curves (athlete_id, durations_s, power_w, ride_ids, start_times)
+    SELECT athlete_id, array_agg(d ORDER BY d), array_agg(p ORDER BY d), array_agg(ride_id ORDER BY d),
+           array_agg(start_time ORDER BY d)
+    FROM (SELECT DISTINCT ON (r.athlete_id, u.d) r.athlete_id, u.d, u.p, r.ride_id, r.start_time
+          FROM rides r, unnest(r.curve_durations_s, r.curve_power_w) AS u(d, p)
+          WHERE r.primary_ride_id IS NULL AND r.curve_durations_s IS NOT NULL AND u.p <> 'NaN'::float8
+          ORDER BY r.athlete_id, u.d, u.p DESC, r.start_time, r.ride_id) best
+    GROUP BY athlete_id
+    ON CONFLICT (athlete_id) DO NOTHING""",
 ]
 
 

@@ -97,6 +97,9 @@ failed_inbox_files.jsonl
 athlete_values.jsonl
                     dated athlete values (FTP, LTHR, max HR, CP, W', sex, weight, time zone): key, value, source
                     (confirmed, device, fitted), valid_from, evidence, recorded_at.
+athlete_best_curves.jsonl
+                    the all-time best power curve (derived from rides.csv): durations_s, power_w and the ride_ids
+                    and start_times each best comes from.
 <table>.jsonl       any other table holding rows of the athlete, all columns.
 {ride_files}/         the original ride files still in the athlete's inbox folder.
 

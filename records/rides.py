@@ -34,6 +34,7 @@ from psycopg.types.json import Jsonb
 from memory.athlete_store import AthleteStore, validate_athlete_id
 from memory.db import DictPool
 from records.athlete_values import propose_value, recompute_scores, record_value
+from records.best_curve import add_ride_curve, rebuild_best_curve
 from records.fitted_model import propose_fitted_cp, refresh_fitted_cp
 from training.dates import validate_timezone
 from training.records import FactChange, RideRecord
@@ -86,10 +87,24 @@ async def insert_ride(
         ride: the ride.
         move_existing: when the ride exists already, set its start time to `ride.start_time` (the demo's replayed
             copies); otherwise an existing row is left as it is.
+
+    A new primary ride's curve is folded into the athlete's kept all-time best curve (`records.best_curve`), which
+    is rebuilt when a ride is moved.
     """
     conflict = "DO UPDATE SET start_time = EXCLUDED.start_time" if move_existing else "DO NOTHING"
     params = {**ride.__dict__, "metrics": Jsonb(ride.metrics), "athlete_id": athlete_id}
-    await conn.execute(f"{_INSERT_RIDE_SQL} ON CONFLICT (athlete_id, ride_id) {conflict}", params)
+    cur = await conn.execute(
+        f"{_INSERT_RIDE_SQL} ON CONFLICT (athlete_id, ride_id) {conflict} RETURNING (xmax = 0) AS inserted", params
+    )
+    row = await cur.fetchone()
+    if row is None or ride.curve_durations_s is None or ride.curve_power_w is None:
+        return
+    if not row["inserted"]:
+        await rebuild_best_curve(conn, athlete_id)  # a moved ride: its points' dates change
+    elif ride.primary_ride_id is None:
+        await add_ride_curve(
+            conn, athlete_id, ride.ride_id, ride.start_time, ride.curve_durations_s, ride.curve_power_w
+        )
 
 
 async def insert_debrief(conn: AsyncConnection[DictRow], athlete_id: str, ride_id: str, text: str, writer: str) -> bool:
@@ -199,7 +214,8 @@ class RideStore:
                     conn, athlete_id, v["key"], v["value"], v["source"], v["valid_from"], v["evidence"]
                 ):
                     since = min(since, v["valid_from"])
-            await link_same_activity(conn, athlete_id, ride)
+            if await link_same_activity(conn, athlete_id, ride) is not None:
+                await rebuild_best_curve(conn, athlete_id)  # a linked copy is not in the best curve
             await recompute_scores(conn, athlete_id, since)
             for p in proposals:
                 await propose_value(conn, athlete_id, p["key"], p["value"], p["evidence"])
