@@ -285,6 +285,10 @@ MIGRATIONS: list[str] = [
           ORDER BY r.athlete_id, u.d, u.p DESC, r.start_time, r.ride_id) best
     GROUP BY athlete_id
     ON CONFLICT (athlete_id) DO NOTHING""",
+    # v38 (issue 11): the ride's 1 Hz power (pauses at 0 W, whole watts, int16 little-endian;
+    # `training.power_series`), so its W' balance is recomputed when the CP or W' valid at its start change.
+    # NULL: stored before, or no power (its W' balance stays as debriefed).
+    """ALTER TABLE rides ADD COLUMN IF NOT EXISTS power_1hz_w BYTEA""",
 ]
 
 

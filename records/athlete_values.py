@@ -31,8 +31,16 @@ from psycopg.types.json import Jsonb
 
 from memory.athlete_store import AthleteStore, validate_athlete_id, validate_fact
 from memory.errors import InvalidFactError
-from training.athlete_model import FIT_WINDOW_DAYS, Curve, choose_ftp, hr_parameters_from_estimates, scored_metrics
+from training.athlete_model import (
+    FIT_WINDOW_DAYS,
+    Curve,
+    choose_ftp,
+    hr_parameters_from_estimates,
+    scored_metrics,
+    w_prime_figures,
+)
 from training.dates import validate_timezone
+from training.power_series import unpack_power_series
 from training.records import FactChange
 from training.ride_histograms import RideHistograms, frozen_zones_and_hr, rescored_zones_and_hr
 from training.scoring import SOURCE_PRECEDENCE, DatedValue, value_at
@@ -40,8 +48,9 @@ from training.scoring import SOURCE_PRECEDENCE, DatedValue, value_at
 VALUE_KEYS = ("ftp_w", "lthr_bpm", "max_hr_bpm", "resting_hr_bpm", "cp_w", "w_prime_j", "sex", "weight_kg", "timezone")
 """The keys that are dated athlete values (the others stay plain facts)."""
 
-SCORING_KEYS = ("ftp_w", "lthr_bpm", "max_hr_bpm", "resting_hr_bpm", "sex")
-"""The values a ride's IF, TSS, zones, TRIMP or hrTSS depend on: a change re-scores the rides from its date."""
+SCORING_KEYS = ("ftp_w", "lthr_bpm", "max_hr_bpm", "resting_hr_bpm", "sex", "cp_w", "w_prime_j")
+"""The values a ride's IF, TSS, zones, TRIMP, hrTSS or W′ balance depend on: a change re-scores the rides from its
+date."""
 
 
 async def record_value(
@@ -204,7 +213,8 @@ async def recompute_scores(
     """
     ftp_values = dated_values(await list_values(conn, athlete_id, "ftp_w"), "ftp_w")
     cur = await conn.execute(
-        """SELECT ride_id, start_time, tss, hr_tss, metrics, hr_hist_bpm, hr_hist_s, power_hist_w, power_hist_s
+        """SELECT ride_id, start_time, tss, hr_tss, metrics, hr_hist_bpm, hr_hist_s, power_hist_w, power_hist_s,
+                  power_1hz_w
            FROM rides WHERE athlete_id = %s AND (%s::timestamptz IS NULL OR start_time >= %s)
            ORDER BY start_time""",
         (athlete_id, since, since),
@@ -216,7 +226,8 @@ async def recompute_scores(
             curves = await prior_curves(conn, athlete_id, row["start_time"], exclude_ride_id=row["ride_id"])
             choice = choose_ftp(ftp_values, row["start_time"], metrics.get("best_60min_np_w"), curves)
             new = scored_metrics(metrics, metrics.get("power_s"), choice)
-        new = await _rescored_zones_and_hr(conn, athlete_id, row, new)
+        values = await values_at(conn, athlete_id, row["start_time"])
+        new = _rescored_w_prime(row, _rescored_zones_and_hr(row, new, values), values)
         if new == metrics:
             continue
         await conn.execute(
@@ -238,8 +249,8 @@ async def recompute_scores(
     return changed
 
 
-async def _rescored_zones_and_hr(
-    conn: AsyncConnection[DictRow], athlete_id: str, row: dict[str, Any], metrics: dict[str, Any]
+def _rescored_zones_and_hr(
+    row: dict[str, Any], metrics: dict[str, Any], values: dict[str, DatedValue | str]
 ) -> dict[str, Any]:
     """The ride's zones, TRIMP and hrTSS with the values valid at its start (`training.ride_histograms`).
 
@@ -247,10 +258,34 @@ async def _rescored_zones_and_hr(
     """
     if row["hr_hist_bpm"] is None or row["power_hist_w"] is None:
         return frozen_zones_and_hr(metrics)
-    values = await values_at(conn, athlete_id, row["start_time"])
     params = hr_parameters_from_estimates(values, metrics.get("hr_estimates") or {})
     hist = RideHistograms((row["hr_hist_bpm"], row["hr_hist_s"]), (row["power_hist_w"], row["power_hist_s"]))
     return rescored_zones_and_hr(metrics, hist, params)
+
+
+def _rescored_w_prime(
+    row: dict[str, Any], metrics: dict[str, Any], values: dict[str, DatedValue | str]
+) -> dict[str, Any]:
+    """The ride's W′ balance low point with the CP and W′ valid at its start, from its stored 1 Hz power.
+
+    A ride stored without the series (before `memory.schema` v38) keeps the figure of its debrief and says so
+    (``w_prime_status = 'as_debriefed'``); with no CP and W′ valid at its start it has none.
+    """
+    if row["power_1hz_w"] is None:
+        if metrics.get("w_prime_balance") is None:
+            return metrics
+        return {
+            **metrics,
+            "w_prime_status": "as_debriefed",
+            "w_prime_note": "stored before rides kept their 1 Hz power: its W' balance is that of its debrief, "
+            "with the CP and W' valid then",
+        }
+    cp, w_prime = values.get("cp_w"), values.get("w_prime_j")
+    figures = None
+    if isinstance(cp, DatedValue) and isinstance(w_prime, DatedValue) and cp.value > 0 and w_prime.value > 0:
+        power = unpack_power_series(row["power_1hz_w"])
+        figures = w_prime_figures(power, cp.value, w_prime.value, cp.source)
+    return {**metrics, "w_prime_balance": figures}
 
 
 async def propose_value(

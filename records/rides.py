@@ -65,7 +65,7 @@ _ATHLETE_TZ = """WITH athlete_tz AS (
 RIDE_COLUMNS = (
     "ride_id, file_name, file_format, sport, start_time, elapsed_s, moving_s, distance_m, normalized_power_w, "
     "tss, hr_tss, metrics, curve_durations_s, curve_power_w, end_time, utc_offset_s, channels, n_samples, "
-    "primary_ride_id, hr_hist_bpm, hr_hist_s, power_hist_w, power_hist_s"
+    "primary_ride_id, hr_hist_bpm, hr_hist_s, power_hist_w, power_hist_s, power_1hz_w"
 )
 """The columns of `rides` that make a `training.records.RideRecord`."""
 
@@ -73,7 +73,7 @@ _INSERT_RIDE_SQL = f"""INSERT INTO rides ({RIDE_COLUMNS}, athlete_id)
     VALUES (%(ride_id)s, %(file_name)s, %(file_format)s, %(sport)s, %(start_time)s, %(elapsed_s)s, %(moving_s)s,
             %(distance_m)s, %(normalized_power_w)s, %(tss)s, %(hr_tss)s, %(metrics)s, %(curve_durations_s)s,
             %(curve_power_w)s, %(end_time)s, %(utc_offset_s)s, %(channels)s, %(n_samples)s, %(primary_ride_id)s,
-            %(hr_hist_bpm)s, %(hr_hist_s)s, %(power_hist_w)s, %(power_hist_s)s, %(athlete_id)s)"""
+            %(hr_hist_bpm)s, %(hr_hist_s)s, %(power_hist_w)s, %(power_hist_s)s, %(power_1hz_w)s, %(athlete_id)s)"""
 
 
 async def insert_ride(
@@ -191,8 +191,9 @@ class RideStore:
         from the file (``{"key", "value", "source", "valid_from", "evidence"}``) go to ``athlete_values``; a
         recording of the same activity is linked (`link_same_activity`); the proposals (``{"key", "value",
         "evidence"}``) are made; then the rides from the earliest changed value on (this one included) are
-        re-scored (`records.athlete_values.recompute_scores`); the fitted CP/W′ of the windows holding the ride
-        are refitted and the latest proposed when it disagrees with the value in force (`records.fitted_model`).
+        re-scored (`records.athlete_values.recompute_scores`, after the fitted CP/W′ of the windows holding the ride
+        are refitted, so W′ balances follow them); the latest fitted CP is proposed when it disagrees with the
+        value in force (`records.fitted_model`).
 
         Returns:
             The fact keys that changed, or None when the ride was already debriefed (nothing written).
@@ -216,10 +217,10 @@ class RideStore:
                     since = min(since, v["valid_from"])
             if await link_same_activity(conn, athlete_id, ride) is not None:
                 await rebuild_best_curve(conn, athlete_id)  # a linked copy is not in the best curve
+            await refresh_fitted_cp(conn, athlete_id, ride.start_time)  # before: W' balance follows the fitted CP
             await recompute_scores(conn, athlete_id, since)
             for p in proposals:
                 await propose_value(conn, athlete_id, p["key"], p["value"], p["evidence"])
-            await refresh_fitted_cp(conn, athlete_id, ride.start_time)
             await propose_fitted_cp(conn, athlete_id)
             await conn.execute(
                 "UPDATE debriefs SET facts_changed = %s WHERE athlete_id = %s AND ride_id = %s",

@@ -24,7 +24,8 @@ import numpy.typing as npt
 from training.cp_model import FIT_RANGE_S, CriticalPowerFit, NoFit, fit_critical_power
 from training.fit_profile import DeviceValues
 from training.heart_rate import DEFAULT_RESTING_HR_BPM, max_hr_estimate, sustained_hr_estimate
-from training.power_curve import best_of_curves, zero_filled_power_w
+from training.power_curve import best_of_curves
+from training.power_series import power_series_w
 from training.samples import RideSamples
 from training.scoring import SOURCE_PRECEDENCE, DatedValue, FtpChoice, ftp_for_ride, score_power_ride
 from training.w_prime import summarise_w_prime_balance, w_prime_balance
@@ -128,7 +129,8 @@ def w_prime_summary(
     """The ride's W′ balance minimum and when, with the CP and W′ used and their source; None when unknown.
 
     Args:
-        samples: the ride's 1 Hz samples (power zero-filled on clock time, as GoldenCheetah computes W′bal).
+        samples: the ride's 1 Hz samples (power zero-filled on clock time, as GoldenCheetah computes W′bal, and
+            rounded to the watt as the row keeps it: `training.power_series`).
         values: the athlete's values valid at the ride's start (``cp_w``, ``w_prime_j`` used when both present).
         curves: the curves of the window's rides, this ride's included (a fitted CP and W′ otherwise).
 
@@ -136,17 +138,27 @@ def w_prime_summary(
         ``{"status", "cp_w", "w_prime_j", "source", "min_j", "min_at_s", "min_fraction"}`` or None; ``status``
         is ``model_exceeded`` when the balance went below zero (the CP and W′ used are out of date), else ``ok``.
     """
-    if samples.power_w is None or samples.n_samples == 0:
+    power = power_series_w(samples)
+    if power is None:
         return None
     cp, w_prime = values.get("cp_w"), values.get("w_prime_j")
     if isinstance(cp, DatedValue) and isinstance(w_prime, DatedValue):
-        cp_w, w_prime_j, source = cp.value, w_prime.value, cp.source
-    else:
-        fitted = fit_from_curves(curves)
-        if fitted is None:
-            return None
-        cp_w, w_prime_j, source = fitted[0].cp_w, fitted[0].w_prime_j, "fitted"
-    power = zero_filled_power_w(samples.elapsed_s, samples.power_w, samples.power_recorded)
+        return w_prime_figures(power, cp.value, w_prime.value, cp.source)
+    fitted = fit_from_curves(curves)
+    if fitted is None:
+        return None
+    return w_prime_figures(power, fitted[0].cp_w, fitted[0].w_prime_j, "fitted")
+
+
+def w_prime_figures(
+    power: npt.NDArray[np.float64], cp_w: float, w_prime_j: float, source: str
+) -> dict[str, Any] | None:
+    """`w_prime_summary`'s figures for a 1 Hz power series (`training.power_series`) and a CP and W′.
+
+    Returns:
+        ``{"status", "cp_w", "w_prime_j", "source", "min_j", "min_at_s", "min_fraction"}``, or None for an empty
+        series.
+    """
     summary = summarise_w_prime_balance(w_prime_balance(power, cp_w, w_prime_j), w_prime_j)
     if summary is None:
         return None

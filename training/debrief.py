@@ -11,6 +11,7 @@ import numpy as np
 from training.athlete_model import DatedCurve, choose_ftp, hr_parameters, scored_metrics, w_prime_summary
 from training.metrics import RideMetrics, compute_metrics
 from training.power_curve import best_normalized_power, ride_power_curve
+from training.power_series import pack_power_series, power_series_w
 from training.records import FactChange, RideRecord
 from training.ride_files import Ride
 from training.ride_histograms import ride_histograms
@@ -58,6 +59,7 @@ def ride_record(ride: Ride, metrics: RideMetrics, *, utc_offset_s: int | None = 
         hr_hist_bpm=hist.hr[0],
         hr_hist_s=hist.hr[1],
         power_hist_w=hist.power[0],
+        power_1hz_w=pack_power_series(power_series_w(ride.samples)),
         power_hist_s=hist.power[1],
     )
 

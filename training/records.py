@@ -49,6 +49,8 @@ class RideRecord:
     of two recordings of one activity is primary), ``primary_ride_id`` set when this row is the linked copy.
     ``hr_hist_bpm``/``hr_hist_s`` and ``power_hist_w``/``power_hist_s``: the seconds at each heart rate and power
     value (`training.ride_histograms`; empty lists without the channel, None for rows stored before them).
+    ``power_1hz_w``: the 1 Hz power W′ balance is computed on (`training.power_series`; None without power or
+    for rows stored before it).
     """
 
     ride_id: str
@@ -74,3 +76,4 @@ class RideRecord:
     hr_hist_s: list[int] | None = None
     power_hist_w: list[float] | None = None
     power_hist_s: list[int] | None = None
+    power_1hz_w: bytes | None = None
