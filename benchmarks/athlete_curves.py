@@ -19,6 +19,8 @@ days); then the athlete's best curve over the trailing 42 and 90 days and all ti
 the rows' curve arrays (`records.athlete_values.prior_curves`' query; its own function for 90 days) and their
 envelope (`training.power_curve.best_of_curves`), timed together; and the kept all-time curve read
 (`records.best_curve.best_curve`) and rebuilt from the rides (what a linked, moved or removed ride costs).
+Also the W′ balance of one ride recomputed from its stored 1 Hz power (`records.athlete_values.recompute_scores`
+does it per ride when a CP or W′ changes) and the stored bytes of that series per row.
 
 Figures are p50/p95 in ms over ``--repeats`` runs and their p50 as a ratio to the baseline's p50.
 
@@ -51,9 +53,11 @@ from records.best_curve import rebuild_best_curve
 from records.fitted_model import refresh_fitted_cp
 from records.rides import insert_ride
 from records.stores import open_stores
+from training.athlete_model import w_prime_figures
 from training.debrief import ride_record
 from training.metrics import compute_metrics
 from training.power_curve import best_of_curves, ride_power_curve
+from training.power_series import unpack_power_series
 from training.records import RideRecord
 from training.ride_files import read_ride
 
@@ -190,7 +194,8 @@ async def athlete_figures(url: str, rides: list[RideRecord], repeats: int) -> di
             await conn.execute("ANALYZE rides")
             cur = await conn.execute(
                 """SELECT avg(pg_column_size(curve_durations_s) + pg_column_size(curve_power_w))::float8 AS b,
-                          avg(cardinality(curve_durations_s))::float8 AS k
+                          avg(cardinality(curve_durations_s))::float8 AS k,
+                          avg(pg_column_size(power_1hz_w))::float8 AS series_b
                    FROM rides WHERE athlete_id = %s""",
                 (ATHLETE,),
             )
@@ -198,6 +203,7 @@ async def athlete_figures(url: str, rides: list[RideRecord], repeats: int) -> di
             assert row is not None
             out["curve_bytes_per_ride"] = round(row["b"])
             out["curve_points_per_ride"] = round(row["k"], 1)
+            out["power_1hz_bytes_per_ride"] = round(row["series_b"])
             as_of = rides[-1].start_time + timedelta(hours=12)
             for days in WINDOWS_DAYS:
                 name = f"best_curve_{days}d" if days else "best_curve_all_time"
@@ -242,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
     report: dict[str, Any] = {"ride": REAL_RIDE.name, "baseline_debrief": baseline}
     report["compute_curve"] = stats_ms(timed(lambda: ride_power_curve(ride.samples), args.repeats))
     real = ride_record(ride, metrics)
+    assert real.power_1hz_w is not None
+    stored_power = real.power_1hz_w
+    report["w_prime_recompute"] = stats_ms(
+        timed(lambda: w_prime_figures(unpack_power_series(stored_power), 250.0, 20000.0, "confirmed"), args.repeats)
+    )
 
     base = get_settings().database_url
     name = args.database or f"{psycopg.conninfo.conninfo_to_dict(base).get('dbname') or 'coach'}_curves"
@@ -272,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{key:<24}{value['p50_ms']:>10.2f}{value['p95_ms']:>10.2f}{value['x_debrief']:>11.4f}")
         print(
             f"{report['rides']:,} rides; curve {report['curve_points_per_ride']} points, "
-            f"{report['curve_bytes_per_ride']} bytes per ride; run {report['run_s']} s"
+            f"{report['curve_bytes_per_ride']} bytes per ride; 1 Hz power {report['power_1hz_bytes_per_ride']} bytes "
+            f"per ride; run {report['run_s']} s"
         )
     return 0
 
