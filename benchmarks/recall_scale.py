@@ -12,14 +12,19 @@ pgvector, HNSW and GIN indexes included), then:
 2. Search latency: `--queries` searches (default 1,000), each for one random athlete with one random LoCoMo
    question, through `Archive.search_ranked` (the SQL behind `search_conversation`): hybrid (query embedding
    computed beforehand), full-text only, and hybrid end to end (query embedding by MiniLM included). p50, p95,
-   p99 after 50 warm-up searches.
+   p99 after 50 warm-up searches, and the query embedding alone; the load average after.
+2b. One big archive: `--big-athlete` messages (default 100,000) of one more athlete, loaded with the rest (its
+   vectors its texts' plus a little noise, so that they are distinct): latency of its searches (`--big-queries`),
+   whether EXPLAIN of the hybrid statement reads the HNSW index, and recall@10 of the HNSW path against exact
+   search per `hnsw.ef_search` value (`big_archive`, `ann_recall`).
 3. Ingest throughput: `--ingest` LoCoMo turns (default 2,000) imported as one transcript through
    `Archive.import_transcript` (`coach import-transcript`'s path: embeddings computed in batches on the embedder's
    thread, rows and indexes written, HNSW included), once with the old torch backend and once with the default
    ONNX int8 one (models loaded and warmed first), and once without embeddings; messages/s, the ratio of the two
    backends, and the query embedding's p50/p95 per backend. `--ingest-only` runs just this, on an empty table.
 
-Usage: ``uv run python benchmarks/recall_scale.py [--messages N] [--athletes N] [--queries N] [--ingest N]
+Usage: ``uv run python benchmarks/recall_scale.py [--messages N] [--athletes N] [--big-athlete N] [--big-queries N]
+[--queries N] [--ingest N]
 [--database NAME] [--keep] [--ingest-only] [--json]``.
 """
 
