@@ -12,14 +12,19 @@ pgvector, HNSW and GIN indexes included), then:
 2. Search latency: `--queries` searches (default 1,000), each for one random athlete with one random LoCoMo
    question, through `Archive.search_ranked` (the SQL behind `search_conversation`): hybrid (query embedding
    computed beforehand), full-text only, and hybrid end to end (query embedding by MiniLM included). p50, p95,
-   p99 after 50 warm-up searches.
+   p99 after 50 warm-up searches, and the query embedding alone; the load average after.
+2b. One big archive: `--big-athlete` messages (default 100,000) of one more athlete, loaded with the rest (its
+   vectors its texts' plus a little noise, so that they are distinct): latency of its searches (`--big-queries`),
+   whether EXPLAIN of the hybrid statement reads the HNSW index, and recall@10 of the HNSW path against exact
+   search per `hnsw.ef_search` value (`big_archive`, `ann_recall`).
 3. Ingest throughput: `--ingest` LoCoMo turns (default 2,000) imported as one transcript through
    `Archive.import_transcript` (`coach import-transcript`'s path: embeddings computed in batches on the embedder's
    thread, rows and indexes written, HNSW included), once with the old torch backend and once with the default
    ONNX int8 one (models loaded and warmed first), and once without embeddings; messages/s, the ratio of the two
    backends, and the query embedding's p50/p95 per backend. `--ingest-only` runs just this, on an empty table.
 
-Usage: ``uv run python benchmarks/recall_scale.py [--messages N] [--athletes N] [--queries N] [--ingest N]
+Usage: ``uv run python benchmarks/recall_scale.py [--messages N] [--athletes N] [--big-athlete N] [--big-queries N]
+[--queries N] [--ingest N]
 [--database NAME] [--keep] [--ingest-only] [--json]``.
 """
 
@@ -27,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
+import os
 import random
 import statistics
 import sys
@@ -39,6 +46,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import psycopg
 from psycopg import sql
 
@@ -46,6 +54,7 @@ from benchmarks.bench_data import LOCOMO_DEV, require_locomo
 from config.settings import Settings, get_settings
 from memory.archive import Archive
 from memory.embeddings import ArchiveEmbedder, get_embedder, vector_literal
+from memory.recall import _HYBRID_SQL, HNSW_SETTINGS_SQL, QueryVector, RankingParams, search_messages
 from memory.schema import setup
 from records.stores import open_stores
 
@@ -53,6 +62,11 @@ DEFAULT_DATA = LOCOMO_DEV
 SESSIONS_PER_ATHLETE = 10
 WARMUP = 50
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
+BIG_ATHLETE = "scale-big"
+"""The athlete holding `--big-athlete` messages (default 100,000), on top of `--messages`."""
+BIG_NOISE = 0.01
+"""Standard deviation of the Gaussian noise added per dimension to the big athlete's reused unit vectors (norm of
+the noise about 0.2: cosine about 0.98 with the text's own vector)."""
 SECONDARY_INDEXES = ("messages_session_idx", "messages_search_tsv_idx", "messages_embedding_hnsw_idx")
 
 
@@ -87,30 +101,116 @@ def athlete(i: int) -> str:
     return f"scale-{i:06d}"
 
 
-def rows(n_messages: int, n_athletes: int, texts: list[str], vectors: list[str], model: str) -> Iterator[tuple]:
-    """The bulk-load rows, in random athlete order; each athlete's messages in time order."""
+def session_plan(n: int) -> list[int]:
+    """The session (0 to `SESSIONS_PER_ATHLETE - 1`) of each of an athlete's `n` messages, in time order."""
+    per_session = max(1, -(-n // SESSIONS_PER_ATHLETE))
+    return [min(j // per_session, SESSIONS_PER_ATHLETE - 1) for j in range(n)]
+
+
+Lexemes = dict[str, dict[str, list[int]]]
+"""Per unique text, its lexemes and their positions (`to_tsvector('english', text)`)."""
+
+
+def context_literal(lexemes: Lexemes, before: str | None, after: str | None) -> str:
+    """`messages.context_tsv` of a message, as a tsvector literal: the words of `before` then `after`.
+
+    The same lexemes and position counts as `to_tsvector('english', before || ' ' || after)`
+    (`memory.archive_context`), from the unique texts' lexemes (`lexemes`, computed once by Postgres).
+    """
+    merged: dict[str, list[int]] = {}
+    shift = 0
+    for text in (before, after):
+        if text is None:
+            continue
+        positions = lexemes[text]
+        for lexeme, at in positions.items():
+            merged.setdefault(lexeme, []).extend(min(p + shift, 16383) for p in at)
+        shift += max((max(at) for at in positions.values()), default=0)
+    return " ".join(
+        "'" + lex.replace("\\", "\\\\").replace("'", "''") + "':" + ",".join(map(str, sorted(set(at))))
+        for lex, at in merged.items()
+    )
+
+
+def rows(
+    n_messages: int, n_athletes: int, texts: list[str], vectors: list[str], model: str, lexemes: Lexemes
+) -> Iterator[tuple[Any, ...]]:
+    """The bulk-load rows of the small athletes, in random athlete order; each athlete's messages in time order.
+
+    Each row carries its `context_tsv` (the texts of its neighbours in its session, `context_literal`).
+    """
     rng = random.Random(7)
     per_athlete = [n_messages // n_athletes + (1 if i < n_messages % n_athletes else 0) for i in range(n_athletes)]
+    picks = [[rng.randrange(len(texts)) for _ in range(n)] for n in per_athlete]
+    sessions = [session_plan(n) for n in per_athlete]
     cursor = [0] * n_athletes
     order = [i for i, n in enumerate(per_athlete) for _ in range(n)]
     rng.shuffle(order)
-    per_session = max(1, max(per_athlete) // SESSIONS_PER_ATHLETE)
     for a in order:
         j = cursor[a]
         cursor[a] += 1
-        session = min(j // per_session, SESSIONS_PER_ATHLETE - 1)
-        t = rng.randrange(len(texts))
-        created = T0 + timedelta(days=a % 300 + 7 * session, minutes=j)
-        yield (
-            str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            athlete(a),
-            f"s{session}",
-            ("user", "assistant")[j % 2],
-            texts[t],
-            created.isoformat(),
-            vectors[t],
-            model,
-        )
+        yield _row(rng, athlete(a), a, j, picks[a], sessions[a], texts, vectors[picks[a][j]], model, lexemes)
+
+
+def big_rows(
+    n_messages: int, texts: list[str], unit_vectors: Any, model: str, lexemes: Lexemes
+) -> Iterator[tuple[Any, ...]]:
+    """The rows of `BIG_ATHLETE`, `n_messages` of them, in time order.
+
+    Each vector is its text's unit vector plus Gaussian noise (`BIG_NOISE` per dimension), renormalised: distinct
+    vectors, so that the HNSW graph holds every message and ANN-vs-exact recall is not decided by ties.
+    """
+    rng = random.Random(13)
+    noise = np.random.default_rng(13)
+    picks = [rng.randrange(len(texts)) for _ in range(n_messages)]
+    sessions = session_plan(n_messages)
+    for j in range(n_messages):
+        v = unit_vectors[picks[j]] + noise.normal(0.0, BIG_NOISE, unit_vectors.shape[1])
+        v /= np.linalg.norm(v)
+        vector = "[" + ",".join(f"{x:.5f}" for x in v.tolist()) + "]"
+        yield _row(rng, BIG_ATHLETE, 0, j, picks, sessions, texts, vector, model, lexemes)
+
+
+def _row(
+    rng: random.Random,
+    athlete_id: str,
+    a: int,
+    j: int,
+    picks: list[int],
+    sessions: list[int],
+    texts: list[str],
+    vector: str,
+    model: str,
+    lexemes: Lexemes,
+) -> tuple[Any, ...]:
+    session = sessions[j]
+    before = texts[picks[j - 1]] if j > 0 and sessions[j - 1] == session else None
+    after = texts[picks[j + 1]] if j + 1 < len(picks) and sessions[j + 1] == session else None
+    created = T0 + timedelta(days=a % 300 + 7 * session, minutes=j)
+    return (
+        str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+        athlete_id,
+        f"s{session}",
+        ("user", "assistant")[j % 2],
+        texts[picks[j]],
+        created.isoformat(),
+        vector,
+        model,
+        context_literal(lexemes, before, after),
+    )
+
+
+def text_lexemes(conn: psycopg.Connection[Any], texts: list[str]) -> Lexemes:
+    """Each text's lexemes and positions, by Postgres (`to_tsvector('english', text)`), in one statement."""
+    out: Lexemes = {t: {} for t in texts}
+    cur = conn.execute(
+        "SELECT t.i, u.lexeme, u.positions FROM unnest(%s::text[]) WITH ORDINALITY AS t(text, i),"
+        " unnest(to_tsvector('english', t.text)) AS u",
+        (texts,),
+    )
+    for i, lexeme, positions in cur:
+        out[texts[i - 1]][lexeme] = list(positions or [1])
+    return out
 
 
 def build(url: str, args: argparse.Namespace, texts: list[str], embedder: ArchiveEmbedder) -> dict[str, Any]:
@@ -119,32 +219,40 @@ def build(url: str, args: argparse.Namespace, texts: list[str], embedder: Archiv
     with psycopg.connect(url, autocommit=True) as conn:
         setup(conn)
         row = conn.execute("SELECT count(*) FROM messages").fetchone()
-        if row and row[0] == args.messages:
+        if row and row[0] == args.messages + args.big_athlete:
             figures["reused"] = True
             return figures
         conn.execute("TRUNCATE messages, conversations")
         started = time.perf_counter()
-        vectors = [vector_literal(v) for v in asyncio.run(embedder.embed_documents(texts))]
+        embedded = asyncio.run(embedder.embed_documents(texts))
+        vectors = [vector_literal(v) for v in embedded]
         figures["unique_texts"] = len(texts)
         figures["embed_unique_s"] = time.perf_counter() - started
         print(f"  embedded {len(texts)} unique texts in {figures['embed_unique_s']:.1f} s", file=sys.stderr)
+        lexemes = text_lexemes(conn, texts)
         for name in SECONDARY_INDEXES:
             conn.execute(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(name)))
         started = time.perf_counter()
         with conn.cursor().copy("COPY conversations (athlete_id, session_id, title) FROM STDIN") as copy:
-            for a in range(args.athletes):
+            for a in [athlete(i) for i in range(args.athletes)] + ([BIG_ATHLETE] if args.big_athlete else []):
                 for s in range(SESSIONS_PER_ATHLETE):
-                    copy.write_row((athlete(a), f"s{s}", None))
+                    copy.write_row((a, f"s{s}", None))
+        unit = np.asarray(embedded, dtype=np.float64)
+        unit /= np.linalg.norm(unit, axis=1, keepdims=True)
         with conn.cursor().copy(
-            "COPY messages (id, athlete_id, session_id, role, content, created_at, embedding, embedding_model)"
-            " FROM STDIN"
+            "COPY messages (id, athlete_id, session_id, role, content, created_at, embedding, embedding_model,"
+            " context_tsv) FROM STDIN"
         ) as copy:
-            for i, r in enumerate(rows(args.messages, args.athletes, texts, vectors, embedder.model_id), 1):
+            all_rows = itertools.chain(
+                rows(args.messages, args.athletes, texts, vectors, embedder.model_id, lexemes),
+                big_rows(args.big_athlete, texts, unit, embedder.model_id, lexemes),
+            )
+            for i, r in enumerate(all_rows, 1):
                 copy.write_row(r)
                 if i % 100_000 == 0:
                     print(f"  copied {i:,} messages", file=sys.stderr)
         figures["copy_s"] = time.perf_counter() - started
-        figures["copy_messages_per_s"] = args.messages / figures["copy_s"]
+        figures["copy_messages_per_s"] = (args.messages + args.big_athlete) / figures["copy_s"]
         conn.execute("SET maintenance_work_mem = '1GB'")
         for name, ddl in (
             ("btree (athlete_id, session_id, created_at)", "CREATE INDEX messages_session_idx ON messages "
@@ -171,8 +279,14 @@ async def latency(url: str, args: argparse.Namespace, questions: list[str], embe
     pool = (await exits.enter_async_context(open_stores(scale_settings(url), require_postgres=True))).pool
     archive = Archive(pool, embedder=embedder)
     try:
-        vectors = [await embedder.embed_query(q) for _, q in picks]
         out: dict[str, Any] = {}
+        vectors, embed_ms = [], []
+        for i, (_, q) in enumerate(picks):
+            started = time.perf_counter()
+            vectors.append(await embedder.embed_query(q))
+            if i >= WARMUP:
+                embed_ms.append((time.perf_counter() - started) * 1000)
+        out["query_embedding_alone"] = {**_percentiles(embed_ms), "mean_hits": 0.0}
         for name in ("hybrid", "full_text", "hybrid_with_query_embedding"):
             ms: list[float] = []
             hits = 0
@@ -187,9 +301,121 @@ async def latency(url: str, args: argparse.Namespace, questions: list[str], embe
                 assert result.ranking == ("full_text" if name == "full_text" else "hybrid")
             out[name] = {**_percentiles(ms), "mean_hits": hits / len(ms)}
             print(f"  {name}: {out[name]}", file=sys.stderr)
+        out["load_average"] = os.getloadavg()
         return out
     finally:
         await exits.aclose()
+
+
+BIG_WARMUP = 10
+"""Warm-up searches before the big athlete's timed ones (each reads the athlete's matching messages: slow)."""
+EF_SEARCH_CHOICES = (40, 100, 200)
+"""`hnsw.ef_search` values whose recall@10 against exact search is measured on the big athlete."""
+RECALL_QUERIES = 50
+HYBRID_RECALL_QUERIES = 15
+"""Questions whose ANN top 10 is compared with the exact top 10 (each `EF_SEARCH_CHOICES` value)."""
+_VECTOR_TOP10_SQL = """SELECT id FROM messages
+WHERE athlete_id = %(athlete_id)s AND role IN ('user', 'assistant') AND embedding_model = %(model)s
+ORDER BY embedding <=> %(qvec)s::vector LIMIT 10"""
+
+
+async def big_archive(
+    url: str, args: argparse.Namespace, questions: list[str], embedder: ArchiveEmbedder
+) -> dict[str, Any]:
+    """The `BIG_ATHLETE` case: latency of the production search, its plan, and ANN-vs-exact recall@10.
+
+    Latency: `--big-queries` searches (after `BIG_WARMUP`) of random LoCoMo questions through `Archive.search_ranked`
+    (hybrid with a precomputed query embedding, hybrid with the embedding, full text), k=3. Plan: EXPLAIN of the
+    hybrid statement with the production settings (`memory.recall.HNSW_SETTINGS_SQL`), which must read
+    `messages_embedding_hnsw_idx`. Recall@10, per `EF_SEARCH_CHOICES` value, over `RECALL_QUERIES` questions:
+    the vector side alone (the athlete's 10 nearest messages through the index vs sorted exactly) and the
+    whole hybrid search at k=10 (`search_messages` vs `exact_vectors=True`): |ANN top 10 ∩ exact top 10| / 10.
+    """
+    rng = random.Random(17)
+    picks = [rng.choice(questions) for _ in range(BIG_WARMUP + args.big_queries)]
+    exits = AsyncExitStack()
+    pool = (await exits.enter_async_context(open_stores(scale_settings(url), require_postgres=True))).pool
+    archive = Archive(pool, embedder=embedder)
+    out: dict[str, Any] = {}
+    try:
+        vectors = [await embedder.embed_query(q) for q in picks]
+        for name in ("hybrid", "full_text", "hybrid_with_query_embedding"):
+            ms: list[float] = []
+            for i, (q, v) in enumerate(zip(picks, vectors, strict=True)):
+                started = time.perf_counter()
+                if name == "hybrid_with_query_embedding":
+                    v = await embedder.embed_query(q)
+                await archive.search_ranked(BIG_ATHLETE, q, k=3, query_embedding=None if name == "full_text" else v)
+                if i >= BIG_WARMUP:
+                    ms.append((time.perf_counter() - started) * 1000)
+            out[name] = _percentiles(ms)
+            out.setdefault("load_average_latency", os.getloadavg())
+            print(f"  big athlete {name}: {out[name]}", file=sys.stderr)
+        vector = QueryVector(vectors[0], embedder.model_id)
+        out["plan_uses_hnsw"] = await _plan_uses_hnsw(pool, picks[0], vector)
+        out["recall_at_10"] = await ann_recall(pool, embedder.model_id, picks, vectors)
+        out["load_average"] = os.getloadavg()
+        return out
+    finally:
+        await exits.aclose()
+
+
+async def ann_recall(
+    pool: Any, model: str, questions: list[str], vectors: list[list[float]]
+) -> dict[int, dict[str, Any]]:
+    """Recall@10 of the HNSW path against exact search on `BIG_ATHLETE`, per `EF_SEARCH_CHOICES` value.
+
+    Vector side alone over `RECALL_QUERIES` questions; the whole hybrid search (k=10, `search_messages` against
+    `exact_vectors=True`) over `HYBRID_RECALL_QUERIES` of them (each reads every matching message: slow).
+    """
+    out: dict[int, dict[str, Any]] = {}
+    exact_hybrid: dict[int, set[str]] = {}
+    for ef in EF_SEARCH_CHOICES:
+        vec_recall, hyb_recall, vec_ms = [], [], []
+        for i, (q, v) in enumerate(zip(questions[:RECALL_QUERIES], vectors[:RECALL_QUERIES], strict=True)):
+            sql_params = {"athlete_id": BIG_ATHLETE, "model": model, "qvec": vector_literal(v)}
+            async with pool.connection() as conn:
+                async with conn.transaction():
+                    await conn.execute(HNSW_SETTINGS_SQL, {"ef_search": str(ef)})
+                    started = time.perf_counter()
+                    ann = {r["id"] for r in await (await conn.execute(_VECTOR_TOP10_SQL, sql_params)).fetchall()}
+                    vec_ms.append((time.perf_counter() - started) * 1000)
+                async with conn.transaction():
+                    await conn.execute("SET LOCAL enable_indexscan = off")
+                    exact = {r["id"] for r in await (await conn.execute(_VECTOR_TOP10_SQL, sql_params)).fetchall()}
+            vec_recall.append(len(ann & exact) / max(len(exact), 1))
+            if i < HYBRID_RECALL_QUERIES:
+                qv = QueryVector(v, model)
+                if i not in exact_hybrid:
+                    e = await search_messages(pool, BIG_ATHLETE, q, k=10, vector=qv, exact_vectors=True)
+                    exact_hybrid[i] = {h.message_id for h in e.hits}
+                a = await search_messages(pool, BIG_ATHLETE, q, k=10, vector=qv, params=RankingParams(ef_search=ef))
+                hyb_recall.append(len({h.message_id for h in a.hits} & exact_hybrid[i]) / max(len(exact_hybrid[i]), 1))
+        out[ef] = {
+            "vector_side": statistics.fmean(vec_recall),
+            "hybrid": statistics.fmean(hyb_recall),
+            "vector_side_ms": _percentiles(vec_ms),
+        }
+        print(f"  big athlete ef_search={ef}: {out[ef]}", file=sys.stderr)
+    return out
+
+
+async def _plan_uses_hnsw(pool: Any, query: str, vector: QueryVector) -> bool:
+    """Whether EXPLAIN of the production hybrid statement for `BIG_ATHLETE` reads the HNSW index."""
+    p = RankingParams()
+    sql_params = {
+        "query": query, "athlete_id": BIG_ATHLETE, "excluded": [], "k": 3, "k1": p.k1, "b": p.b, "depth": p.depth,
+        "lexical_weight": p.lexical_weight, "context_weight": p.context_weight, "session_weight": p.session_weight,
+        "headline_options": "", "qvec": vector_literal(vector.values), "model": vector.model_id,
+    }  # fmt: skip
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute(HNSW_SETTINGS_SQL, {"ef_search": str(p.ef_search)})
+        plan = "\n".join(
+            r["QUERY PLAN"] for r in await (await conn.execute("EXPLAIN " + _HYBRID_SQL, sql_params)).fetchall()
+        )
+    line = next((x.strip() for x in plan.splitlines() if "messages_embedding_hnsw_idx" in x), "")
+    print(f"  big athlete plan: {line or 'no HNSW index scan'}", file=sys.stderr)
+    return bool(line)
 
 
 INGEST_BACKENDS = ("torch", "onnx-int8")
@@ -248,6 +474,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--athletes", type=int, default=10_000)
     parser.add_argument("--queries", type=int, default=1_000)
+    parser.add_argument(
+        "--big-athlete", type=int, default=100_000, help="messages of one more athlete (HNSW path); 0: none"
+    )
+    parser.add_argument("--big-queries", type=int, default=60, help="searches timed on the big athlete")
     parser.add_argument("--ingest", type=int, default=2_000, help="messages written through the ingest path")
     parser.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="LoCoMo file whose turns and questions are used"
@@ -270,7 +500,9 @@ def main(argv: list[str] | None = None) -> int:
     with psycopg.connect(base, autocommit=True) as admin:
         if not admin.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
             admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    report: dict[str, Any] = {"database": name, "messages": args.messages, "athletes": args.athletes}
+    report: dict[str, Any] = {
+        "database": name, "messages": args.messages, "athletes": args.athletes, "big_athlete_messages": args.big_athlete
+    }  # fmt: skip
     try:
         if args.ingest_only:
             with psycopg.connect(url, autocommit=True) as conn:
@@ -281,6 +513,9 @@ def main(argv: list[str] | None = None) -> int:
             report["load"] = build(url, args, texts, embedder)
             print("searching", file=sys.stderr)
             report["search_ms"] = asyncio.run(latency(url, args, questions, embedder))
+            if args.big_athlete:
+                print(f"searching the big athlete ({args.big_athlete:,} messages)", file=sys.stderr)
+                report["big_athlete"] = asyncio.run(big_archive(url, args, questions, embedder))
         print("ingesting", file=sys.stderr)
         report["ingest"] = asyncio.run(ingest(url, args, texts, questions))
     finally:
@@ -325,9 +560,32 @@ def _print_scale(r: dict[str, Any]) -> None:
         for key, value in load.items():
             if key.startswith("index "):
                 print(f"  {key[6:-2]}: built in {value:.0f} s")
-    print(f"search, one athlete at a time, k=3 ({r['search_ms']['hybrid']['n']} queries after {WARMUP} warm-up):")
-    for name, s in r["search_ms"].items():
-        print(f"  {name:28s} p50 {s['p50']:6.1f} ms  p95 {s['p95']:6.1f} ms  p99 {s['p99']:6.1f} ms")
+    search = r["search_ms"]
+    print(f"search, one athlete at a time, k=3 ({search['hybrid']['n']} queries after {WARMUP} warm-up):")
+    _print_latencies(search)
+    print(f"  load average after: {_load(search['load_average'])}")
+    big = r.get("big_athlete")
+    if big:
+        print(f"one athlete with {r['big_athlete_messages']:,} messages ({big['hybrid']['n']} queries):")
+        _print_latencies(big)
+        print(f"  load average: {_load(big['load_average_latency'])}")
+        print(f"  EXPLAIN of the hybrid search reads messages_embedding_hnsw_idx: {big['plan_uses_hnsw']}")
+        for ef, rec in big["recall_at_10"].items():
+            v = rec["vector_side_ms"]
+            print(
+                f"  hnsw.ef_search={ef}: recall@10 vs exact {rec['vector_side']:.3f} (vector side alone, p50"
+                f" {v['p50']:.1f} ms, p95 {v['p95']:.1f} ms), {rec['hybrid']:.3f} (hybrid search, k=10)"
+            )
+
+
+def _print_latencies(figures: dict[str, Any]) -> None:
+    for name, s in figures.items():
+        if isinstance(s, dict) and "p95" in s:
+            print(f"  {name:28s} p50 {s['p50']:6.1f} ms  p95 {s['p95']:6.1f} ms  p99 {s['p99']:6.1f} ms")
+
+
+def _load(load: Sequence[float]) -> str:
+    return " ".join(f"{x:.2f}" for x in load)
 
 
 def _percentiles(ms: Sequence[float]) -> dict[str, float]:
