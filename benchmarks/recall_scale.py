@@ -15,9 +15,10 @@ pgvector, HNSW and GIN indexes included), then:
    p99 after 50 warm-up searches.
 3. Ingest throughput: `--ingest` LoCoMo turns (default 2,000) imported as one transcript through
    `Archive.import_transcript` (`coach import-transcript`'s path: embeddings computed in batches on the embedder's
-   thread, rows and indexes written, HNSW included), once with the old torch backend and once with the default
-   ONNX int8 one (models loaded and warmed first), and once without embeddings; messages/s, the ratio of the two
-   backends, and the query embedding's p50/p95 per backend. `--ingest-only` runs just this, on an empty table.
+   pool, rows and indexes written, HNSW included), with the torch backend, with ONNX int8 on one worker (the
+   previous default) and with the default (ONNX int8 on `EMBED_WORKERS` workers), models loaded and warmed first,
+   and once without embeddings; messages/s, the ratios, the load average, and the query embedding's p50/p95.
+   `--ingest-only` runs just this, on an empty table.
 
 Usage: ``uv run python benchmarks/recall_scale.py [--messages N] [--athletes N] [--queries N] [--ingest N]
 [--database NAME] [--keep] [--ingest-only] [--json]``.
@@ -28,6 +29,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
 import statistics
 import sys
@@ -45,7 +47,7 @@ from psycopg import sql
 from benchmarks.bench_data import LOCOMO_DEV, require_locomo
 from config.settings import Settings, get_settings
 from memory.archive import Archive
-from memory.embeddings import ArchiveEmbedder, get_embedder, vector_literal
+from memory.embeddings import LOCAL_MODEL_NAME, ArchiveEmbedder, LocalMiniLMEmbeddings, get_embedder, vector_literal
 from memory.schema import setup
 from records.stores import open_stores
 
@@ -192,10 +194,22 @@ async def latency(url: str, args: argparse.Namespace, questions: list[str], embe
         await exits.aclose()
 
 
-INGEST_BACKENDS = ("torch", "onnx-int8")
-"""Local backends whose ingest is timed side by side: the old path (torch) and the default (ONNX int8)."""
+INGEST_BACKENDS = ("torch", "onnx-int8-1worker", "onnx-int8")
+"""Local embedders whose ingest is timed side by side: torch (the first path), ONNX int8 on one worker with the
+earlier batches (the previous default, `single_worker_int8`), and the default (ONNX int8, `EMBED_WORKERS` workers)."""
 QUERY_EMBEDDINGS = 300
 """Query embeddings timed per backend (after `WARMUP // 5` warm-up ones), one at a time, as a search makes them."""
+
+
+def single_worker_int8(settings: Settings) -> ArchiveEmbedder:
+    """The previous default embedder, as a baseline: ONNX int8 on one worker.
+
+    One replica, 128 texts per call and 64 per forward pass, the query behind the batches in the same pool.
+    """
+    model = LocalMiniLMEmbeddings("onnx-int8", settings.model_cache_dir, batch_size=64, replicas=1)
+    embedder = ArchiveEmbedder(model, f"local:{LOCAL_MODEL_NAME}", batch_size=128, workers=1)
+    embedder.query_executor = embedder.executor
+    return embedder
 
 
 async def ingest(url: str, args: argparse.Namespace, texts: list[str], questions: list[str]) -> dict[str, Any]:
@@ -216,10 +230,13 @@ async def ingest(url: str, args: argparse.Namespace, texts: list[str], questions
     try:
         for name in (*INGEST_BACKENDS, "no_embeddings"):
             embedder = None
-            if name != "no_embeddings":
+            if name == "onnx-int8-1worker":
+                embedder = single_worker_int8(get_settings())
+            elif name != "no_embeddings":
                 update = {"embedding_provider": "local", "embedding_backend": name}
                 embedder = get_embedder(get_settings().model_copy(update=update))
-                assert embedder is not None and await asyncio.to_thread(embedder.warm_up)
+            if embedder is not None:
+                assert await asyncio.to_thread(embedder.warm_up)
             archive = Archive(pool, embedder=embedder)
             started = time.perf_counter()
             result = await archive.import_transcript(f"ingest-{name}", "s", records)
@@ -237,7 +254,11 @@ async def ingest(url: str, args: argparse.Namespace, texts: list[str], questions
             async with pool.connection() as conn:
                 await conn.execute("DELETE FROM messages WHERE athlete_id LIKE 'ingest-%'")
                 await conn.execute("DELETE FROM conversations WHERE athlete_id LIKE 'ingest-%'")
-        out["ratio"] = out[INGEST_BACKENDS[1]]["messages_per_s"] / out[INGEST_BACKENDS[0]]["messages_per_s"]
+        out["ratio"] = {
+            f"{new} / {old}": out[new]["messages_per_s"] / out[old]["messages_per_s"]
+            for old, new in ((INGEST_BACKENDS[0], INGEST_BACKENDS[2]), (INGEST_BACKENDS[1], INGEST_BACKENDS[2]))
+        }
+        out["load_average_1min"] = os.getloadavg()[0]
         return out
     finally:
         await exits.aclose()
@@ -301,14 +322,16 @@ def print_report(r: dict[str, Any]) -> None:
     where = "an empty table" if "load" not in r else f"the {r['messages']:,}-row table"
     print(f"ingest through Archive.import_transcript (coach import-transcript's path) into {where}:")
     for name, s in ing.items():
-        if name == "ratio":
+        if name in ("ratio", "load_average_1min"):
             continue
         line = f"  {name:14s} {s['messages']} messages in {s['seconds']:5.1f} s: {s['messages_per_s']:5.0f} messages/s"
         if "query_embedding_ms" in s:
             q = s["query_embedding_ms"]
             line += f"; query embedding p50 {q['p50']:.1f} ms, p95 {q['p95']:.1f} ms"
         print(line)
-    print(f"  {INGEST_BACKENDS[1]} / {INGEST_BACKENDS[0]}: {ing['ratio']:.2f}x")
+    for pair, ratio in ing["ratio"].items():
+        print(f"  {pair}: {ratio:.2f}x")
+    print(f"  load average (1 min) at the end: {ing['load_average_1min']:.2f} on {os.cpu_count()} cores")
 
 
 def _print_scale(r: dict[str, Any]) -> None:
