@@ -236,7 +236,8 @@ class LocalMiniLMEmbeddings(Embeddings):
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
-        return [[float(x) for x in row] for row in vectors.tolist()]
+        rows: list[list[float]] = vectors.tolist()  # float32 array: Python floats already
+        return rows
 
     def embed_query(self, text: str) -> list[float]:
         """Embed one query."""
