@@ -257,7 +257,7 @@ async def ingest(url: str, args: argparse.Namespace, texts: list[str], questions
             elif name != "no_embeddings":
                 update = {"embedding_provider": "local", "embedding_backend": name}
                 embedder = get_embedder(get_settings().model_copy(update=update))
-            if embedder is not None:
+            if embedder is not None and name != "vectors_precomputed":
                 assert await asyncio.to_thread(embedder.warm_up)
             archive = Archive(pool, embedder=embedder)
             started = time.perf_counter()
