@@ -268,3 +268,12 @@ def test_on_the_server_the_authenticated_athlete_wins_over_the_context() -> None
         "timezone": "Europe/Paris",
         "confirm_facts_inline": True,
     }
+
+
+def test_on_graphharbor_the_authenticated_user_object_gives_the_athlete() -> None:
+    """`make serve-prod` (GraphHarbor) sets `langgraph_auth_user` (a mapping with the identity) only."""
+    config = {"configurable": {"langgraph_auth_user": {"identity": A, "permissions": []}, "thread_id": "thread-2"}}
+    out = _probe_graph().invoke({}, config=config, context=Context(athlete_id=B))
+    assert out["seen"]["athlete_id"] == A
+    assert out["seen"]["session_id"] == "thread-2"
+    assert out["seen"]["confirm_facts_inline"] is True
