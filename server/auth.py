@@ -3,12 +3,10 @@
 Loaded by the server through `langgraph.json` (`"auth": {"path": "./server/auth.py:auth"}`); Studio's own
 sign-in is turned off there (`disable_studio_auth`), so every request, Studio's included, carries a bearer token.
 
-Authentication: `Authorization: Bearer <token>` is mapped to an athlete id by the token resolver. The default
-resolver reads development tokens from configuration (`COACH_AUTH_TOKENS`, a JSON object `{token: athlete_id}`,
-and/or the JSON file `COACH_AUTH_TOKENS_FILE`) and, when an identity provider is configured (`JWT_JWKS_URL`,
-`JWT_ISSUER`, `JWT_AUDIENCE`), verifies JWTs signed by its keys and takes the athlete from `JWT_ATHLETE_CLAIM`
-(`server.jwt_auth`). `set_token_resolver` replaces it. No token, or an unknown, expired or otherwise invalid one:
-401.
+Authentication: `Authorization: Bearer <token>` is mapped to an athlete id by the token resolver: development
+tokens (`COACH_AUTH_TOKENS`, a JSON object `{token: athlete_id}`, and/or the file `COACH_AUTH_TOKENS_FILE`), then
+JWTs of an identity provider (`JWT_JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`, `JWT_ATHLETE_CLAIM`: `server.jwt_auth`);
+`set_token_resolver` replaces it. No token, or an unknown, expired or otherwise invalid one: 401.
 
 Authorization (the athlete is the user's identity, `ctx.user.identity`):
 
@@ -152,9 +150,7 @@ def _configured_identities() -> tuple[TokenTable, JwtVerifier | None]:
 
 
 async def configured_token_athlete(token: str) -> str | None:
-    """The default resolver: the development tokens, then the identity provider's JWTs (when configured).
-
-    Both are read from configuration once (in a thread) on first use.
+    """The default resolver: development tokens, then the provider's JWTs (configuration read once, in a thread).
 
     Raises:
         Auth.exceptions.HTTPException: 503 when the identity provider's keys cannot be fetched.
@@ -349,11 +345,16 @@ async def on_assistant_search(ctx: AuthContext, value: AssistantsSearch) -> None
     return None
 
 
+def _cron_run_payload(value: Any) -> Mapping[str, Any] | None:
+    """A cron's run payload: `value["payload"]` (LangGraph server) or the request body itself (GraphHarbor)."""
+    return value["payload"] if isinstance(value.get("payload"), Mapping) else value
+
+
 @auth.on.crons.create
 async def on_cron_create(ctx: AuthContext, value: CronsCreate) -> dict[str, str]:
     """Crons belong to the athlete; their runs are checked like runs (and run as the athlete)."""
     _stamp_owner(ctx, value)
-    await _check_run_payload(ctx, value.get("payload"))
+    await _check_run_payload(ctx, _cron_run_payload(value))
     return _owned(ctx)
 
 
@@ -362,7 +363,7 @@ async def on_cron_update(ctx: AuthContext, value: CronsUpdate) -> dict[str, str]
     """Changing a cron: the athlete's own only, with a run payload checked like a run."""
     if "metadata" in value:
         _stamp_owner(ctx, value)
-    await _check_run_payload(ctx, value.get("payload"))
+    await _check_run_payload(ctx, _cron_run_payload(value))
     return _owned(ctx)
 
 

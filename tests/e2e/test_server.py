@@ -1,4 +1,4 @@
-"""The coach through the `langgraph dev` server's API, as a client (the `langgraph_sdk`) or Studio uses it.
+"""The coach through the API of both servers (`langgraph dev`, GraphHarbor), as a client (the `langgraph_sdk`) or Studio uses it.
 
 Chat turns on a thread, a fact proposal that interrupts the run and its resume, per-athlete isolation (another
 athlete's token gets 404), state writes refused, and a cron that debriefs an uploaded ride once.
@@ -21,9 +21,12 @@ from config.settings import get_settings
 from memory.redis_client import open_redis
 from records.stores import open_stores
 from tests.conftest import RIDES_DIR
-from tests.e2e.conftest import Athlete, CoachServer
+from tests.e2e.conftest import SERVER_KINDS, Athlete, CoachServer, both_servers
 
 pytestmark = pytest.mark.integration
+
+# Every test here runs against `langgraph dev` and the production server (GraphHarbor, `make serve-prod`).
+coach_server = pytest.fixture(scope="module", params=SERVER_KINDS, name="coach_server")(both_servers)
 
 INDOOR = "fitparse_indoor-trainer-2011-11-02.fit"
 
@@ -103,7 +106,9 @@ async def status_of(request: Awaitable[Any]) -> int:
     return 200
 
 
-async def test_another_athlete_cannot_see_or_touch_the_thread(coach_server: CoachServer) -> None:
+async def test_another_athlete_cannot_see_or_touch_the_thread(
+    coach_server: CoachServer, request: pytest.FixtureRequest
+) -> None:
     a, b = client(coach_server, coach_server.a), client(coach_server, coach_server.b)
     thread = await a.threads.create()
     tid = thread["thread_id"]
@@ -114,7 +119,15 @@ async def test_another_athlete_cannot_see_or_touch_the_thread(coach_server: Coac
     assert await status_of(b.threads.get_history(tid)) == 404
     assert await status_of(b.runs.list(tid)) == 404
     assert await status_of(b.runs.wait(tid, "chat", input={"message": "what did we discuss?"})) == 404
-    assert await status_of(b.crons.create_for_thread(tid, "pending_debriefs", schedule="0 6 * * *")) == 404
+    cron_on_a_thread = await status_of(b.crons.create_for_thread(tid, "pending_debriefs", schedule="0 6 * * *"))
+    if request.node.callspec.params.get("coach_server") == "graphharbor" and cron_on_a_thread == 200:
+        # Known gap of GraphHarbor 0.13.0.post45 (README, "Serving in production"): a new cron's thread is not
+        # checked against the auth filters (`langgraph_runtime_pg.auth.in_principal_scope` returns True).
+        for cron in await b.crons.search():  # B's cron on A's thread: removed, so later tests see B's own only
+            if cron.get("thread_id") == tid:
+                await b.crons.delete(cron["cron_id"])
+        pytest.xfail("GraphHarbor accepts a cron on another athlete's thread (200, want 404)")
+    assert cron_on_a_thread == 404
     assert await status_of(b.threads.delete(tid)) == 404
     assert tid not in {t["thread_id"] for t in await b.threads.search(limit=100)}
     assert tid in {t["thread_id"] for t in await a.threads.search(limit=100)}
@@ -177,7 +190,10 @@ async def test_crons_debrief_each_uploaded_ride_once(coach_server: CoachServer) 
     try:
         assert cron_a["metadata"]["owner"] == coach_server.a.athlete_id
         assert {c["cron_id"] for c in await b.crons.search()} == {cron_b["cron_id"]}
-        assert await status_of(b.crons.delete(cron_a["cron_id"])) == 404
+        # Another athlete cannot delete the cron: 404 (langgraph dev) or an idempotent 204 (GraphHarbor), and the
+        # cron is still there.
+        assert await status_of(b.crons.delete(cron_a["cron_id"])) in (200, 404)
+        assert cron_a["cron_id"] in {c["cron_id"] for c in await a.crons.search()}
         runs = await _wait_for_runs(a, tid, 2, timeout_s=30)
         deadline = time.monotonic() + 30
         while await store.get_debrief(coach_server.b.athlete_id, ride_b) is None:
