@@ -347,7 +347,8 @@ async def on_assistant_search(ctx: AuthContext, value: AssistantsSearch) -> None
 
 def _cron_run_payload(value: Any) -> Mapping[str, Any] | None:
     """A cron's run payload: `value["payload"]` (LangGraph server) or the request body itself (GraphHarbor)."""
-    return value["payload"] if isinstance(value.get("payload"), Mapping) else value
+    payload: Mapping[str, Any] = value["payload"] if isinstance(value.get("payload"), Mapping) else value
+    return payload
 
 
 @auth.on.crons.create
