@@ -3,10 +3,12 @@
 Loaded by the server through `langgraph.json` (`"auth": {"path": "./server/auth.py:auth"}`); Studio's own
 sign-in is turned off there (`disable_studio_auth`), so every request, Studio's included, carries a bearer token.
 
-Authentication: `Authorization: Bearer <token>` is mapped to an athlete id by the token resolver: development
-tokens (`COACH_AUTH_TOKENS`, a JSON object `{token: athlete_id}`, and/or the file `COACH_AUTH_TOKENS_FILE`), then
-JWTs of an identity provider (`JWT_JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`, `JWT_ATHLETE_CLAIM`: `server.jwt_auth`);
-`set_token_resolver` replaces it. No token, or an unknown, expired or otherwise invalid one: 401.
+Authentication: `Authorization: Bearer <token>` is mapped to an athlete id by the token resolver. The default
+resolver reads development tokens from configuration (`COACH_AUTH_TOKENS`, a JSON object `{token: athlete_id}`,
+and/or the JSON file `COACH_AUTH_TOKENS_FILE`) and, when an identity provider is configured (`JWT_JWKS_URL`,
+`JWT_ISSUER`, `JWT_AUDIENCE`), verifies JWTs signed by its keys and takes the athlete from `JWT_ATHLETE_CLAIM`
+(`server.jwt_auth`). `set_token_resolver` replaces it. No token, or an unknown, expired or otherwise invalid one:
+401.
 
 Authorization (the athlete is the user's identity, `ctx.user.identity`):
 
@@ -150,7 +152,9 @@ def _configured_identities() -> tuple[TokenTable, JwtVerifier | None]:
 
 
 async def configured_token_athlete(token: str) -> str | None:
-    """The default resolver: development tokens, then the provider's JWTs (configuration read once, in a thread).
+    """The default resolver: the development tokens, then the identity provider's JWTs (when configured).
+
+    Both are read from configuration once (in a thread) on first use.
 
     Raises:
         Auth.exceptions.HTTPException: 503 when the identity provider's keys cannot be fetched.
