@@ -1,14 +1,15 @@
-"""Chat turns under load on `langgraph dev` and on the production server (GraphHarbor, 1 or N API processes).
+"""Chat turns under load on `langgraph dev` and on the production server (GraphHarbor, 1 or N workers).
 
-    uv run python benchmarks/serve_load.py [--server dev|prod] [--workers 2] [--turns 200] [--clients 20]
-        [--athletes 10]
+    uv run python benchmarks/serve_load.py [--server dev|prod] [--workers 2] [--executors N] [--jobs 8]
+        [--turns 200] [--clients 20] [--athletes 10]
 
 Bounded and loopback only: starts the server on a free 127.0.0.1 port with fresh athletes and random tokens
 (the offline responder, no embeddings), runs `--turns` chat turns from `--clients` concurrent SDK clients (client
 `c` chats as athlete `c % athletes` on a thread of its own, its turns one after the other), stops the server, and
-checks in Postgres that every turn's message was archived exactly once, under its own athlete only, and (prod)
-that every thread has checkpoints. Prints one JSON object: `{server, workers, turns, ok, errors, duration_s,
-turns_per_s, p50_s, p99_s, archived_once, mixed, threads_with_checkpoints}`.
+checks in Postgres that every turn's message was archived exactly once, under its own athlete only, and that every
+thread has checkpoints (both servers checkpoint into Postgres). Prints one JSON object: `{server, workers,
+executors, jobs, load_1m, turns, ok, errors, duration_s, turns_per_s, p50_s, p99_s, archived_once, mixed,
+threads_with_checkpoints}` (`load_1m`: the machine's 1-minute load average at the end, as `uptime` shows it).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import psycopg
 from langgraph_sdk import get_client
 
 from config.settings import get_settings
+from server.prod_worker import DEFAULT_JOBS
 from server.serve import OFFLINE_ENV, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,13 +50,14 @@ def _dev_config(tmp: Path) -> Path:
     config["graphs"] = {name: absolute(spec) for name, spec in config["graphs"].items()}
     config["auth"]["path"] = absolute(config["auth"]["path"])
     config["http"]["app"] = absolute(config["http"]["app"])
+    config["checkpointer"]["path"] = absolute(config["checkpointer"]["path"])
     config["env"], config["disable_persistence"] = {}, True
     path = tmp / "langgraph.json"
     path.write_text(json.dumps(config))
     return path
 
 
-def start(kind: str, workers: int, tokens: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start(kind: str, workers: int, jobs: int, tokens: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     """Start the server; returns the process and its URL once `/ok` answers."""
     settings, port = get_settings(), free_port()
     env = {**os.environ, **OFFLINE_ENV, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}
@@ -62,7 +65,16 @@ def start(kind: str, workers: int, tokens: dict[str, str], tmp: Path) -> tuple[s
     env.update(OPENAI_API_KEY="", OPENAI_BASE_URL="", PYTHONUNBUFFERED="1")
     env.pop("COACH_AUTH_TOKENS_FILE", None)
     if kind == "prod":
-        args = ["-m", "server.serve_prod", "--port", str(port), "--workers", str(workers)]
+        args = [
+            "-m",
+            "server.serve_prod",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+            "--jobs-per-worker",
+            str(jobs),
+        ]
         args += ["--config", str(ROOT / "langgraph.prod.json")]
     else:
         args = ["-m", "server.serve", "--port", str(port), "--config", str(_dev_config(tmp))]
@@ -143,7 +155,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     markers = {f"load {run_id} c{c}": athletes[c % args.athletes] for c in range(args.clients)}
     latencies: list[float] = []
     with tempfile.TemporaryDirectory() as tmp:
-        proc, url = start(args.server, args.workers, tokens, Path(tmp))
+        proc, url = start(args.server, args.workers, args.executors, args.jobs, tokens, Path(tmp))
         try:
             started = time.perf_counter()
             results = await asyncio.gather(
@@ -155,9 +167,12 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     await asyncio.sleep(2)  # the outbox drainer has stopped with the server; give Postgres a moment
     archived_once, mixed = check_archive(athletes, markers, per_client)
     ordered = sorted(latencies)
-    checkpointed = threads_with_checkpoints([t for t, _ in results]) if args.server == "prod" else None
+    checkpointed = threads_with_checkpoints([t for t, _ in results])
     return {
-        "server": args.server, "workers": args.workers if args.server == "prod" else 1, "turns": len(latencies),
+        "server": args.server, "workers": args.workers if args.server == "prod" else 1,
+        "executors": (args.executors or args.workers) if args.server == "prod" else None,
+        "jobs": args.jobs if args.server == "prod" else None, "load_1m": round(os.getloadavg()[0], 2),
+        "turns": len(latencies),
         "ok": len(latencies) - sum(e for _, e in results), "errors": sum(e for _, e in results),
         "duration_s": round(duration_s, 2), "turns_per_s": round(len(latencies) / duration_s, 2),
         "p50_s": round(ordered[len(ordered) // 2], 3), "p99_s": round(ordered[int(len(ordered) * 0.99) - 1], 3),
@@ -170,6 +185,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--server", choices=("dev", "prod"), default="prod")
     parser.add_argument("--workers", type=int, default=2, help="API processes of the production server")
+    parser.add_argument("--executors", type=int, default=0, help="run executors of the production server (0: workers)")
+    parser.add_argument("--jobs", type=int, default=DEFAULT_JOBS, help="runs the production executor runs at a time")
     parser.add_argument("--turns", type=int, default=200)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--athletes", type=int, default=10)

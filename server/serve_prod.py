@@ -1,6 +1,7 @@
 """`make serve-prod`: the coach's graphs on GraphHarbor, a LangGraph Agent Server that keeps everything in Postgres.
 
-    uv run python -m server.serve_prod [--port N] [--host 127.0.0.1] [--workers 2] [--jobs-per-worker 4]
+    uv run python -m server.serve_prod [--port N] [--host 127.0.0.1] [--workers 2] [--executors N]
+        [--jobs-per-worker 8]
 
 GraphHarbor (`graphharbor` on PyPI, MIT) serves the LangGraph API (threads, runs, wait and stream, interrupts,
 crons, the store) from `langgraph.prod.json`: the same graphs, the same `server.auth` handlers and the coach's
@@ -9,9 +10,13 @@ run queues and streams in its Redis (`REDIS_URL`); the processes keep no state, 
 share the load. This launcher:
 
 1. applies GraphHarbor's schema migrations (`graphharbor migrate upgrade head`);
-2. starts one run executor (`graphharbor worker`: runs and crons, `--jobs-per-worker` at a time);
-3. runs the API in N uvicorn processes (`server.prod_asgi`, GraphHarbor's app factory) in the foreground; when
-   it ends (Ctrl-C, SIGTERM), the executor is stopped too.
+2. starts `--executors` run executors (default: as many as `--workers`; `server.prod_worker`, GraphHarbor's
+   executor loop inside the coach's lifespan: runs and crons, `--jobs-per-worker` runs at a time each);
+3. runs the API in `--workers` uvicorn processes (`server.prod_asgi`, GraphHarbor's app factory) in the
+   foreground; when it ends (Ctrl-C, SIGTERM), the executors are stopped too (running runs finish first).
+
+An executor costs CPU per run (GraphHarbor stores every stream event of a run in Postgres, one transaction each:
+docs/production-server-evaluation.md), so executors are processes, one per core, not more slots in one process.
 
 The API and the executors sign the run context with `GRAPHHARBOR_RUNTIME_CONTEXT_SECRET`: set it (the same on
 every host) in production; unset, one is made for this launch. GraphHarbor runs in its production mode
@@ -33,8 +38,11 @@ from pathlib import Path
 
 from config.settings import get_settings
 from server.prod_asgi import PROD_CONFIG
+from server.prod_worker import DEFAULT_JOBS
 from server.serve import DEV_TOKENS_FILE, OFFLINE_ENV, dev_tokens, free_port
 
+RUN_WAIT_TIMEOUT_S = 600
+"""How long `runs/wait` waits for a run before answering 503, seconds (GRAPHHARBOR_RUN_WAIT_TIMEOUT)."""
 STOP_TIMEOUT_S = 20
 """How long the run executor gets to finish after SIGTERM before it is killed, seconds."""
 
@@ -62,6 +70,8 @@ def prod_env(base: Mapping[str, str]) -> dict[str, str]:
     env.setdefault("GRAPHHARBOR_RUNTIME_CONTEXT_ISSUER", "endurance-coach-api")
     env.setdefault("GRAPHHARBOR_RUNTIME_CONTEXT_AUDIENCE", "endurance-coach-worker")
     env.setdefault("LANGGRAPH_RUNTIME_EDITION", "pg")
+    # `runs/wait` answers 503 after this long (GraphHarbor's default, 60 s, is shorter than a long debrief).
+    env.setdefault("GRAPHHARBOR_RUN_WAIT_TIMEOUT", str(RUN_WAIT_TIMEOUT_S))
     return env
 
 
@@ -81,9 +91,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 0), help="port (default: free)")
     parser.add_argument("--workers", type=int, default=int(os.environ.get("WORKERS") or 2), help="API processes")
-    parser.add_argument("--jobs-per-worker", type=int, default=4, help="runs one executor runs at a time")
+    parser.add_argument("--executors", type=int, default=0, help="run executor processes (default: --workers)")
+    parser.add_argument("--jobs-per-worker", type=int, default=DEFAULT_JOBS, help="runs each executor runs at a time")
     parser.add_argument("--config", default=PROD_CONFIG, help="the GraphHarbor configuration file")
     args = parser.parse_args(argv)
+    if args.workers < 1 or args.executors < 0 or args.jobs_per_worker < 1:
+        parser.error("--workers and --jobs-per-worker must be >= 1, --executors >= 0")
+    executor_count = args.executors or args.workers
     settings = get_settings()
     env = prod_env(os.environ)
     if not (settings.coach_auth_tokens or settings.coach_auth_tokens_file or settings.jwt_jwks_url):
@@ -95,14 +109,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     port = args.port or free_port("127.0.0.1" if args.host in ("127.0.0.1", "localhost") else args.host)
     shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
     print(
-        f"Endurance coach API on http://{shown}:{port}  (GraphHarbor, {args.workers} API processes + 1 run "
-        f"executor; state in Postgres and Redis; Ctrl-C stops it)",
+        f"Endurance coach API on http://{shown}:{port}  (GraphHarbor, {args.workers} API processes + "
+        f"{executor_count} run executors x {args.jobs_per_worker} runs; state in Postgres and Redis; Ctrl-C stops it)",
         flush=True,
     )
     subprocess.run(graphharbor("migrate", "upgrade", "head"), env=env, check=True)
-    worker = subprocess.Popen(
-        graphharbor("worker", "--config", args.config, "--n-jobs-per-worker", str(args.jobs_per_worker)), env=env
-    )
+    executor = [
+        sys.executable,
+        "-m",
+        "server.prod_worker",
+        "--config",
+        args.config,
+        "--jobs",
+        str(args.jobs_per_worker),
+    ]
+    executors = [subprocess.Popen(executor, env=env) for _ in range(executor_count)]
     env["COACH_PROD_CONFIG"] = str(Path(args.config).resolve())
     api = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "--factory", "server.prod_asgi:create", "--host", args.host,
@@ -119,7 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return api.wait()
     finally:
         _stop(api)
-        _stop(worker)
+        for proc in executors:
+            proc.send_signal(signal.SIGTERM)
+        for proc in executors:
+            _stop(proc)
 
 
 if __name__ == "__main__":
