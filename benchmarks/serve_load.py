@@ -57,7 +57,9 @@ def _dev_config(tmp: Path) -> Path:
     return path
 
 
-def start(kind: str, workers: int, jobs: int, tokens: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start(
+    kind: str, workers: int, executors: int, jobs: int, tokens: dict[str, str], tmp: Path
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start the server; returns the process and its URL once `/ok` answers."""
     settings, port = get_settings(), free_port()
     env = {**os.environ, **OFFLINE_ENV, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url}

@@ -357,7 +357,15 @@ def _cron_run_payload(value: Any) -> Mapping[str, Any] | None:
 
 @auth.on.crons.create
 async def on_cron_create(ctx: AuthContext, value: CronsCreate) -> dict[str, str]:
-    """Crons belong to the athlete; their runs are checked like runs (and run as the athlete)."""
+    """Crons belong to the athlete; their runs are checked like runs (and run as the athlete).
+
+    Only thread-less crons (`POST /runs/crons`, what the coach's scheduled debriefs are) are accepted: a cron
+    bound to a thread (`POST /threads/{id}/runs/crons`, `thread_id` set by both servers) is refused with 403 for
+    every thread, the athlete's own and another's alike, so the answer says nothing about the thread. GraphHarbor
+    (`make serve-prod`) does not check the owner of a new cron's thread against the auth filters.
+    """
+    if value.get("thread_id") is not None:
+        raise _forbidden("crons run without a thread: create them with POST /runs/crons")
     _stamp_owner(ctx, value)
     await _check_run_payload(ctx, _cron_run_payload(value))
     return _owned(ctx)

@@ -1,9 +1,9 @@
 """The coach's routes and lifespan for `make serve-prod` (GraphHarbor loads `app` through `server.prod_entry`).
 
-The same app as `server.app` (the ride upload `PUT /inbox/{file_name}`, the coach's connections, the closed
-development routes), plus one adapter: GraphHarbor authenticates custom routes through `server.auth` but leaves
-the authenticated user in `scope["principal"]` (its `Principal`, whose `subject` is the identity), where the
-LangGraph server sets `scope["user"]`. `PrincipalAsUser` sets `scope["user"]` from it, so `request.user.identity`
+The same routes and lifespan as `server.app` (the ride upload `PUT /inbox/{file_name}`, forget and export, the
+coach's connections; the closed routes are `server.prod_asgi`'s), plus one adapter: GraphHarbor authenticates
+custom routes through `server.auth` but leaves the authenticated user in `scope["principal"]` (its `Principal`,
+whose `subject` is the identity), where the LangGraph server sets `scope["user"]`. `PrincipalAsUser` sets `scope["user"]` from it, so `request.user.identity`
 is the athlete on both servers.
 """
 
@@ -17,7 +17,6 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from server.app import app as coach_app
 from server.app import lifespan
-from server.closed_routes import ClosedRoutesMiddleware
 
 
 @dataclass(frozen=True)
@@ -55,6 +54,6 @@ class PrincipalAsUser:
 
 app = Starlette(
     routes=list(coach_app.routes),
-    middleware=[Middleware(PrincipalAsUser), Middleware(ClosedRoutesMiddleware)],
+    middleware=[Middleware(PrincipalAsUser)],  # server.prod_asgi wraps the whole server in ClosedRoutesMiddleware
     lifespan=lifespan,
 )
