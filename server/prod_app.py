@@ -3,8 +3,8 @@
 The same routes and lifespan as `server.app` (the ride upload `PUT /inbox/{file_name}`, forget and export, the
 coach's connections; the closed routes are `server.prod_asgi`'s), plus one adapter: GraphHarbor authenticates
 custom routes through `server.auth` but leaves the authenticated user in `scope["principal"]` (its `Principal`,
-whose `subject` is the identity), where the LangGraph server sets `scope["user"]`. `PrincipalAsUser` sets `scope["user"]` from it, so `request.user.identity`
-is the athlete on both servers.
+whose `subject` is the identity), where the LangGraph server sets `scope["user"]`. `PrincipalAsUser` sets
+`scope["user"]` from it, so `request.user.identity` is the athlete on both servers.
 """
 
 from __future__ import annotations
