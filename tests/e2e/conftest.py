@@ -105,7 +105,7 @@ def coach_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServ
 def prod_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServer]:
     """Start `python -m server.serve_prod --workers 2` on a free port and stop it at the end of the session."""
     tmp = tmp_path_factory.mktemp("coach-prod-server")
-    with running_server(tmp, kind="prod", extra_env={"CHECKPOINT_KEEP": "200"}) as server:
+    with running_server(tmp, kind="prod") as server:
         yield server
 
 
