@@ -32,9 +32,12 @@ PUBLIC = {"/ok", "/", "/ready", "/live"}
 COACH_ROUTES = [("PUT", "/inbox/{file_name}"), ("DELETE", "/athletes/me"), ("GET", "/athletes/me/export")]
 """The coach's own routes (`server.app`), which GraphHarbor's `/openapi.json` does not list."""
 
-NO_OP_FOR_OTHERS = {("graphharbor", "DELETE", "/runs/crons/{cron_id}")}
-"""GraphHarbor answers 204 to deleting any cron id, existing or not, and deletes only the athlete's own (A's cron
-is still there at the end): no answer tells B anything."""
+NO_OP_FOR_OTHERS = {
+    ("graphharbor", "DELETE", "/runs/crons/{cron_id}"),
+    ("graphharbor", "DELETE", "/threads/{thread_id}/runs/{run_id}"),
+}
+"""GraphHarbor answers 204 to deleting any cron or run id, existing or not, and deletes only the athlete's own (A's
+cron and run are still there at the end): the answer tells B nothing."""
 
 CLOSED = [
     ("POST", "/internal/truncate"),
