@@ -7,7 +7,7 @@ RIDES ?= data/rides
 # Export .env (written by `make services`) into a recipe's shell; the app also reads it via pydantic-settings.
 LOAD_ENV = set -a; [ ! -f .env ] || . ./.env; set +a;
 
-.PHONY: services services-down install test demo lint serve
+.PHONY: services services-down install test demo lint serve serve-prod
 
 services:
 	bash scripts/services.sh up
@@ -28,6 +28,11 @@ demo: install services
 # The LangGraph dev server (API + Studio) on loopback, offline: `make serve` (a free port) or `make serve PORT=8123`.
 serve: install services
 	$(LOAD_ENV) uv run python -m server.serve $(if $(PORT),--port $(PORT))
+
+# The production server (GraphHarbor: threads, runs, crons and checkpoints in Postgres, queues in Redis; WORKERS API
+# processes + a run executor): `make serve-prod` (a free port, 2 workers) or `make serve-prod PORT=8123 WORKERS=4`.
+serve-prod: install services
+	$(LOAD_ENV) uv run python -m server.serve_prod $(if $(PORT),--port $(PORT)) --workers $(or $(WORKERS),2)
 
 lint: install
 	uv run --frozen ruff check . && uv run --frozen ruff format --check . && uv run --frozen mypy

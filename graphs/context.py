@@ -9,6 +9,7 @@ puts in the run's config (`configurable["langgraph_auth_user_id"]`), where no re
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
@@ -69,11 +70,21 @@ def thread_id(kind: GraphKind, athlete_id: str, key: str | None = None) -> str:
 AUTH_USER_ID_KEY = "langgraph_auth_user_id"
 """Where the LangGraph server puts the authenticated user's identity in a run's `configurable`."""
 
+AUTH_USER_KEY = "langgraph_auth_user"
+"""Where the servers put the authenticated user itself (GraphHarbor, `make serve-prod`, sets only this one)."""
+
 
 def authenticated_athlete(config: dict[str, Any] | None) -> str | None:
-    """The athlete the API server authenticated for this run, or None outside the server (CLI, tests)."""
+    """The athlete the API server authenticated for this run, or None outside the server (CLI, tests).
+
+    Read from `configurable["langgraph_auth_user_id"]` (`langgraph dev`), else from the identity of
+    `configurable["langgraph_auth_user"]` (both servers set it from the authentication, over any client value).
+    """
     configurable = (config or {}).get("configurable") or {}
     user_id = configurable.get(AUTH_USER_ID_KEY)
+    if user_id is None:
+        user = configurable.get(AUTH_USER_KEY)
+        user_id = user.get("identity") if isinstance(user, Mapping) else getattr(user, "identity", None)
     return user_id if isinstance(user_id, str) and user_id else None
 
 

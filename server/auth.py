@@ -1,14 +1,12 @@
-"""Per-athlete authentication and authorization of the API server (`langgraph dev`; docs/architecture.md).
+"""Per-athlete authentication and authorization of both API servers (langgraph dev, GraphHarbor; docs/architecture.md).
 
 Loaded by the server through `langgraph.json` (`"auth": {"path": "./server/auth.py:auth"}`); Studio's own
 sign-in is turned off there (`disable_studio_auth`), so every request, Studio's included, carries a bearer token.
 
-Authentication: `Authorization: Bearer <token>` is mapped to an athlete id by the token resolver. The default
-resolver reads development tokens from configuration (`COACH_AUTH_TOKENS`, a JSON object `{token: athlete_id}`,
-and/or the JSON file `COACH_AUTH_TOKENS_FILE`) and, when an identity provider is configured (`JWT_JWKS_URL`,
-`JWT_ISSUER`, `JWT_AUDIENCE`), verifies JWTs signed by its keys and takes the athlete from `JWT_ATHLETE_CLAIM`
-(`server.jwt_auth`). `set_token_resolver` replaces it. No token, or an unknown, expired or otherwise invalid one:
-401.
+Authentication: `Authorization: Bearer <token>` is mapped to an athlete id by the token resolver: development
+tokens (`COACH_AUTH_TOKENS`, a JSON object `{token: athlete_id}`, and/or the file `COACH_AUTH_TOKENS_FILE`), then
+JWTs of an identity provider (`JWT_JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`, `JWT_ATHLETE_CLAIM`: `server.jwt_auth`);
+`set_token_resolver` replaces it. No token, or an unknown, expired or otherwise invalid one: 401.
 
 Authorization (the athlete is the user's identity, `ctx.user.identity`):
 
@@ -40,9 +38,6 @@ from langgraph_sdk.auth.types import (
     AssistantsSearch,
     AuthContext,
     CronsCreate,
-    CronsDelete,
-    CronsRead,
-    CronsSearch,
     CronsUpdate,
     MinimalUserDict,
     RunsCreate,
@@ -349,11 +344,22 @@ async def on_assistant_search(ctx: AuthContext, value: AssistantsSearch) -> None
     return None
 
 
+def _cron_run_payload(value: Any) -> Any:
+    """A cron's run payload: `value["payload"]` (LangGraph server) or the request body itself (GraphHarbor)."""
+    return value["payload"] if isinstance(value.get("payload"), Mapping) else value
+
+
 @auth.on.crons.create
 async def on_cron_create(ctx: AuthContext, value: CronsCreate) -> dict[str, str]:
-    """Crons belong to the athlete; their runs are checked like runs (and run as the athlete)."""
+    """Crons belong to the athlete; their runs are checked like runs (and run as the athlete).
+
+    Only thread-less crons (`POST /runs/crons`: the scheduled debriefs): one on a thread (`thread_id` set) gets 403
+    for any thread, own or not (GraphHarbor does not check the owner of a new cron's thread).
+    """
+    if value.get("thread_id") is not None:
+        raise _forbidden("crons run without a thread: create them with POST /runs/crons")
     _stamp_owner(ctx, value)
-    await _check_run_payload(ctx, value.get("payload"))
+    await _check_run_payload(ctx, _cron_run_payload(value))
     return _owned(ctx)
 
 
@@ -362,26 +368,18 @@ async def on_cron_update(ctx: AuthContext, value: CronsUpdate) -> dict[str, str]
     """Changing a cron: the athlete's own only, with a run payload checked like a run."""
     if "metadata" in value:
         _stamp_owner(ctx, value)
-    await _check_run_payload(ctx, value.get("payload"))
+    await _check_run_payload(ctx, _cron_run_payload(value))
     return _owned(ctx)
 
 
-@auth.on.crons.read
-async def on_cron_read(ctx: AuthContext, value: CronsRead) -> dict[str, str]:
-    """Reading a cron: the athlete's own only."""
+async def on_cron_owned(ctx: AuthContext, value: Any) -> dict[str, str]:
+    """Reading, listing or deleting crons: the athlete's own only."""
     return _owned(ctx)
 
 
-@auth.on.crons.search
-async def on_cron_search(ctx: AuthContext, value: CronsSearch) -> dict[str, str]:
-    """Listing crons: the athlete's own only."""
-    return _owned(ctx)
-
-
-@auth.on.crons.delete
-async def on_cron_delete(ctx: AuthContext, value: CronsDelete) -> dict[str, str]:
-    """Deleting a cron: the athlete's own only."""
-    return _owned(ctx)
+on_cron_read = auth.on.crons.read(on_cron_owned)
+on_cron_search = auth.on.crons.search(on_cron_owned)
+on_cron_delete = auth.on.crons.delete(on_cron_owned)
 
 
 @auth.on.store()

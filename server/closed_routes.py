@@ -1,12 +1,13 @@
-"""Close the development server's routes that bypass authentication (ASGI middleware of `server.app.app`).
+"""Close the servers' routes that bypass authentication (ASGI middleware of `server.app.app`, `server.prod_asgi`).
 
-`langgraph dev` (the in-memory runtime that `make serve` and the Docker image run) registers routes outside the
+`langgraph dev` (the in-memory runtime that `make serve` runs) registers routes outside the
 auth handlers of `server.auth`:
 
 - `POST /internal/truncate` (wipes every thread, run and cron of every athlete) and
   `GET /internal/debug/thread/{thread_id}` (any thread's whole state);
 - `GET /deploy`, `POST /deploy` (starts `langgraph deploy` on the server) and `GET /deploy/{id}/stream`;
-- `GET /metrics` (server-wide counters: runs, workers, pools).
+- `GET /metrics` (server-wide counters: runs, workers, pools);
+- `GET /info`, `/openapi.json`, `/docs` (the server's description; GraphHarbor's `/metrics` too).
 
 Middleware added to the app named in `langgraph.json` (`"http": {"app": ...}`) wraps every request the server
 receives, so this closes them before the server's router sees the request:
@@ -14,7 +15,12 @@ receives, so this closes them before the server's router sees the request:
 - `/internal` and `/deploy`, and everything under them: 404 for everybody (they do not exist for clients);
 - `/metrics`: 401 without a valid token (checked by `server.auth.athlete_for_authorization`, the same check as
   every API route), 403 with an athlete's token: the numbers are the whole server's, not the athlete's, so no
-  athlete reads them. An operator scrapes them from a process of their own, not through the public API.
+  athlete reads them. An operator scrapes them from a process of their own, not through the public API;
+- `/info`, `/openapi.json`, `/docs`, `/redoc`: 401 without a valid token (any athlete may read them), so that
+  nothing but the health checks (`/ok`; GraphHarbor's `/ready`, `/live`) answers without a token.
+
+On GraphHarbor (`make serve-prod`) the app named in the configuration is mounted beside the server's routes, not
+around them: `server.prod_asgi` wraps GraphHarbor's whole app in this middleware instead.
 
 Paths are compared after collapsing repeated slashes, dropping a trailing slash and lower-casing, so no other
 spelling of a closed path reaches the router (which would at best redirect to it).
@@ -36,6 +42,9 @@ CLOSED_PREFIXES = ("/internal", "/deploy")
 
 ATHLETE_FORBIDDEN_PATHS = ("/metrics",)
 """Paths answered 401 without a valid token and 403 with one."""
+
+TOKEN_PATHS = ("/info", "/openapi.json", "/docs", "/redoc")
+"""The servers' own description routes, which they answer without a token: 401 here unless the token is valid."""
 
 _SLASHES = re.compile(r"/{2,}")
 
@@ -67,15 +76,17 @@ class ClosedRoutesMiddleware:
         if is_closed(path):
             await _refuse(scope, send, 404, {"detail": "Not Found"})
             return
-        if normalized_path(path) in ATHLETE_FORBIDDEN_PATHS:
+        norm = normalized_path(path)
+        if norm in ATHLETE_FORBIDDEN_PATHS or norm in TOKEN_PATHS:
             authorization = _header(scope, b"authorization")
             try:
                 await athlete_for_authorization(authorization)
             except Auth.exceptions.HTTPException as exc:
                 await _refuse(scope, send, exc.status_code, {"detail": exc.detail}, exc.headers)
                 return
-            await _refuse(scope, send, 403, {"detail": "server metrics are not available to athletes"})
-            return
+            if norm in ATHLETE_FORBIDDEN_PATHS:
+                await _refuse(scope, send, 403, {"detail": "server metrics are not available to athletes"})
+                return
         await self.app(scope, receive, send)
 
 

@@ -1,4 +1,8 @@
-"""A `langgraph dev` server for the end-to-end tests: started once per session, on a free loopback port.
+"""The servers of the end-to-end tests: `langgraph dev` and the production server, each started once per session.
+
+`coach_server` is `langgraph dev`; `prod_server` is GraphHarbor as `make serve-prod` runs it (`python -m
+server.serve_prod`, 2 API processes and a run executor, threads, runs and crons in the same Postgres and Redis);
+test modules that run against both override `coach_server` with `both_servers` (parametrized).
 
 The server runs the project's `langgraph.json` (copied with absolute paths, no `.env` reload and no file
 persistence, run from a temporary folder, so the tests leave no threads or crons in the developer's
@@ -31,6 +35,8 @@ from server.serve import OFFLINE_ENV, free_port
 from tests.conftest import PROJECT_ROOT
 
 START_TIMEOUT_S = 90
+PROD_START_TIMEOUT_S = 240
+"""The production server starts 3 processes that each import the coach (slow on a loaded 2-core machine)."""
 UPLOAD_MAX_FILE_BYTES = 2 * 1024 * 1024
 """The test server's largest upload (`INBOX_MAX_FILE_BYTES`): small, so the 413 test sends little."""
 UPLOAD_QUOTA_BYTES = 4 * 1024 * 1024
@@ -95,6 +101,39 @@ def coach_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServ
         yield server
 
 
+@pytest.fixture(scope="session")
+def prod_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServer]:
+    """Start `python -m server.serve_prod --workers 2` on a free port and stop it at the end of the session."""
+    tmp = tmp_path_factory.mktemp("coach-prod-server")
+    with running_server(tmp, kind="prod") as server:
+        yield server
+
+
+SERVER_KINDS = ("langgraph-dev", "graphharbor")
+"""The servers `both_servers` runs a test against: `make serve` and `make serve-prod`."""
+
+
+def both_servers(request: pytest.FixtureRequest, coach_server: CoachServer) -> CoachServer:
+    """Body of a module's `coach_server` override parametrized over `SERVER_KINDS`.
+
+    Use as `coach_server = pytest.fixture(scope="module", params=SERVER_KINDS, name="coach_server")(both_servers)`
+    in a test module.
+    """
+    if request.param == "graphharbor":
+        server: CoachServer = request.getfixturevalue("prod_server")
+        return server
+    return coach_server
+
+
+def _command(kind: str, port: int, tmp: Path, *, persistence: bool) -> list[str]:
+    """The server's command line: `dev` (`python -m server.serve`) or `prod` (`python -m server.serve_prod`)."""
+    if kind == "prod":  # GraphHarbor takes the project's own configuration (paths must lie under its folder)
+        config = str(PROJECT_ROOT / "langgraph.prod.json")
+        return [sys.executable, "-m", "server.serve_prod", "--port", str(port), "--workers", "2", "--config", config]
+    config = str(_test_config(tmp, persistence=persistence))
+    return [sys.executable, "-m", "server.serve", "--port", str(port), "--config", config]
+
+
 def fresh_athletes() -> tuple[Athlete, Athlete, Athlete]:
     """Three athletes with fresh ids and random tokens."""
     run = uuid.uuid4().hex[:10]
@@ -109,6 +148,7 @@ def running_server(
     athletes: tuple[Athlete, Athlete, Athlete] | None = None,
     persistence: bool = False,
     extra_env: dict[str, str] | None = None,
+    kind: str = "dev",
 ) -> Iterator[CoachServer]:
     """A server of its own (folder `tmp`, fresh athletes), stopped on exit; see the module docstring.
 
@@ -118,6 +158,7 @@ def running_server(
         athletes: A, B and C (default: `fresh_athletes()`).
         persistence: keep the server's own files (thread records) in `tmp/.langgraph_api/`.
         extra_env: more environment for the server (settings).
+        kind: `dev` (`python -m server.serve`, `langgraph dev`) or `prod` (`python -m server.serve_prod`).
     """
     a, b, c = athletes or fresh_athletes()
     inbox = tmp / "inbox"
@@ -144,15 +185,7 @@ def running_server(
     log_path = tmp / "server.log"
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "server.serve",
-                "--port",
-                str(port),
-                "--config",
-                str(_test_config(tmp, persistence=persistence)),
-            ],
+            _command(kind, port, tmp, persistence=persistence),
             cwd=tmp,  # the server's `.langgraph_api/` goes there, not into the project
             env=env,
             stdin=subprocess.DEVNULL,
@@ -162,7 +195,8 @@ def running_server(
         )
     server = CoachServer(url=f"http://127.0.0.1:{port}", a=a, b=b, inbox_dir=inbox, log_path=log_path, c=c)
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
+        start_timeout_s = PROD_START_TIMEOUT_S if kind == "prod" else START_TIMEOUT_S
+        deadline = time.monotonic() + start_timeout_s
         while True:
             if proc.poll() is not None:
                 pytest.fail(f"the server exited with {proc.returncode}:\n{server.log_tail()}")
@@ -172,22 +206,26 @@ def running_server(
             except httpx.HTTPError:
                 pass
             if time.monotonic() > deadline:
-                pytest.fail(f"the server did not answer /ok within {START_TIMEOUT_S} s:\n{server.log_tail()}")
+                pytest.fail(f"the server did not answer /ok within {start_timeout_s} s:\n{server.log_tail()}")
             time.sleep(0.25)
         yield server
     finally:
         _stop(proc)
-    # The coach's connections are closed when the server stops (server.app's lifespan).
-    assert "coach memory closed" in server.log_tail(200), server.log_tail()
+    # The coach's connections are closed when the server stops (server.app's lifespan). GraphHarbor's uvicorn
+    # processes do not log the coach's INFO lines; their clean stop is checked by their exit status instead.
+    if kind == "dev":
+        assert "coach memory closed" in server.log_tail(200), server.log_tail()
+    else:
+        assert proc.returncode == 0, server.log_tail()
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's process group, then SIGKILL it if it is still there after 20 s."""
+    """SIGTERM the server's process group, then SIGKILL it if it is still there after 40 s."""
     if proc.poll() is not None:
         return
     os.killpg(proc.pid, signal.SIGTERM)
     try:
-        proc.wait(timeout=20)
+        proc.wait(timeout=40)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)

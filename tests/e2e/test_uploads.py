@@ -12,9 +12,12 @@ import httpx
 import pytest
 
 from tests.conftest import RIDES_DIR
-from tests.e2e.conftest import UPLOAD_MAX_FILE_BYTES, UPLOAD_QUOTA_BYTES, CoachServer
+from tests.e2e.conftest import SERVER_KINDS, UPLOAD_MAX_FILE_BYTES, UPLOAD_QUOTA_BYTES, CoachServer, both_servers
 
 pytestmark = pytest.mark.integration
+
+# Every test here runs against `langgraph dev` and the production server (GraphHarbor, `make serve-prod`).
+coach_server = pytest.fixture(scope="module", params=SERVER_KINDS, name="coach_server")(both_servers)
 
 INDOOR = "fitparse_indoor-trainer-2011-11-02.fit"
 

@@ -143,14 +143,19 @@ async def test_forget_erases_the_athlete_everywhere_and_keeps_the_other(deps: St
     b_before = await survey_athlete(deps, b, inbox_dir=inbox, chart_dirs=[charts])
     b_rows = await rows_per_table(deps, b)
     held = await survey_athlete(deps, a, inbox_dir=inbox, chart_dirs=[charts])
-    assert held["postgres:messages"] == 6 and held["postgres:athlete_facts"] == 3 and held["redis:outbox"] == 1
+    assert held["postgres:messages"] == 6 and held["postgres:athlete_facts"] == 3
+    assert held["redis:outbox"] == 1 and held["spool:lines"] == 1
 
     report = await erase_athlete(deps, a, inbox_dir=inbox, chart_dirs=[charts])
 
-    assert report.erased["postgres:messages"] == 6 and report.erased["postgres:athlete_facts"] == 3
+    # Another drainer on the shared servers (the e2e session's servers drain the same outbox and spool) may move A's
+    # queued message (outbox) and spooled one (spool) into the archive between the survey and the erase: each is
+    # then erased there, one message each.
+    moved = sum(held[k] - report.erased[k] for k in ("redis:outbox", "spool:lines"))
+    assert report.erased["postgres:messages"] == 6 + moved and report.erased["postgres:athlete_facts"] == 3
     assert report.erased["postgres:rides"] == 1 and report.erased["postgres:planned_workouts"] == 1
-    assert report.erased["checkpoints:checkpoints"] == 2 and report.erased["redis:outbox"] == 1
-    assert report.erased["spool:lines"] == 1 and report.erased["files:inbox"] == 1
+    assert report.erased["checkpoints:checkpoints"] == 2 and report.erased["redis:outbox"] in (0, 1)
+    assert report.erased["spool:lines"] in (0, 1) and report.erased["files:inbox"] == 1
     assert report.erased["files:charts"] == 1 and report.erased["redis:keys"] >= 3  # 3 windows + facts cache
     assert all(n == 0 for n in (await rows_per_table(deps, a)).values()), await rows_per_table(deps, a)
     assert await checkpoint_rows(deps, a) == 0 and await outbox_entries(deps, a) == 0

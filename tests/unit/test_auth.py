@@ -7,6 +7,7 @@ tests (`tests/e2e`) check the same rules through a running server.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -211,6 +212,19 @@ async def test_crons_are_owned_and_their_runs_checked(inbox: Path) -> None:
         assert await handler(ctx(B, resource="crons"), {"cron_id": "c"}) == {"owner": B}
 
 
+async def test_crons_on_a_thread_are_refused(inbox: Path) -> None:
+    # The coach's scheduled debriefs are thread-less (`POST /runs/crons`); a cron bound to a thread is refused for
+    # every thread, the athlete's own and another's alike (GraphHarbor does not check the thread's owner there).
+    # Both servers pass the thread as `thread_id` (the LangGraph server's CronsCreate; GraphHarbor's request body).
+    for shape in ({"payload": {"assistant_id": "pending_debriefs", "input": {}}}, {"assistant_id": "pending_debriefs"}):
+        value: dict[str, Any] = {**shape, "thread_id": str(uuid.uuid4()), "metadata": {}}
+        with pytest.raises(Auth.exceptions.HTTPException) as exc:
+            await auth.on_cron_create(ctx(resource="crons"), value)
+        assert denied(exc, 403) and "/runs/crons" in str(exc.value.detail)
+    thread_less: dict[str, Any] = {"assistant_id": "pending_debriefs", "thread_id": None, "metadata": {}}
+    assert await auth.on_cron_create(ctx(resource="crons"), thread_less) == {"owner": A}
+
+
 async def test_store_namespaces_are_the_athletes_own() -> None:
     assert await auth.on_store(ctx(resource="store", action="put"), {"namespace": (A, "notes"), "key": "k"}) is None
     for namespace in ((B, "notes"), (), None):
@@ -268,3 +282,12 @@ def test_on_the_server_the_authenticated_athlete_wins_over_the_context() -> None
         "timezone": "Europe/Paris",
         "confirm_facts_inline": True,
     }
+
+
+def test_on_graphharbor_the_authenticated_user_object_gives_the_athlete() -> None:
+    """`make serve-prod` (GraphHarbor) sets `langgraph_auth_user` (a mapping with the identity) only."""
+    config = {"configurable": {"langgraph_auth_user": {"identity": A, "permissions": []}, "thread_id": "thread-2"}}
+    out = _probe_graph().invoke({}, config=config, context=Context(athlete_id=B))
+    assert out["seen"]["athlete_id"] == A
+    assert out["seen"]["session_id"] == "thread-2"
+    assert out["seen"]["confirm_facts_inline"] is True

@@ -64,3 +64,24 @@ def test_the_middleware_answers_before_the_routes(client: TestClient) -> None:
     forbidden = client.get("/metrics", headers=bearer)
     assert forbidden.status_code == 403 and "athletes" in forbidden.json()["detail"]
     assert client.get("/ok").text == "reached"
+
+
+def test_the_api_description_needs_a_valid_token() -> None:
+    async def resolve(token: str) -> str | None:
+        return "athlete-a" if token == TOKEN else None
+
+    auth.set_token_resolver(resolve)
+    paths = ("/info", "/openapi.json", "/docs", "/ok", "/ready", "/live")
+    app = Starlette(routes=[Route(p, reached) for p in paths], middleware=[Middleware(ClosedRoutesMiddleware)])
+    try:
+        with TestClient(app) as http:
+            for path in ("/info", "/openapi.json", "/docs", "/INFO/", "/openapi.json/"):
+                refused = http.get(path)
+                assert refused.status_code == 401 and refused.headers["www-authenticate"] == "Bearer", path
+                assert http.get(path, headers={"Authorization": "Bearer wrong-token-0000000"}).status_code == 401
+            for path in ("/info", "/openapi.json", "/docs"):
+                assert http.get(path, headers={"Authorization": f"Bearer {TOKEN}"}).text == "reached", path
+            for health in ("/ok", "/ready", "/live"):  # health checks answer without a token
+                assert http.get(health).text == "reached", health
+    finally:
+        auth.set_token_resolver(None)
