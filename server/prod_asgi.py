@@ -9,7 +9,7 @@ GraphHarbor mounts the coach's app (`server.prod_app`) beside its own routes, so
 not see them; `create` wraps GraphHarbor's whole app in `server.closed_routes.ClosedRoutesMiddleware` (outermost,
 before GraphHarbor's own authentication): `/info`, `/openapi.json`, `/docs` need a valid token, `/metrics` is
 401/403, `/internal` and `/deploy` are 404, as on `make serve`; only `/ok`, `/ready` and `/live` answer without a
-token.
+token. `create` also installs the coach's bounded checkpoint saver (`server.prod_checkpointer.install`).
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from langhost.server import create_app, load_config
 from starlette.applications import Starlette
 
 from server.closed_routes import ClosedRoutesMiddleware
+from server.prod_checkpointer import install
 
 PROD_CONFIG = "langgraph.prod.json"
 """The GraphHarbor configuration (graphs and routes through `server.prod_entry`)."""
@@ -33,6 +34,7 @@ def create() -> Starlette:
         ValueError: the configuration is invalid (GraphHarbor's validation).
     """
     os.environ.setdefault("LANGGRAPH_RUNTIME_EDITION", "pg")
+    install()  # a thread copy writes checkpoints in the API process: bounded there too (server.prod_checkpointer)
     path = Path(os.environ.get("COACH_PROD_CONFIG") or PROD_CONFIG).resolve()
     app: Starlette = create_app(load_config(path), base_dir=path.parent)
     app.add_middleware(ClosedRoutesMiddleware)  # the outermost layer: it sees every request first

@@ -8,7 +8,8 @@ outbox drainer would not run. This module runs GraphHarbor's own executor loop
 (`langgraph_runtime_pg.production_worker.run_worker`, what `graphharbor worker` calls) inside the coach's lifespan
 (`server.app.lifespan`): one Postgres pool and one Redis client per executor process, opened at start, shared by
 every run, drained and closed when the executor stops (SIGTERM or SIGINT: GraphHarbor's handlers let the running
-runs finish first).
+runs finish first). The runs' checkpoints are written through `server.prod_checkpointer.BoundedFencedPostgresSaver`
+(GraphHarbor's fenced saver, keeping only `Settings.checkpoint_keep` checkpoints per thread, as `make serve` does).
 """
 
 from __future__ import annotations
@@ -46,6 +47,9 @@ async def run(config: Path, jobs: int) -> None:
     from langgraph_runtime_pg.production_worker import run_worker
 
     from server.app import app, lifespan
+    from server.prod_checkpointer import install
+
+    install()  # bounded checkpoint history (server.prod_checkpointer), before run_worker starts the pool
 
     async with lifespan(app):
         await run_worker(config, n_jobs_per_worker=jobs)

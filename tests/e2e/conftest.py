@@ -95,9 +95,7 @@ def _test_config(tmp: Path, *, persistence: bool = False) -> Path:
 @pytest.fixture(scope="session")
 def coach_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServer]:
     """Start `python -m server.serve` on a free port and stop it at the end of the session."""
-    # The cron test reads every run's output back from its thread's history: the shared server keeps more than the
-    # default 3 checkpoints per thread (test_server_checkpoints.py checks the bound, on a server of its own).
-    with running_server(tmp_path_factory.mktemp("coach-server"), extra_env={"CHECKPOINT_KEEP": "200"}) as server:
+    with running_server(tmp_path_factory.mktemp("coach-server")) as server:
         yield server
 
 

@@ -13,6 +13,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 from langgraph_sdk import get_client
 from langgraph_sdk.client import LangGraphClient
@@ -95,6 +96,27 @@ async def test_fact_proposal_interrupts_the_run_and_the_answer_resumes_it(coach_
     async with open_stores(require_postgres=True) as stores:
         facts = await stores.athlete_store.current_facts(coach_server.a.athlete_id)
     assert facts["goal"]["value"] == "a sub-5h century in June" and facts["goal"]["source"] == "user"
+
+
+async def test_a_thread_keeps_only_the_latest_checkpoints(coach_server: CoachServer) -> None:
+    """On both servers a thread's checkpoint history is bounded (`CHECKPOINT_KEEP`), and the thread goes on."""
+    keep = get_settings().checkpoint_keep
+    a = client(coach_server, coach_server.a)
+    tid = (await a.threads.create())["thread_id"]
+    for turn in range(keep + 2):  # each turn writes several checkpoints (input, each node)
+        done = await a.runs.wait(tid, "chat", input={"message": f"turn {turn}: how was my ride?"})
+        assert done["reply"].startswith("[offline coach]")
+
+    async with await psycopg.AsyncConnection.connect(get_settings().database_url) as conn:
+        cur = await conn.execute(
+            "SELECT checkpoint_ns, count(*) FROM checkpoints WHERE thread_id = %s GROUP BY checkpoint_ns", (tid,)
+        )
+        counts = dict(await cur.fetchall())
+    assert counts and all(1 <= n <= keep for n in counts.values()), counts
+    state: dict[str, Any] = await a.threads.get_state(tid)  # type: ignore[assignment]
+    assert f"turn {keep + 1}: how was my ride?" in str(state["values"])
+    history = await a.threads.get_history(tid, limit=50)
+    assert 1 <= len(history) <= keep * len(counts)
 
 
 async def status_of(request: Awaitable[Any]) -> int:
