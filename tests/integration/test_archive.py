@@ -277,10 +277,7 @@ async def test_import_reports_the_bad_line_and_writes_nothing(
 
 async def test_large_import_in_batches(archive: Archive, athlete_id: str) -> None:
     records = [{"role": ("user", "assistant")[i % 2], "content": f"message {i}"} for i in range(5000)]
-    started = time.perf_counter()
     result = await archive.import_transcript(athlete_id, "big", records)
-    elapsed_s = time.perf_counter() - started
     assert (result.written, result.skipped) == (5000, 0)
     assert (await archive.import_transcript(athlete_id, "big", records)).skipped == 5000
     assert await archive.count(athlete_id, "big") == 5000
-    assert elapsed_s < 20
