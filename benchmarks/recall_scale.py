@@ -520,7 +520,9 @@ def main(argv: list[str] | None = None) -> int:
         "--big-athlete", type=int, default=100_000, help="messages of one more athlete (HNSW path); 0: none"
     )
     parser.add_argument("--big-queries", type=int, default=60, help="searches timed on the big athlete")
-    parser.add_argument("--ingest", type=int, default=2_000, help="messages written through the ingest path")
+    parser.add_argument(
+        "--ingest", type=int, default=2_000, help="messages written through the ingest path; 0: no ingest figures"
+    )
     parser.add_argument(
         "--data", type=Path, default=DEFAULT_DATA, help="LoCoMo file whose turns and questions are used"
     )
@@ -558,8 +560,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.big_athlete:
                 print(f"searching the big athlete ({args.big_athlete:,} messages)", file=sys.stderr)
                 report["big_athlete"] = asyncio.run(big_archive(url, args, questions, embedder))
-        print("ingesting", file=sys.stderr)
-        report["ingest"] = asyncio.run(ingest(url, args, texts, questions))
+        if args.ingest > 0:  # `--ingest 0`: the scale figures only
+            print("ingesting", file=sys.stderr)
+            report["ingest"] = asyncio.run(ingest(url, args, texts, questions))
     finally:
         if not args.keep:
             with psycopg.connect(base, autocommit=True) as admin:
@@ -574,6 +577,8 @@ def main(argv: list[str] | None = None) -> int:
 def print_report(r: dict[str, Any]) -> None:
     if "load" in r:
         _print_scale(r)
+    if "ingest" not in r:
+        return
     ing = r["ingest"]
     where = "an empty table" if "load" not in r else f"the {r['messages']:,}-row table"
     print(f"ingest through Archive.import_transcript (coach import-transcript's path) into {where}:")
