@@ -179,13 +179,11 @@ def best_window(power_w: npt.NDArray[np.float64], duration_s: int) -> tuple[int,
     """
     if duration_s < 1:
         raise ValueError(f"duration_s must be >= 1, got {duration_s}")
-    power = np.asarray(power_w, dtype=np.float64)
-    if power.size < duration_s:
+    means_w = rolling_mean(np.asarray(power_w, dtype=np.float64), duration_s)
+    if means_w.size == 0:
         return None
-    energy_j = np.concatenate(([0.0], np.cumsum(power)))
-    window_j = energy_j[duration_s:] - energy_j[:-duration_s]
-    start = int(np.argmax(window_j))
-    return start, float(window_j[start]) / duration_s
+    start = int(np.argmax(means_w))
+    return start, float(means_w[start])
 
 
 def power_at(durations_s: npt.NDArray[np.int64], power_w: npt.NDArray[np.float64], duration_s: int) -> float | None:
