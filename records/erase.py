@@ -289,17 +289,22 @@ async def survey_athlete(
 ) -> dict[str, int]:
     """Count what the coach holds about the athlete, per place (the places of `erase_athlete`), erasing nothing.
 
+    The spool and the outbox are counted before the archive, so a message a concurrent drain is moving may be
+    counted in both places, never in neither.
+
     Raises:
         InvalidAthleteIdError: an invalid id.
         StoreUnavailableError: Redis is not configured; redis-py's and psycopg's connection errors when a server
             does not answer.
     """
     validate_athlete_id(athlete_id)
-    async with stores.pool.connection() as conn:
-        counts = await _postgres_places(conn, athlete_id, delete=False)
-    counts |= await _redis_places(stores, athlete_id, delete=False)
+    # The queues first, the archive last: a drain running meanwhile moves a message from a queue into the archive,
+    # so it may be counted twice but never missed.
     spool_dir = stores.memory.spool.directory if stores.memory.spool is not None else None
-    counts |= await asyncio.to_thread(_local_places, athlete_id, spool_dir, inbox_dir, chart_dirs, delete=False)
+    local = await asyncio.to_thread(_local_places, athlete_id, spool_dir, inbox_dir, chart_dirs, delete=False)
+    counts = await _redis_places(stores, athlete_id, delete=False)
+    async with stores.pool.connection() as conn:
+        counts = await _postgres_places(conn, athlete_id, delete=False) | counts | local
     return counts
 
 

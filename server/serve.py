@@ -48,10 +48,13 @@ def dev_tokens(path: Path = DEV_TOKENS_FILE) -> dict[str, str]:
     return tokens
 
 
-def dev_command(host: str, port: int, config: str) -> list[str]:
-    """The `langgraph dev` command line."""
+def dev_command(host: str, port: int, config: str, server_log_level: str = "WARNING") -> list[str]:
+    """The `langgraph dev` command line (`server_log_level`: uvicorn's, e.g. INFO to log its shutdown steps)."""
     exe = shutil.which("langgraph") or str(Path(sys.executable).with_name("langgraph"))
-    return [exe, "dev", "--no-browser", "--no-reload", "--host", host, "--port", str(port), "--config", config]
+    return [
+        *(exe, "dev", "--no-browser", "--no-reload", "--host", host, "--port", str(port), "--config", config),
+        *("--server-log-level", server_log_level),
+    ]
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -60,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 0), help="port (default: free)")
     parser.add_argument("--config", default="langgraph.json", help="the LangGraph configuration file")
+    parser.add_argument(
+        "--server-log-level", default="WARNING", help="uvicorn's log level (INFO logs its start and shutdown steps)"
+    )
     args = parser.parse_args(argv)
 
     settings = get_settings()
@@ -88,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         ),
         flush=True,
     )
-    command = dev_command(args.host, port, args.config)
+    command = dev_command(args.host, port, args.config, args.server_log_level)
     os.execvpe(command[0], command, env)
 
 

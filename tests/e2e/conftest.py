@@ -129,7 +129,8 @@ def _command(kind: str, port: int, tmp: Path, *, persistence: bool) -> list[str]
         config = str(PROJECT_ROOT / "langgraph.prod.json")
         return [sys.executable, "-m", "server.serve_prod", "--port", str(port), "--workers", "2", "--config", config]
     config = str(_test_config(tmp, persistence=persistence))
-    return [sys.executable, "-m", "server.serve", "--port", str(port), "--config", config]
+    # uvicorn at INFO logs its shutdown steps ("Waiting for connections to close"): what a slow stop waited for.
+    return [sys.executable, "-m", "server.serve", "--port", str(port), "--config", config, "--server-log-level", "INFO"]
 
 
 def fresh_athletes() -> tuple[Athlete, Athlete, Athlete]:

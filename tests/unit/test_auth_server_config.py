@@ -106,7 +106,10 @@ def test_serve_runs_langgraph_dev_offline_on_loopback(tmp_path: Path) -> None:
         "4321",
         "--config",
         "langgraph.json",
+        "--server-log-level",
+        "WARNING",
     ]
+    assert serve.dev_command("127.0.0.1", 4321, "langgraph.json", "INFO")[-2:] == ["--server-log-level", "INFO"]
     assert serve.OFFLINE_ENV == {"LANGGRAPH_CLI_NO_ANALYTICS": "1", "LANGGRAPH_NO_VERSION_CHECK": "true"}
     assert 0 < serve.free_port() < 65536
     path = tmp_path / "tokens.json"
