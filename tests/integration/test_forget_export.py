@@ -143,16 +143,17 @@ async def test_forget_erases_the_athlete_everywhere_and_keeps_the_other(deps: St
     b_before = await survey_athlete(deps, b, inbox_dir=inbox, chart_dirs=[charts])
     b_rows = await rows_per_table(deps, b)
     held = await survey_athlete(deps, a, inbox_dir=inbox, chart_dirs=[charts])
-    assert held["postgres:messages"] == 6 and held["postgres:athlete_facts"] == 3
-    assert held["redis:outbox"] == 1 and held["spool:lines"] == 1
+    # A's 6 archived messages and 2 queued ones (outbox, spool). A drainer (ours after each saved turn, or the e2e
+    # servers' on the same outbox and spool) may move the queued ones into the archive at any time; the survey
+    # counts the queues first, so a message on the move is counted twice, never missed.
+    assert 6 <= held["postgres:messages"] <= 8 and held["postgres:athlete_facts"] == 3
+    assert held["postgres:messages"] + held["redis:outbox"] + held["spool:lines"] >= 8
 
     report = await erase_athlete(deps, a, inbox_dir=inbox, chart_dirs=[charts])
 
-    # Another drainer on the shared servers (the e2e session's servers drain the same outbox and spool) may move A's
-    # queued message (outbox) and spooled one (spool) into the archive between the survey and the erase: each is
-    # then erased there, one message each.
-    moved = sum(held[k] - report.erased[k] for k in ("redis:outbox", "spool:lines"))
-    assert report.erased["postgres:messages"] == 6 + moved and report.erased["postgres:athlete_facts"] == 3
+    # A queued message is erased where the erase finds it (archive, outbox or spool), or, moved after the archive's
+    # erase, dropped by the drain (the tombstone): checked below once every queue is drained.
+    assert 6 <= report.erased["postgres:messages"] <= 8 and report.erased["postgres:athlete_facts"] == 3
     assert report.erased["postgres:rides"] == 1 and report.erased["postgres:planned_workouts"] == 1
     assert report.erased["checkpoints:checkpoints"] == 2 and report.erased["redis:outbox"] in (0, 1)
     assert report.erased["spool:lines"] in (0, 1) and report.erased["files:inbox"] == 1
@@ -162,6 +163,8 @@ async def test_forget_erases_the_athlete_everywhere_and_keeps_the_other(deps: St
     assert [k async for k in deps.memory.redis.scan_iter(match=f"*{a}*")] == []  # type: ignore[union-attr]
     assert not (inbox / a).exists() and not list(charts.glob(f"*{a}*"))
     assert sum((await survey_athlete(deps, a, inbox_dir=inbox, chart_dirs=[charts])).values()) == 0
+    await deps.memory.drain_outbox()  # nothing of A's comes back from a queue
+    assert (await rows_per_table(deps, a))["messages"] == 0
     # The other athlete keeps everything.
     # B keeps everything. Another drainer on the shared servers (the e2e session's API server drains the same
     # outbox and spool every second) may move B's queued entries into the archive meanwhile: lost nowhere.
