@@ -10,6 +10,8 @@ The zip holds (`README.txt` inside says the same):
 - `messages.jsonl`: every archived message, per conversation in the order they were said;
 - `plans.csv`: the planned workouts, in the CSV format `coach plan import` reads;
 - `rides.csv`: one row per stored ride with its headline metrics (`metrics_json`: all of them, JSON);
+- `ride_details.jsonl`: per ride what recomputing its figures needs (power curve, heart rate and power histograms,
+  1 Hz power in base64, end, UTC offset, channels, and the ride it is a linked copy of);
 - `<table>.jsonl` for every other table holding the athlete's rows (conversations, debriefs, fact_proposals,
   plan_change_proposals, load_reports, failed_inbox_files, and any table added later);
 - `ride_files/<name>`: the original ride files still in the athlete's inbox.
@@ -22,6 +24,7 @@ checkpoints (per-turn working state of the graphs, a binary format; the turns th
 from __future__ import annotations
 
 import asyncio
+import base64
 import csv
 import io
 import json
@@ -60,6 +63,23 @@ RIDE_CSV_COLUMNS = (
     "hr_tss",
     "metrics_json",
 )
+RIDE_DETAIL_COLUMNS = (
+    "ride_id",
+    "end_time",
+    "utc_offset_s",
+    "channels",
+    "n_samples",
+    "primary_ride_id",
+    "curve_durations_s",
+    "curve_power_w",
+    "hr_hist_bpm",
+    "hr_hist_s",
+    "power_hist_w",
+    "power_hist_s",
+    "power_1hz_w",
+)
+"""The `rides` columns of `ride_details.jsonl` (`training.records.RideRecord`'s athlete-model fields)."""
+RIDE_DETAILS_FILE = "ride_details.jsonl"
 RIDE_FILES_DIR = "ride_files"
 _FILE_NAMES = {"athlete_facts": "facts.jsonl", "planned_workouts": "plans.csv", "rides": "rides.csv"}
 _ORDER = {
@@ -88,6 +108,11 @@ plans.csv           the planned workouts (date, kind, duration_s, tss, descripti
 rides.csv           one row per stored ride: ride_id (SHA-256 prefix of the file), file name and format, sport,
                     start_time, elapsed_s, moving_s, distance_m, normalized_power_w, tss, hr_tss, and
                     metrics_json (every metric of the ride, JSON).
+ride_details.jsonl  per ride (ride_id) what its figures are recomputed from when FTP, LTHR, max HR, CP or W'
+                    change: curve_durations_s / curve_power_w (mean-max power curve, s / W), hr_hist_bpm /
+                    hr_hist_s and power_hist_w / power_hist_s (seconds at each heart rate and power), power_1hz_w
+                    (1 Hz power, int16 little-endian, base64), end_time, utc_offset_s, channels, n_samples, and
+                    primary_ride_id (set on the linked copy of an activity recorded twice: not counted in the load).
 debriefs.jsonl      the Debrief Coach's words on each ride (ride_id, text, writer, facts_changed, created_at).
 fact_proposals.jsonl, plan_change_proposals.jsonl
                     facts and plan changes the coach proposed, with their status (pending, accepted, rejected).
@@ -183,6 +208,17 @@ def _fact_lines(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     ]
 
 
+def _ride_details(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The `RIDE_DETAIL_COLUMNS` of each ride; the 1 Hz power (bytes) in base64."""
+    details = []
+    for r in rows:
+        line = {c: r[c] for c in RIDE_DETAIL_COLUMNS}
+        if line["power_1hz_w"] is not None:
+            line["power_1hz_w"] = base64.b64encode(bytes(line["power_1hz_w"])).decode("ascii")
+        details.append(line)
+    return details
+
+
 def _file_content(table: str, rows: list[dict[str, Any]]) -> bytes:
     if table == "athlete_facts":
         return _jsonl(_fact_lines(rows))
@@ -212,6 +248,8 @@ async def export_files(stores: Stores, athlete_id: str, *, inbox_dir: Path | Non
             rows = await _table_rows(conn, table, athlete_id)
             name = _FILE_NAMES.get(table, f"{table}.jsonl")
             files[name], counts[name] = _file_content(table, rows), len(rows)
+            if table == "rides":
+                files[RIDE_DETAILS_FILE], counts[RIDE_DETAILS_FILE] = _jsonl(_ride_details(rows)), len(rows)
     for path in await asyncio.to_thread(inbox_files, athlete_id, inbox_dir):
         name = f"{RIDE_FILES_DIR}/{path.name}"
         files[name] = await asyncio.to_thread(path.read_bytes)

@@ -1,9 +1,13 @@
 """Restore an export zip (`records.export`) into a fresh athlete: `coach import-export FILE.zip --athlete NEW`.
 
 Restored: facts with their whole history (values, sources, validity times), messages (content, role, order,
-times, turns; new ids derived from the old ones, embeddings recomputed), plans, rides with their metrics and
-debriefs, and the original ride files (into the new athlete's inbox, where they are already debriefed). Not
-restored: proposals, load reports and failed inbox files (the Auditor and the inbox scan make them again).
+times, turns; new ids derived from the old ones, embeddings recomputed), plans, rides with their metrics, their
+details (`ride_details.jsonl`: curves, histograms, 1 Hz power, links between two recordings of one activity) and
+debriefs, the dated athlete values (FTP, LTHR, CP, W', ... with source and evidence), the all-time best power
+curve (rebuilt from the rides), and the original ride files (into the new athlete's inbox, where they are already
+debriefed). Not restored: proposals, load reports and failed inbox files (the Auditor and the inbox scan make them
+again). An export written before `ride_details.jsonl` existed restores its rides with their debrief figures only
+(`zones_status`/`w_prime_status`: `as_debriefed`).
 
 The target must hold no facts, messages, rides or plans yet (a merge of two histories is not what an import
 means); an athlete erased earlier keeps its tombstone, so messages dated before that erase would be dropped
@@ -13,23 +17,26 @@ means); an athlete erased earlier keeps its tombstone, so messages dated before 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import csv
 import io
 import json
 import os
 import uuid
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from psycopg.types.json import Jsonb
 
 from memory.athlete_store import validate_athlete_id
 from memory.errors import MemoryError_
 from memory.messages import ChatMessage
-from records.export import EXPORT_FORMAT, RIDE_FILES_DIR
+from records.export import EXPORT_FORMAT, RIDE_DETAIL_COLUMNS, RIDE_DETAILS_FILE, RIDE_FILES_DIR
 from records.inbox import ensure_athlete_inbox, is_ride_file_name
 from records.plans import parse_plan_csv
 from records.rides import insert_debrief, insert_ride
@@ -62,6 +69,7 @@ class RestoreResult:
     rides: int
     debriefs: int
     ride_files: int
+    athlete_values: int = 0
 
 
 def _read_zip(path: Path) -> dict[str, bytes]:
@@ -138,6 +146,36 @@ def _rides(rows: list[dict[str, str]]) -> list[RideRecord]:
         raise InvalidExportError(f"rides.csv holds a bad ride: {exc}") from None
 
 
+def _with_details(rides: list[RideRecord], details: list[dict[str, Any]]) -> list[RideRecord]:
+    """The rides with the fields of their `ride_details.jsonl` line (rides without one are left as they are)."""
+    by_id = {d.get("ride_id"): d for d in details}
+    out = []
+    try:
+        for ride in rides:
+            line = by_id.get(ride.ride_id)
+            if line is None:
+                out.append(ride)
+                continue
+            fields: dict[str, Any] = {c: line.get(c) for c in RIDE_DETAIL_COLUMNS[1:]}
+            if fields["end_time"] is not None:
+                fields["end_time"] = datetime.fromisoformat(fields["end_time"])
+            if fields["power_1hz_w"] is not None:
+                fields["power_1hz_w"] = base64.b64decode(fields["power_1hz_w"], validate=True)
+            out.append(replace(ride, **fields))
+    except (TypeError, ValueError, binascii.Error) as exc:
+        raise InvalidExportError(f"{RIDE_DETAILS_FILE} holds a bad ride: {exc}") from None
+    return out
+
+
+def _athlete_values(rows: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    try:
+        return [
+            (r["key"], Jsonb(r["value"]), r["source"], r["valid_from"], Jsonb(r.get("evidence") or {})) for r in rows
+        ]
+    except (KeyError, TypeError) as exc:
+        raise InvalidExportError(f"athlete_values.jsonl holds a bad value: {exc}") from None
+
+
 def _copy_ride_files(files: dict[str, bytes], athlete_id: str, inbox_dir: Path | None) -> int:
     names = [n for n in files if n.startswith(f"{RIDE_FILES_DIR}/")]
     if not names:
@@ -194,35 +232,44 @@ async def restore_export(
     messages = _messages(athlete_id, _jsonl(files, "messages.jsonl"))
     plan_text = files.get("plans.csv", b"").decode("utf-8")
     plans = parse_plan_csv(plan_text) if len(plan_text.strip().splitlines()) > 1 else []  # rows after the header
-    rides = _rides(_csv_rows(files, "rides.csv"))
+    rides = _with_details(_rides(_csv_rows(files, "rides.csv")), _jsonl(files, RIDE_DETAILS_FILE))
+    values = _athlete_values(_jsonl(files, "athlete_values.jsonl"))
     debriefs = _jsonl(files, "debriefs.jsonl")
     if await _holds_data(stores, athlete_id):
         raise AthleteNotEmptyError(f"athlete {athlete_id} already holds data: import into a new athlete id")
-    async with stores.pool.connection() as conn, conn.transaction():
-        async with conn.cursor() as cur:
-            await cur.executemany(
-                """INSERT INTO athlete_facts (athlete_id, fact_key, value, source, source_session_id,
-                       source_ride_id, valid_from, valid_to, updated_at)
-                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
-                [
-                    (
-                        athlete_id,
-                        f["key"],
-                        Jsonb(f["value"]),
-                        f["source"],
-                        f.get("source_session_id"),
-                        f.get("source_ride_id"),
-                        f["valid_from"],
-                        f.get("valid_to"),
-                        f.get("updated_at") or f["valid_from"],
-                    )
-                    for f in facts
-                ],
-            )
-        for ride in rides:
-            await insert_ride(conn, athlete_id, ride)
-        for d in debriefs:
-            await insert_debrief(conn, athlete_id, d["ride_id"], d["text"], d["writer"])
+    try:
+        async with stores.pool.connection() as conn, conn.transaction():
+            async with conn.cursor() as cur:
+                await cur.executemany(
+                    """INSERT INTO athlete_facts (athlete_id, fact_key, value, source, source_session_id,
+                           source_ride_id, valid_from, valid_to, updated_at)
+                       VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)""",
+                    [
+                        (
+                            athlete_id,
+                            f["key"],
+                            Jsonb(f["value"]),
+                            f["source"],
+                            f.get("source_session_id"),
+                            f.get("source_ride_id"),
+                            f["valid_from"],
+                            f.get("valid_to"),
+                            f.get("updated_at") or f["valid_from"],
+                        )
+                        for f in facts
+                    ],
+                )
+                await cur.executemany(
+                    """INSERT INTO athlete_values (athlete_id, key, value, source, valid_from, evidence)
+                       VALUES (%s, %s, %s, %s, %s, %s)""",
+                    [(athlete_id, *v) for v in values],
+                )
+            for ride in rides:  # oldest first (the export's order): the kept best curve is built as on insert
+                await insert_ride(conn, athlete_id, ride)
+            for d in debriefs:
+                await insert_debrief(conn, athlete_id, d["ride_id"], d["text"], d["writer"])
+    except (psycopg.errors.IntegrityError, psycopg.errors.DataError) as exc:  # e.g. a value of an unknown source
+        raise InvalidExportError(f"the export holds a row the store refuses (nothing written): {exc}") from None
     if plans:
         await stores.plans.import_rows(athlete_id, plans)
     written = await stores.memory.archive.write(messages, embed=True) if stores.memory.archive and messages else 0
@@ -235,4 +282,5 @@ async def restore_export(
         rides=len(rides),
         debriefs=len(debriefs),
         ride_files=copied,
+        athlete_values=len(values),
     )
