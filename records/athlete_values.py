@@ -40,6 +40,7 @@ from training.athlete_model import (
     w_prime_figures,
 )
 from training.dates import validate_timezone
+from training.debrief import HR_VALUE_KEYS, W_PRIME_VALUE_KEYS, refreshed_values_used
 from training.power_series import unpack_power_series
 from training.records import FactChange
 from training.ride_histograms import RideHistograms, frozen_zones_and_hr, rescored_zones_and_hr
@@ -228,6 +229,11 @@ async def recompute_scores(
             new = scored_metrics(metrics, metrics.get("power_s"), choice)
         values = await values_at(conn, athlete_id, row["start_time"])
         new = _rescored_w_prime(row, _rescored_zones_and_hr(row, new, values), values)
+        frozen = (HR_VALUE_KEYS if row["hr_hist_bpm"] is None or row["power_hist_w"] is None else frozenset()) | (
+            W_PRIME_VALUE_KEYS if row["power_1hz_w"] is None else frozenset()
+        )
+        used = refreshed_values_used(new.get("athlete_values_used") or {}, values, frozen=frozen)
+        new = {**new, "athlete_values_used": used} if "athlete_values_used" in new else new
         if new == metrics:
             continue
         await conn.execute(

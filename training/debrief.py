@@ -129,11 +129,7 @@ def analyse_ride(
         ]
     scored["zones_status"] = "current"  # zones and hrTSS follow the values (`training.ride_histograms`)
     scored["w_prime_balance"] = w_prime_summary(samples, values, curves + own)
-    scored["athlete_values_used"] = {
-        k: {"value": v.value, "source": v.source, "valid_from": v.valid_from.isoformat()}
-        for k, v in values.items()
-        if isinstance(v, DatedValue)
-    }
+    scored["athlete_values_used"] = values_used(values)
     proposals: list[dict[str, Any]] = []
     evidence = {**choice.evidence, "ride_id": ride.ride_id, "valid_from": ride.start_time.isoformat()}
     if choice.stale and choice.proposed_ftp_w is not None:
@@ -147,3 +143,37 @@ def analyse_ride(
             )
             proposals.append({"key": "ftp_w", "value": round(guess), "evidence": evidence})
     return replace(record, tss=scored.get("tss"), metrics=scored), proposals
+
+
+HR_VALUE_KEYS = frozenset({"lthr_bpm", "max_hr_bpm", "resting_hr_bpm", "sex"})
+"""The values a ride's heart-rate figures (zones, TRIMP, hrTSS) are scored with (`hr_parameters`)."""
+W_PRIME_VALUE_KEYS = frozenset({"cp_w", "w_prime_j"})
+"""The values a ride's W′ balance is computed with."""
+
+
+def values_used(values: dict[str, DatedValue | str]) -> dict[str, dict[str, Any]]:
+    """The dated values a ride is scored with, as its metrics show them (``athlete_values_used``).
+
+    Returns:
+        ``{key: {"value", "source", "valid_from" (ISO 8601)}}`` for each `DatedValue` of ``values``.
+    """
+    return {
+        k: {"value": v.value, "source": v.source, "valid_from": v.valid_from.isoformat()}
+        for k, v in values.items()
+        if isinstance(v, DatedValue)
+    }
+
+
+def refreshed_values_used(
+    stored: dict[str, dict[str, Any]], values: dict[str, DatedValue | str], *, frozen: frozenset[str]
+) -> dict[str, dict[str, Any]]:
+    """``athlete_values_used`` after a re-score: the values valid now, except the ``frozen`` keys.
+
+    Args:
+        stored: the ride's ``athlete_values_used`` before the re-score.
+        values: the athlete's values valid at the ride's start now.
+        frozen: keys whose figures were not recomputed (a ride stored before it kept histograms or 1 Hz power:
+            `HR_VALUE_KEYS`, `W_PRIME_VALUE_KEYS`): their stored entries stay, saying what those figures used.
+    """
+    fresh = values_used(values)
+    return {k: v for k, v in fresh.items() if k not in frozen} | {k: v for k, v in stored.items() if k in frozen}

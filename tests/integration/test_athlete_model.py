@@ -130,6 +130,11 @@ async def test_a_confirmed_ftp_set_after_the_rides_recomputes_them(deps, athlete
     assert ride.metrics["intensity_factor"] == pytest.approx(np_w / 300)
     power_s = ride.metrics["power_s"]
     assert ride.tss == pytest.approx(power_s * np_w * (np_w / 300) / (300 * 3600) * 100)
+    # The ride says which values it is scored with now: the confirmed FTP, not the device's 200 W of its debrief.
+    used = ride.metrics["athlete_values_used"]
+    assert (used["ftp_w"]["value"], used["ftp_w"]["source"]) == (300, "confirmed")
+    assert used["ftp_w"]["valid_from"] == "2019-01-01T00:00:00+00:00"
+    assert {"lthr_bpm", "max_hr_bpm"} <= set(used)  # the heart-rate values it was re-scored with stay listed
     again = await build_graph(stores=deps, model=None).ainvoke(
         {"ride_id": ride_id}, context=Context(athlete_id=athlete_id)
     )
