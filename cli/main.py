@@ -3,9 +3,9 @@
 Each command group lives in its own module and adds its commands with `register(app, run, check_athlete)`:
 `cli.debrief` (`debrief`), `cli.facts` (`facts`), `cli.demo` (`demo`), `cli.chat` (`chat`), `cli.data`
 (`import-transcript`, `search`, `reindex`), `cli.plan` (`plan import|proposals|accept|reject`), `cli.audit`
-(`audit`), `cli.power_curve` (`power-curve`), `cli.doctor` (`doctor`), `cli.privacy` (`forget`, `export`,
-`import-export`). Every command takes the athlete from `--athlete`; output is human-readable on a terminal, or
-JSON with `--json`.
+(`audit`), `cli.power_curve` (`power-curve`), `cli.doctor` (`doctor`), `cli.rides` (`delete-ride`),
+`cli.privacy` (`forget`, `export`, `import-export`). Every command takes the athlete from `--athlete`; output is
+human-readable on a terminal, or JSON with `--json`.
 
 Exit codes: 0 done; 1 some input failed (a ride file, a plan row, a chart); 2 bad usage or input refused before
 anything was written (`_check_athlete`, `MemoryError_`); 3 a store is unreachable (`StoreUnavailableError`,
@@ -25,7 +25,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from cli import audit, chat, data, debrief, demo, doctor, facts, plan, power_curve, privacy
+from cli import audit, chat, data, debrief, demo, doctor, facts, plan, power_curve, privacy, rides
 from memory.athlete_store import validate_athlete_id
 from memory.errors import MemoryError_, StoreUnavailableError
 
@@ -75,6 +75,7 @@ audit.register(app, _run, _check_athlete)
 power_curve.register(app, _run, _check_athlete)
 doctor.register(app, _run)
 privacy.register(app, _run, _check_athlete)
+rides.register(app, _run, _check_athlete)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
