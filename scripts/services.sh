@@ -16,7 +16,7 @@
 # connection (a cluster made earlier with `trust` is upgraded: password set, pg_hba.conf rewritten, reloaded);
 # Redis runs as the `redis` user with `requirepass` and CONFIG disabled, its settings in a 0600 file (so the
 # password is never on a command line). Postgres commits durably (fsync, synchronous_commit, full_page_writes on);
-# Redis keeps an append-only file fsynced every second.
+# Redis keeps an append-only file fsynced on every write.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -28,6 +28,12 @@ else STATE=${XDG_STATE_HOME:-$HOME/.local/state}/endurance-coach/$HASH
 fi
 PG_DIR=$STATE/pg REDIS_DIR=$STATE/redis LOG_DIR=$STATE/logs PORTS_FILE=$STATE/ports
 REDIS_PID=$REDIS_DIR/redis.pid REDIS_CONF=$REDIS_DIR/redis.conf SECRETS=$STATE/secrets
+# Redis persistence: the append-only file fsynced on every write, so a turn the coach acknowledged (its messages
+# XADDed to the outbox stream) survives a machine crash before the drain moves it to Postgres (`everysec` could
+# lose the last second). Written beside the pidfile when Redis starts; a server started with another policy (or by
+# an older script, with no such file) is restarted with this one, its data kept.
+REDIS_FSYNC=always
+REDIS_FSYNC_FILE=$REDIS_DIR/appendfsync
 export DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes
 
 say() { echo "services: $*"; }
@@ -259,6 +265,9 @@ local_redis() {
         || [[ $(redis_ping "$REDIS_PORT" "$REDIS_PASSWORD") != PONG ]]; then
       say "Redis on 127.0.0.1:$REDIS_PORT runs as root or without our password: restarting it"
       stop_redis
+    elif [[ $(cat "$REDIS_FSYNC_FILE" 2>/dev/null) != "$REDIS_FSYNC" ]]; then
+      say "Redis on 127.0.0.1:$REDIS_PORT was started without fsync on every write: restarting it durably"
+      stop_redis
     else
       say "Redis already running on 127.0.0.1:$REDIS_PORT, reusing it"
     fi
@@ -268,10 +277,11 @@ local_redis() {
     say "starting Redis on 127.0.0.1:$REDIS_PORT${as_redis:+ as user redis}"
     # Its data, log and pid file belong to the user it runs as (files an older root Redis left included).
     [[ $EUID -ne 0 ]] || chown -R redis: "$REDIS_DIR" "$LOG_DIR/redis.log"
-    # Append-only file, fsynced every second: the app keeps a durable outbox in a Redis Stream.
+    # Append-only file, fsynced on every write (REDIS_FSYNC): the app keeps a durable outbox in a Redis Stream.
     (cd / && "${as_redis[@]}" redis-server "$REDIS_CONF" --bind 127.0.0.1 --port "$REDIS_PORT" --save '' \
-      --appendonly yes --appendfsync everysec --daemonize yes \
+      --appendonly yes --appendfsync "$REDIS_FSYNC" --daemonize yes \
       --pidfile "$REDIS_PID" --logfile "$LOG_DIR/redis.log" --dir "$REDIS_DIR" >/dev/null)
+    printf '%s' "$REDIS_FSYNC" >"$REDIS_FSYNC_FILE"
   fi
   local i
   for i in $(seq 50); do

@@ -10,7 +10,7 @@ Use the module-scoped fixtures in a test module by importing them::
         private_postgres.start()
 
 `PrivateRedis` runs `redis-server` in the foreground as a child process, with `appendonly yes` and
-`appendfsync everysec` in a temporary directory (so a restart keeps the data, like the project's server), a
+`appendfsync always` in a temporary directory (so a restart keeps the data, like the project's server), a
 `requirepass` password and `CONFIG` disabled, as `make services` starts it. `PrivatePostgres` runs `initdb` once
 (about 1-2 s; scram-sha-256 password, as `make services`) in a directory under /tmp and `pg_ctl start/stop`; as
 root, the Postgres programs run as the `postgres` user through `runuser`. Both URLs carry the password, so the tests
@@ -102,7 +102,7 @@ class PrivateRedis:
         binary = shutil.which("redis-server") or "/usr/bin/redis-server"
         self._proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-            + ["--appendonly", "yes", "--appendfsync", "everysec", "--dir", str(self.directory)]
+            + ["--appendonly", "yes", "--appendfsync", "always", "--dir", str(self.directory)]
             + ["--requirepass", self.password, "--rename-command", "CONFIG", "", "--daemonize", "no"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

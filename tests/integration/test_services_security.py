@@ -183,6 +183,18 @@ def test_services_script_fresh_state_folder(script_project: ScriptProject) -> No
     assert not list(script_project.state.glob("pwfile*")), "initdb's password file was left behind"
     database_url, redis_url = assert_up_twice(script_project)
     assert urlsplit(database_url).password not in output and urlsplit(redis_url).password not in output
+    # Redis fsyncs its append-only file on every write (CONFIG is disabled, so the script's record says it); one
+    # started with another policy (by an older script: no record) is restarted durably, its data kept.
+    fsync_record = script_project.state / "redis" / "appendfsync"
+    assert fsync_record.read_text() == "always"
+    with redis.Redis.from_url(redis_url) as client:
+        client.set("marker", "kept")
+    fsync_record.unlink()
+    output = script_project.run("up")
+    assert "without fsync on every write: restarting it durably" in output, output
+    assert fsync_record.read_text() == "always" and script_project.urls() == (database_url, redis_url)
+    with redis.Redis.from_url(redis_url) as client:
+        assert client.get("marker") == b"kept"
 
 
 def _as_postgres(*args: str) -> list[str]:
