@@ -33,28 +33,11 @@ from langgraph_sdk import get_client
 
 from config.settings import get_settings
 from server.prod_worker import DEFAULT_JOBS
-from server.serve import OFFLINE_ENV, free_port
+from server.serve import OFFLINE_ENV, free_port, standalone_config
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT_S = 300
 TURN_TIMEOUT_S = 300
-
-
-def _dev_config(tmp: Path) -> Path:
-    config = json.loads((ROOT / "langgraph.json").read_text())
-
-    def absolute(spec: str) -> str:
-        path, _, attr = spec.partition(":")
-        return f"{(ROOT / path).resolve()}:{attr}"
-
-    config["graphs"] = {name: absolute(spec) for name, spec in config["graphs"].items()}
-    config["auth"]["path"] = absolute(config["auth"]["path"])
-    config["http"]["app"] = absolute(config["http"]["app"])
-    config["checkpointer"]["path"] = absolute(config["checkpointer"]["path"])
-    config["env"], config["disable_persistence"] = {}, True
-    path = tmp / "langgraph.json"
-    path.write_text(json.dumps(config))
-    return path
 
 
 def start(
@@ -79,7 +62,7 @@ def start(
         ]
         args += ["--config", str(ROOT / "langgraph.prod.json")]
     else:
-        args = ["-m", "server.serve", "--port", str(port), "--config", str(_dev_config(tmp))]
+        args = ["-m", "server.serve", "--port", str(port), "--config", str(standalone_config(tmp))]
     log = open(tmp / "server.log", "wb")  # noqa: SIM115 (kept open for the server's life)
     proc = subprocess.Popen([sys.executable, *args], cwd=tmp, env=env, stdout=log, stderr=subprocess.STDOUT,
                             stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip

@@ -23,6 +23,7 @@ from pathlib import Path
 
 from config.settings import get_settings
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEV_TOKENS_FILE = Path(".langgraph_api") / "coach-dev-tokens.json"
 DEV_ATHLETES = ("demo-athlete", "guest-athlete")
 STUDIO_URL = "https://smith.langchain.com/studio/?baseUrl={api}"
@@ -34,6 +35,32 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def standalone_config(out_dir: Path, *, persistence: bool = False, project_root: Path = PROJECT_ROOT) -> Path:
+    """Write the project's `langgraph.json` for a server started in another folder (tests, benchmarks).
+
+    Graph, auth, HTTP app and checkpointer paths are made absolute; `env` is emptied (the server gets the caller's
+    environment as is, no `.env` reload); `disable_persistence` unless ``persistence`` (the dev server's own thread
+    files in ``out_dir/.langgraph_api/``).
+
+    Returns:
+        The written file, ``out_dir/langgraph.json``.
+    """
+    config = json.loads((project_root / "langgraph.json").read_text(encoding="utf-8"))
+
+    def absolute(spec: str) -> str:
+        path, _, attr = spec.partition(":")
+        return f"{(project_root / path).resolve()}:{attr}"
+
+    config["graphs"] = {name: absolute(spec) for name, spec in config["graphs"].items()}
+    for section in ("auth", "http", "checkpointer"):
+        key = "app" if section == "http" else "path"
+        config[section][key] = absolute(config[section][key])
+    config["env"], config["disable_persistence"] = {}, not persistence
+    path = out_dir / "langgraph.json"
+    path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return path
 
 
 def dev_tokens(path: Path = DEV_TOKENS_FILE) -> dict[str, str]:

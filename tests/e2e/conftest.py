@@ -31,7 +31,7 @@ import httpx
 import pytest
 
 from config.settings import get_settings
-from server.serve import OFFLINE_ENV, free_port
+from server.serve import OFFLINE_ENV, free_port, standalone_config
 from tests.conftest import PROJECT_ROOT
 
 START_TIMEOUT_S = 90
@@ -73,25 +73,6 @@ class CoachServer:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def _test_config(tmp: Path, *, persistence: bool = False) -> Path:
-    """The project's `langgraph.json` with absolute paths, no `.env` reload, no file persistence (unless asked)."""
-    config = json.loads((PROJECT_ROOT / "langgraph.json").read_text())
-
-    def absolute(spec: str) -> str:
-        path, _, attr = spec.partition(":")
-        return f"{(PROJECT_ROOT / path).resolve()}:{attr}"
-
-    config["graphs"] = {name: absolute(spec) for name, spec in config["graphs"].items()}
-    config["auth"]["path"] = absolute(config["auth"]["path"])
-    config["http"]["app"] = absolute(config["http"]["app"])
-    config["checkpointer"]["path"] = absolute(config["checkpointer"]["path"])
-    config["env"] = {}  # the server gets the test's environment as is
-    config["disable_persistence"] = not persistence
-    path = tmp / "langgraph.json"
-    path.write_text(json.dumps(config, indent=2))
-    return path
-
-
 @pytest.fixture(scope="session")
 def coach_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServer]:
     """Start `python -m server.serve` on a free port and stop it at the end of the session."""
@@ -128,7 +109,7 @@ def _command(kind: str, port: int, tmp: Path, *, persistence: bool) -> list[str]
     if kind == "prod":  # GraphHarbor takes the project's own configuration (paths must lie under its folder)
         config = str(PROJECT_ROOT / "langgraph.prod.json")
         return [sys.executable, "-m", "server.serve_prod", "--port", str(port), "--workers", "2", "--config", config]
-    config = str(_test_config(tmp, persistence=persistence))
+    config = str(standalone_config(tmp, persistence=persistence))
     # uvicorn at INFO logs its shutdown steps ("Waiting for connections to close"): what a slow stop waited for.
     return [sys.executable, "-m", "server.serve", "--port", str(port), "--config", config, "--server-log-level", "INFO"]
 

@@ -15,6 +15,7 @@ from records.athlete_values import list_values, set_value, values_at
 from records.proposals import decide_proposal
 from records.stores import Stores
 from tests.conftest import ride_path
+from tests.curve_rides import curve_ride
 from training.power_curve import log_duration_grid
 from training.records import RideRecord
 from training.scoring import DatedValue
@@ -32,25 +33,7 @@ def _test_ride(ride_id: str, start: datetime, short: bool) -> RideRecord:
     t = log_duration_grid(3600)
     model = W_PRIME_J / t + CP_W
     power = np.where(t <= 300, model, 0.85 * model) if short else np.where(t > 300, model, 0.9 * model)
-    return RideRecord(
-        ride_id=ride_id,
-        file_name=f"{ride_id}.fit",
-        file_format="fit",
-        sport="cycling",
-        start_time=start,
-        elapsed_s=3600.0,
-        moving_s=3600.0,
-        distance_m=None,
-        normalized_power_w=None,
-        tss=None,
-        hr_tss=None,
-        metrics={},
-        curve_durations_s=[int(d) for d in t],
-        curve_power_w=[float(p) for p in power],
-        end_time=start + timedelta(hours=1),
-        channels=["power"],
-        n_samples=3600,
-    )
+    return curve_ride(ride_id, start, t, power, 3600.0)
 
 
 async def _store(deps: Stores, athlete_id: str, ride: RideRecord) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 from records.athlete_values import list_values
 from records.stores import Stores
+from tests.curve_rides import curve_ride
 from training.athlete_model import FIT_WINDOW_DAYS, fit_from_curves
 from training.power_curve import log_duration_grid
 from training.records import RideRecord
@@ -30,27 +31,7 @@ def _rides(n: int, seed: int = 5) -> list[RideRecord]:
         model = 20000.0 / grid + 290.0
         shape = np.where(grid <= 300, 1.0, 0.86) if i % 2 else np.where(grid > 300, 1.0, 0.9)
         power = np.round(model * shape * rng.uniform(0.9, 1.05), 1)
-        rides.append(
-            RideRecord(
-                ride_id=f"ride-{i:02d}",
-                file_name=f"ride-{i:02d}.fit",
-                file_format="fit",
-                sport="cycling",
-                start_time=start,
-                elapsed_s=7200.0,
-                moving_s=7200.0,
-                distance_m=None,
-                normalized_power_w=None,
-                tss=None,
-                hr_tss=None,
-                metrics={},
-                curve_durations_s=[int(d) for d in grid],
-                curve_power_w=[float(p) for p in power],
-                end_time=start + timedelta(hours=2),
-                channels=["power"],
-                n_samples=7200,
-            )
-        )
+        rides.append(curve_ride(f"ride-{i:02d}", start, grid, power, 7200.0))
     return rides
 
 

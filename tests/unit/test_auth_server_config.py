@@ -117,3 +117,11 @@ def test_serve_runs_langgraph_dev_offline_on_loopback(tmp_path: Path) -> None:
     assert sorted(tokens.values()) == sorted(serve.DEV_ATHLETES) and all(len(t) > 16 for t in tokens)
     assert serve.dev_tokens(path) == tokens  # kept across restarts
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_standalone_config_points_at_the_project_from_any_folder(tmp_path: Path) -> None:
+    config = json.loads(serve.standalone_config(tmp_path).read_text())
+    specs = [*config["graphs"].values(), config["auth"]["path"], config["http"]["app"], config["checkpointer"]["path"]]
+    assert all(Path(spec.partition(":")[0]).is_absolute() and Path(spec.partition(":")[0]).is_file() for spec in specs)
+    assert config["env"] == {} and config["disable_persistence"] is True
+    assert json.loads(serve.standalone_config(tmp_path, persistence=True).read_text())["disable_persistence"] is False
