@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -14,13 +14,11 @@ import pytest
 
 from graphs.context import Context
 from graphs.debrief_coach import build_graph
-from records.athlete_values import list_values
-from records.best_curve import best_curve
 from records.inbox import file_ride_id
 from records.ride_delete import RideNotFoundError, delete_ride
-from records.rides import daily_load
 from records.stores import Stores
 from tests.conftest import ride_path
+from tests.integration.athlete_state import athlete_state
 from tests.integration.test_cli_debrief import coach
 
 pytestmark = pytest.mark.integration
@@ -38,17 +36,7 @@ async def _debrief(deps: Stores, athlete_id: str, name: str) -> dict[str, Any]:
 
 
 async def _state(deps: Stores, athlete_id: str) -> dict[str, Any]:
-    rides = await deps.rides.list_rides(athlete_id)
-    async with deps.pool.connection() as conn:
-        values = [(v["key"], v["value"], v["source"]) for v in await list_values(conn, athlete_id)]
-        curve = await best_curve(conn, athlete_id)
-    return {
-        "rides": [(r.ride_id, r.primary_ride_id, r.tss, r.hr_tss, r.metrics) for r in rides],
-        "values": values,
-        "curve": None if curve is None else (curve.durations_s.tolist(), curve.power_w.tolist(), curve.ride_ids),
-        "load": await daily_load(deps.pool, athlete_id, DAY - timedelta(days=6), DAY, "UTC"),
-        "proposals": [(p["fact_key"], p["value"]) for p in await deps.athlete_store.list_proposals(athlete_id)],
-    }
+    return await athlete_state(deps, athlete_id, DAY)
 
 
 async def test_deleting_the_primary_recording_leaves_the_athlete_as_if_only_the_other_was_debriefed(
@@ -60,8 +48,12 @@ async def test_deleting_the_primary_recording_leaves_the_athlete_as_if_only_the_
     shutil.copy(ride_path(FIT), inbox / a / FIT)
     fit, gpx = await _debrief(deps, a, FIT), await _debrief(deps, a, GPX)
     before = await _state(deps, a)
-    assert [r[1] for r in before["rides"] if r[0] == gpx["ride_id"]] == [fit["ride_id"]]  # GPX linked to the FIT
-    assert ("ftp_w", 200.0, "device") in before["values"] and before["proposals"]  # from the FIT: stale 200 W
+    assert [r["primary_ride_id"] for r in before["rides"] if r["ride_id"] == gpx["ride_id"]] == [
+        fit["ride_id"]
+    ]  # GPX linked to the FIT
+    assert ("ftp_w", 200.0, "device") in [(v["key"], v["value"], v["source"]) for v in before["values"]] and before[
+        "proposals"
+    ]  # from the FIT: stale 200 W
     await _debrief(deps, only_gpx, GPX)
 
     done = await delete_ride(deps, a, fit["ride_id"], inbox_dir=inbox)

@@ -4,11 +4,10 @@ the dated athlete values, the all-time best curve and so the load (issue 11's da
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import uuid
 import zipfile
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,11 @@ import pytest
 from graphs.context import Context
 from graphs.debrief_coach import build_graph
 from records.athlete_values import list_values
-from records.best_curve import best_curve
 from records.export import write_export
 from records.restore import InvalidExportError, restore_export
-from records.rides import daily_load
 from records.stores import Stores
 from tests.conftest import ride_path
+from tests.integration.athlete_state import athlete_state
 
 pytestmark = pytest.mark.integration
 
@@ -30,19 +28,9 @@ RIDES = ("sweatpy_edge1000-4078723797.fit", "sweatpy_edge1000-4078723797_strava.
 
 
 async def _model(deps: Stores, athlete_id: str) -> dict[str, Any]:
-    """Everything of the athlete model that a restore must bring back, with the athlete id left out."""
-    rides = sorted(await deps.rides.list_rides(athlete_id), key=lambda r: r.ride_id)
-    async with deps.pool.connection() as conn:
-        values = [{k: v for k, v in row.items() if k != "recorded_at"} for row in await list_values(conn, athlete_id)]
-        curve = await best_curve(conn, athlete_id)
-    day = date(2019, 9, 20)
-    load = await daily_load(deps.pool, athlete_id, day - timedelta(days=6), day, "UTC")
-    return {
-        "rides": [dataclasses.asdict(r) for r in rides],
-        "values": values,
-        "curve": None if curve is None else (curve.durations_s.tolist(), curve.power_w.tolist(), curve.ride_ids),
-        "load": load,
-    }
+    state = await athlete_state(deps, athlete_id, date(2019, 9, 20))
+    del state["proposals"]  # not restored: the coach proposes again (`records.restore`)
+    return state
 
 
 async def test_an_export_restores_rides_values_curve_and_load(deps: Stores, tmp_path: Path) -> None:
