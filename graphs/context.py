@@ -77,14 +77,15 @@ AUTH_USER_KEY = "langgraph_auth_user"
 def authenticated_athlete(config: dict[str, Any] | None) -> str | None:
     """The athlete the API server authenticated for this run, or None outside the server (CLI, tests).
 
-    Read from `configurable["langgraph_auth_user_id"]` (`langgraph dev`), else from the identity of
-    `configurable["langgraph_auth_user"]` (both servers set it from the authentication, over any client value).
+    Read from the identity of `configurable["langgraph_auth_user"]`, which both servers set from the
+    authentication over any client value, else from `configurable["langgraph_auth_user_id"]` (which only
+    `langgraph dev` overwrites; `server.auth` refuses a run whose config sets either key).
     """
     configurable = (config or {}).get("configurable") or {}
-    user_id = configurable.get(AUTH_USER_ID_KEY)
+    user = configurable.get(AUTH_USER_KEY)
+    user_id = user.get("identity") if isinstance(user, Mapping) else getattr(user, "identity", None)
     if user_id is None:
-        user = configurable.get(AUTH_USER_KEY)
-        user_id = user.get("identity") if isinstance(user, Mapping) else getattr(user, "identity", None)
+        user_id = configurable.get(AUTH_USER_ID_KEY)
     return user_id if isinstance(user_id, str) and user_id else None
 
 

@@ -49,6 +49,7 @@ from langgraph_sdk.auth.types import (
 )
 
 from config.settings import Settings, get_settings
+from graphs.context import AUTH_USER_ID_KEY, AUTH_USER_KEY
 from graphs.inputs import InvalidInputError, check_run_request
 from memory.athlete_store import validate_athlete_id
 from memory.errors import InvalidAthleteIdError
@@ -241,8 +242,22 @@ def _stamp_owner(ctx: AuthContext, value: Any) -> None:
     metadata[OWNER_KEY] = _athlete(ctx)
 
 
+def _names_another_identity(ctx: AuthContext, configurable: Mapping[str, Any]) -> bool:
+    """Whether a run's `configurable` names a user other than the token's (`graphs.context.authenticated_athlete`).
+
+    `langgraph dev` fills both keys from the token before this check (and overwrites them); GraphHarbor keeps a
+    client's `langgraph_auth_user_id` as sent, so a value naming another athlete is refused here.
+    """
+    user = configurable.get(AUTH_USER_KEY)
+    named = [configurable.get(AUTH_USER_ID_KEY)]
+    named.append(user.get("identity") if isinstance(user, Mapping) else getattr(user, "identity", None))
+    return any(n is not None and n != _athlete(ctx) for n in named)
+
+
 async def _check_run_payload(ctx: AuthContext, payload: Mapping[str, Any] | None) -> None:
     """A run (or a cron's run) may send input and resume an interrupt, nothing that writes the state directly.
+
+    Nor may it name another user: `config.configurable` with a `langgraph_auth_user(_id)` not the token's gets 403.
 
     Its context and input are checked too (`graphs.inputs.check_run_request`): an unknown time zone or a bad
     `max_rides` is refused here with 422 and the error's code, before a run exists.
@@ -250,6 +265,8 @@ async def _check_run_payload(ctx: AuthContext, payload: Mapping[str, Any] | None
     payload = payload or {}
     config = payload.get("config")
     configurable = config.get("configurable") if isinstance(config, Mapping) else None
+    if isinstance(configurable, Mapping) and _names_another_identity(ctx, configurable):
+        raise _forbidden("the athlete comes from the token: a run's config may not name another user")
     try:
         await asyncio.to_thread(check_run_request, payload.get("context"), payload.get("input"))
         await asyncio.to_thread(check_run_request, configurable, None)  # the context when none is given

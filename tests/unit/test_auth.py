@@ -291,3 +291,10 @@ def test_on_graphharbor_the_authenticated_user_object_gives_the_athlete() -> Non
     assert out["seen"]["athlete_id"] == A
     assert out["seen"]["session_id"] == "thread-2"
     assert out["seen"]["confirm_facts_inline"] is True
+
+
+def test_the_authenticated_user_wins_over_a_user_id_a_client_could_have_sent() -> None:
+    """GraphHarbor overwrites `langgraph_auth_user` from the token but keeps a client's `langgraph_auth_user_id`."""
+    config = {"configurable": {"langgraph_auth_user": {"identity": A}, "langgraph_auth_user_id": B}}
+    out = _probe_graph().invoke({}, config=config, context=Context(athlete_id=B))
+    assert out["seen"]["athlete_id"] == A
