@@ -57,6 +57,8 @@ def start(
             str(port),
             "--workers",
             str(workers),
+            "--executors",
+            str(executors),
             "--jobs-per-worker",
             str(jobs),
         ]

@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cli.confirm import confirmed
 from records.erase import ErasureReport, erase_athlete, survey_athlete
 from records.export import write_export
 from records.restore import RestoreResult, restore_export
@@ -55,15 +56,11 @@ async def import_export(path: Path, athlete_id: str) -> RestoreResult:
 
 
 def _confirmed(athlete_id: str, held: dict[str, int], yes: bool) -> bool:
-    """`--yes`, or the athlete's answer on a terminal; without `--yes` and without a terminal: no."""
-    if yes:
-        return True
-    if not sys.stdin.isatty():
-        err.print("[red]error[/red] (confirmation_required): no terminal to confirm on: pass --yes to erase")
-        return False
-    places = ", ".join(f"{place} {n}" for place, n in held.items() if n)
-    out.print(f"The coach holds about [bold]{escape(athlete_id)}[/bold]: {escape(places)}.")
-    return typer.confirm("Erase all of it? This cannot be undone", default=False)
+    """`--yes`, or the athlete's answer on a terminal (after what is held); without a terminal: no."""
+    if not yes and sys.stdin.isatty():
+        places = ", ".join(f"{place} {n}" for place, n in held.items() if n)
+        out.print(f"The coach holds about [bold]{escape(athlete_id)}[/bold]: {escape(places)}.")
+    return confirmed("Erase all of it? This cannot be undone", yes=yes, action="erase")
 
 
 def print_report(report: ErasureReport) -> None:

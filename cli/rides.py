@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable
 from dataclasses import asdict
 from typing import Annotated, Any
@@ -12,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from cli.confirm import confirmed
 from records.ride_delete import RideDeletion, delete_ride
 from records.stores import open_stores
 
@@ -42,13 +42,9 @@ def register(app: typer.Typer, run: Callable[..., Any], check_athlete: Callable[
         terminal and without --yes it refuses (exit 2). An unknown ride: exit 2 (ride_not_found).
         """
         athlete = check_athlete(athlete)
-        if not yes:
-            if not sys.stdin.isatty():
-                err.print("[red]error[/red] (confirmation_required): no terminal to confirm on: pass --yes to delete")
-                raise typer.Exit(2)
-            if not typer.confirm(f"Delete ride {ride_id} of {athlete}? This cannot be undone", default=False):
-                err.print("Nothing deleted.")
-                raise typer.Exit(2)
+        if not confirmed(f"Delete ride {ride_id} of {athlete}? This cannot be undone", yes=yes, action="delete"):
+            err.print("Nothing deleted.")
+            raise typer.Exit(2)
         done: RideDeletion = run(delete_one_ride(athlete, ride_id))
         if as_json:
             print(json.dumps(asdict(done), default=str))

@@ -176,24 +176,6 @@ async def prior_curves(
     ]
 
 
-async def athlete_curves(conn: AsyncConnection[DictRow], athlete_id: str) -> list[tuple[str, datetime, Curve]]:
-    """The power curves of all the athlete's primary rides (linked duplicates left out), oldest first."""
-    cur = await conn.execute(
-        """SELECT ride_id, start_time, curve_durations_s, curve_power_w FROM rides
-           WHERE athlete_id = %s AND primary_ride_id IS NULL AND curve_durations_s IS NOT NULL
-           ORDER BY start_time""",
-        (athlete_id,),
-    )
-    return [
-        (
-            r["ride_id"],
-            r["start_time"],
-            (np.asarray(r["curve_durations_s"], dtype=np.int64), np.asarray(r["curve_power_w"], dtype=np.float64)),
-        )
-        for r in await cur.fetchall()
-    ]
-
-
 async def recompute_scores(
     conn: AsyncConnection[DictRow], athlete_id: str, since: datetime | None = None
 ) -> list[dict[str, Any]]:

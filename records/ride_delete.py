@@ -1,4 +1,4 @@
-"""Delete one ride of an athlete and what was derived from it: `coach rides delete RIDE_ID --athlete ID`.
+"""Delete one ride of an athlete and what was derived from it: `coach delete-ride RIDE_ID --athlete ID`.
 
 For a ride uploaded by mistake (another rider's file, a test recording). In one Postgres transaction, on the
 athlete's rows only:
@@ -83,7 +83,7 @@ async def delete_ride(stores: Stores, athlete_id: str, ride_id: str, *, inbox_di
     Args:
         stores: the open stores.
         athlete_id: the owner.
-        ride_id: the ride's id (`coach rides` / `coach debrief --json` show it).
+        ride_id: the ride's id (`coach debrief --json` shows it; also the SHA-256 prefix of its file).
         inbox_dir: the ride inbox root (default `Settings.inbox_dir`).
 
     Returns:

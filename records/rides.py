@@ -215,8 +215,7 @@ class RideStore:
                     conn, athlete_id, v["key"], v["value"], v["source"], v["valid_from"], v["evidence"]
                 ):
                     since = min(since, v["valid_from"])
-            if await link_same_activity(conn, athlete_id, ride) is not None:
-                await rebuild_best_curve(conn, athlete_id)  # a linked copy is not in the best curve
+            await link_same_activity(conn, athlete_id, ride)
             await refresh_fitted_cp(conn, athlete_id, ride.start_time)  # before: W' balance follows the fitted CP
             await recompute_scores(conn, athlete_id, since)
             for p in proposals:
@@ -244,7 +243,8 @@ async def link_same_activity(conn: AsyncConnection[DictRow], athlete_id: str, ri
     """Link the recordings of one activity: one stays primary (counted), the others point to it (never counted).
 
     Rides of the athlete whose spans overlap ``ride``'s by 80 % or more of the shorter are one activity
-    (`training.scoring.same_activity`); the richer recording is primary (`training.scoring.choose_primary`).
+    (`training.scoring.same_activity`); the richer recording is primary (`training.scoring.choose_primary`). The
+    kept all-time best curve is rebuilt when recordings are linked (it holds primary rides only).
 
     Returns:
         The primary ride's id when ``ride`` overlaps another recording, else None.
@@ -279,6 +279,7 @@ async def link_same_activity(conn: AsyncConnection[DictRow], athlete_id: str, ri
     await conn.execute(
         "UPDATE rides SET primary_ride_id = NULL WHERE athlete_id = %s AND ride_id = %s", (athlete_id, primary.ride_id)
     )
+    await rebuild_best_curve(conn, athlete_id)  # a linked copy is not in the kept best curve
     return primary.ride_id
 
 

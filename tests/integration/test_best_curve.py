@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import random
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
 
-from records.athlete_values import athlete_curves
-from records.best_curve import best_curve, rebuild_best_curve
+from records.best_curve import best_curve, curves_between, rebuild_best_curve
 from records.stores import Stores
 from tests.integration.test_fitted_refit import _rides
 from training.power_curve import best_of_curves
@@ -22,7 +21,7 @@ pytestmark = pytest.mark.integration
 async def _kept_and_computed(deps: Stores, athlete_id: str) -> tuple[object, object]:
     async with deps.athlete_store.pool.connection() as conn:
         kept = await best_curve(conn, athlete_id)
-        rides = sorted(await athlete_curves(conn, athlete_id), key=lambda r: (r[1], r[0]))
+        rides = await curves_between(conn, athlete_id, None, datetime(9999, 1, 1, tzinfo=UTC))
     if not rides:
         return kept, None
     durations, power, source = best_of_curves([c for *_, c in rides])

@@ -23,6 +23,7 @@ from typing_extensions import TypedDict
 from config.settings import Settings, get_settings
 from graphs.context import Context, run_context
 from server import auth
+from server.dev_tokens import TokenTable
 
 A, B = "athlete-a", "athlete-b"
 TOKEN_A, TOKEN_B = "token-of-athlete-a-0001", "token-of-athlete-b-0002"
@@ -36,7 +37,7 @@ def ctx(athlete: str = A, resource: Any = "threads", action: Any = "create") -> 
 
 @pytest.fixture(autouse=True)
 def tokens() -> Iterator[None]:
-    table = auth.TokenTable({TOKEN_A: A, TOKEN_B: B})
+    table = TokenTable({TOKEN_A: A, TOKEN_B: B})
 
     async def resolve(token: str) -> str | None:
         return table.athlete_for(token)
@@ -90,9 +91,9 @@ async def test_no_valid_token_is_401(header: str | None) -> None:
 
 def test_token_table_checks_tokens_and_athlete_ids(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="16 characters"):
-        auth.TokenTable({"short": A})
+        TokenTable({"short": A})
     with pytest.raises(ValueError, match="invalid athlete id"):
-        auth.TokenTable({TOKEN_A: "a/../b"})
+        TokenTable({TOKEN_A: "a/../b"})
     file = tmp_path / "tokens.json"
     file.write_text(json.dumps({TOKEN_B: B}))
     settings = Settings(coach_auth_tokens=json.dumps({TOKEN_A: A}), coach_auth_tokens_file=file)
