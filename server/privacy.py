@@ -3,10 +3,10 @@
 Both act on the authenticated athlete only (`request.user.identity`, from the bearer token through
 `server.auth`): there is no athlete in the path or the body, so no token can reach another athlete's data.
 
-- `DELETE /athletes/me` first deletes the athlete's threads through the server itself (threads whose
-  `metadata.owner` is the athlete, found with the in-process LangGraph client: this also reaches threads that
-  the development server keeps in its own files), then erases everything else (`records.erase.erase_athlete`),
-  and answers 200 with the report `{athlete_id, erased: {place: count}, total, not_erased: [...]}`
+- `DELETE /athletes/me` first deletes the athlete's threads through the server's own API with the caller's token
+  (threads whose `metadata.owner` is the athlete: this also reaches threads the development server keeps in its
+  own files and those GraphHarbor keeps in its tables, with their runs), then erases everything else
+  (`records.erase.erase_athlete`), and answers 200 with the report `{athlete_id, erased: {place: count}, total, not_erased: [...]}`
   (`total` 0 when the coach held nothing).
 - `GET /athletes/me/export` answers the export zip (`records.export`), streamed from a temporary file, as
   `coach-export-<athlete>.zip`.
@@ -37,13 +37,22 @@ _MAX_THREAD_PAGES = 1000
 _CHUNK_BYTES = 256 * 1024
 
 
-async def delete_server_threads(athlete_id: str) -> int:
+def _own_api(request: Request) -> tuple[str, dict[str, str]]:
+    """This server's own address (the socket the request came in on, not its Host header) and the caller's token."""
+    host, port = request.scope.get("server") or ("127.0.0.1", 80)
+    host = f"[{host}]" if ":" in str(host) else host
+    return f"{request.url.scheme}://{host}:{port}", {"Authorization": request.headers.get("authorization", "")}
+
+
+async def delete_server_threads(request: Request, athlete_id: str) -> int:
     """Delete every thread of the server whose `metadata.owner` is the athlete; return how many.
 
-    Uses the in-process client (`langgraph_sdk.get_client()` without a URL), whose calls skip the auth handlers,
-    so the owner filter is given explicitly here.
+    Through the server's own API, with the caller's token (so `server.auth` filters by owner as for any
+    request): the same calls on `langgraph dev`, which keeps threads in its own files, and on GraphHarbor, which
+    keeps them (and their runs' inputs) in its Postgres tables and has no in-process client.
     """
-    client = get_client()
+    url, headers = _own_api(request)
+    client = get_client(url=url, headers=headers)
     deleted = 0
     for _ in range(_MAX_THREAD_PAGES):
         threads = await client.threads.search(metadata={OWNER_KEY: athlete_id}, limit=_THREAD_PAGE)
@@ -60,7 +69,7 @@ async def delete_me(request: Request) -> JSONResponse:
     athlete_id = str(request.user.identity)
     stores = await get_stores()
     try:
-        threads = await delete_server_threads(athlete_id)
+        threads = await delete_server_threads(request, athlete_id)
         thread_note = None
     except Exception as exc:  # the erase of everything else must not depend on the server's thread API
         logger.error("could not delete the server threads of %s: %s", athlete_id, exc)

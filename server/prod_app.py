@@ -1,7 +1,9 @@
 """The coach's routes and lifespan for `make serve-prod` (GraphHarbor loads `app` through `server.prod_entry`).
 
-The same routes and lifespan as `server.app` (the ride upload `PUT /inbox/{file_name}`, forget and export, the
-coach's connections; the closed routes are `server.prod_asgi`'s), plus one adapter: GraphHarbor authenticates
+The same routes as `server.app` (the ride upload `PUT /inbox/{file_name}`, forget and export; the closed routes are
+`server.prod_asgi`'s). Its lifespan only opens the coach's connections: GraphHarbor's API processes run no graph,
+so they neither warm the embedding model (an export's drain loads it on first use) nor run an outbox drainer
+(the executors, `server.prod_worker`, run `server.app.lifespan` with both). One adapter: GraphHarbor authenticates
 custom routes through `server.auth` but leaves the authenticated user in `scope["principal"]` (its `Principal`,
 whose `subject` is the identity), where the LangGraph server sets `scope["user"]`. `PrincipalAsUser` sets
 `scope["user"]` from it, so `request.user.identity` is the athlete on both servers.
@@ -9,14 +11,19 @@ whose `subject` is the identity), where the LangGraph server sets `scope["user"]
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from records.stores import serve_stores
 from server.app import app as coach_app
-from server.app import lifespan
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -52,8 +59,17 @@ class PrincipalAsUser:
         await self.app(scope, receive, send)
 
 
+@asynccontextmanager
+async def api_lifespan(app: Starlette) -> AsyncIterator[None]:
+    """Open the coach's connections for the routes (`records.stores.serve_stores`); close them at shutdown."""
+    async with serve_stores():
+        logger.info("coach stores opened for the API routes")
+        yield
+    logger.info("coach stores closed")
+
+
 app = Starlette(
     routes=list(coach_app.routes),
     middleware=[Middleware(PrincipalAsUser)],  # server.prod_asgi wraps the whole server in ClosedRoutesMiddleware
-    lifespan=lifespan,
+    lifespan=api_lifespan,
 )

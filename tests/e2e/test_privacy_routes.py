@@ -15,7 +15,7 @@ from langgraph_sdk import get_client
 
 from records.stores import open_stores
 from tests.conftest import RIDES_DIR
-from tests.e2e.conftest import Athlete, CoachServer, running_server
+from tests.e2e.conftest import SERVER_KINDS, Athlete, CoachServer, running_server
 from tests.integration.test_forget_export import rows_per_table
 
 pytestmark = pytest.mark.integration
@@ -23,9 +23,10 @@ pytestmark = pytest.mark.integration
 INDOOR = "fitparse_indoor-trainer-2011-11-02.fit"
 
 
-@pytest.fixture(scope="module")
-def privacy_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CoachServer]:
-    with running_server(tmp_path_factory.mktemp("privacy-server")) as server:
+@pytest.fixture(scope="module", params=["dev", "prod"], ids=SERVER_KINDS)
+def privacy_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[CoachServer]:
+    """A server of its own, `langgraph dev` and GraphHarbor (whose API processes open the stores themselves)."""
+    with running_server(tmp_path_factory.mktemp("privacy-server"), kind=request.param) as server:
         yield server
 
 
