@@ -6,8 +6,8 @@ Both act on the authenticated athlete only (`request.user.identity`, from the be
 - `DELETE /athletes/me` first deletes the athlete's threads through the server's own API with the caller's token
   (threads whose `metadata.owner` is the athlete: this also reaches threads the development server keeps in its
   own files and those GraphHarbor keeps in its tables, with their runs), then erases everything else
-  (`records.erase.erase_athlete`), and answers 200 with the report `{athlete_id, erased: {place: count}, total, not_erased: [...]}`
-  (`total` 0 when the coach held nothing).
+  (`records.erase.erase_athlete`), and answers 200 with the report
+  `{athlete_id, erased: {place: count}, total, not_erased: [...]}` (`total` 0 when the coach held nothing).
 - `GET /athletes/me/export` answers the export zip (`records.export`), streamed from a temporary file, as
   `coach-export-<athlete>.zip`.
 """
