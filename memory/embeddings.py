@@ -40,27 +40,17 @@ from langchain_core.embeddings import Embeddings
 
 from memory.local_model import (
     LOCAL_MODEL_NAME,
-    ONNX_FILE,
     EmbeddingBackend,
     LocalMiniLMEmbeddings,
-    export_onnx_model,
-    load_local_model,
-    onnx_model_dir,
-    quantized_file,
 )
 
 __all__ = [
     "EMBEDDING_DIMENSIONS",
     "LOCAL_MODEL_NAME",
-    "ONNX_FILE",
     "ArchiveEmbedder",
     "EmbeddingBackend",
     "LocalMiniLMEmbeddings",
-    "export_onnx_model",
     "get_embedder",
-    "load_local_model",
-    "onnx_model_dir",
-    "quantized_file",
     "resolve_provider",
     "start_warm_up",
     "vector_literal",

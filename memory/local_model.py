@@ -46,7 +46,6 @@ EmbeddingBackend = Literal["onnx-int8", "onnx", "torch"]
 ONNX_FILE = "onnx/model.onnx"
 """The float32 export, inside the cached model folder."""
 
-_export_lock = threading.Lock()
 _load_lock = threading.Lock()
 """Held while a replica loads (`new_local_model`): imports of the ONNX backend are not thread-safe."""
 
@@ -164,8 +163,7 @@ def _load_local_model(backend: EmbeddingBackend = "onnx-int8", cache_dir: Path =
         return SentenceTransformer(str(get_model_path()), device="cpu")
     import onnxruntime
 
-    with _export_lock:
-        folder = export_onnx_model(cache_dir)
+    folder = export_onnx_model(cache_dir)
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = EMBED_THREADS
     options.inter_op_num_threads = 1
@@ -271,20 +269,3 @@ class LocalMiniLMEmbeddings(Embeddings):
         for model in fresh:
             model.encode(["warm up"], show_progress_bar=False)
             self._idle.put(model)
-
-
-_shared_lock = threading.Lock()
-_shared: dict[tuple[str, str], Any] = {}
-
-
-def load_local_model(backend: EmbeddingBackend = "onnx-int8", cache_dir: Path = Path("data/models")) -> Any:
-    """The process's shared `SentenceTransformer` for `backend` (`new_local_model` on the first call, then reused).
-
-    For one-off use (tests, scripts); `LocalMiniLMEmbeddings` keeps its own replicas. Same errors as
-    `new_local_model`.
-    """
-    key = (backend, str(cache_dir))
-    with _shared_lock:
-        if key not in _shared:
-            _shared[key] = new_local_model(backend, cache_dir)
-        return _shared[key]

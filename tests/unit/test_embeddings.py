@@ -16,16 +16,13 @@ from langchain_core.embeddings import DeterministicFakeEmbedding, Embeddings
 from config.settings import Settings
 from memory.embeddings import (
     EMBEDDING_DIMENSIONS,
-    ONNX_FILE,
     ArchiveEmbedder,
     LocalMiniLMEmbeddings,
     get_embedder,
-    load_local_model,
-    onnx_model_dir,
-    quantized_file,
     resolve_provider,
     vector_literal,
 )
+from memory.local_model import ONNX_FILE, new_local_model, onnx_model_dir, quantized_file
 from tests.conftest import PROJECT_ROOT
 
 
@@ -158,7 +155,7 @@ async def test_default_backend_is_onnx_int8_exported_into_the_cache() -> None:
     await embedder.embed_query("warm")
     folder = onnx_model_dir(s.model_cache_dir)
     assert (folder / ONNX_FILE).is_file() and (folder / quantized_file()).is_file()
-    assert load_local_model("onnx-int8", s.model_cache_dir).backend == "onnx"
+    assert new_local_model("onnx-int8", s.model_cache_dir).backend == "onnx"
 
 
 async def test_batches_make_one_model_call_each_in_order() -> None:
@@ -239,8 +236,8 @@ socket.socket.connect = refuse
 socket.create_connection = refuse
 import os
 from pathlib import Path
-from memory.embeddings import load_local_model, onnx_model_dir, quantized_file
-model = load_local_model("onnx-int8", Path({str(tmp_path)!r}))
+from memory.local_model import new_local_model, onnx_model_dir, quantized_file
+model = new_local_model("onnx-int8", Path({str(tmp_path)!r}))
 assert model.encode(["hello"]).shape == (1, {EMBEDDING_DIMENSIONS})
 assert (onnx_model_dir(Path({str(tmp_path)!r})) / quantized_file()).is_file()
 print(os.environ["HF_HUB_OFFLINE"])
