@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from config.settings import get_settings
+from config.settings import Settings, get_settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DEV_TOKENS_FILE = Path(".langgraph_api") / "coach-dev-tokens.json"
@@ -84,6 +84,26 @@ def dev_command(host: str, port: int, config: str, server_log_level: str = "WARN
     ]
 
 
+def token_lines(settings: Settings, env: dict[str, str]) -> list[str]:
+    """What to print about the tokens; with none configured, make the development ones (`dev_tokens`).
+
+    With neither tokens (`COACH_AUTH_TOKENS`, `COACH_AUTH_TOKENS_FILE`) nor an identity provider (`JWT_JWKS_URL`),
+    the development tokens are made (or read) and `env["COACH_AUTH_TOKENS_FILE"]` points the server at them.
+    """
+    if settings.coach_auth_tokens or settings.coach_auth_tokens_file or settings.jwt_jwks_url:
+        return ["  tokens:    from COACH_AUTH_TOKENS / COACH_AUTH_TOKENS_FILE and the identity provider (JWT_*)"]
+    tokens = dev_tokens()
+    env["COACH_AUTH_TOKENS_FILE"] = str(DEV_TOKENS_FILE.absolute())
+    lines = [f"  tokens:    development tokens ({DEV_TOKENS_FILE}):"]
+    return lines + [f"             {athlete}: Authorization: Bearer {token}" for token, athlete in tokens.items()]
+
+
+def listen_port(host: str, port: int) -> tuple[int, str]:
+    """The port to listen on (``port``, else a free one on ``host``) and the host to show in URLs."""
+    port = port or free_port("127.0.0.1" if host in ("127.0.0.1", "localhost") else host)
+    return port, "127.0.0.1" if host in ("0.0.0.0", "::") else host
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Print how to reach the server, then replace this process with `langgraph dev`."""
     parser = argparse.ArgumentParser(prog="python -m server.serve", description=__doc__.splitlines()[0])
@@ -97,16 +117,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     settings = get_settings()
     env = {**os.environ, **OFFLINE_ENV}
-    lines = []
-    if settings.coach_auth_tokens or settings.coach_auth_tokens_file:
-        lines.append("  tokens:    from COACH_AUTH_TOKENS / COACH_AUTH_TOKENS_FILE")
-    else:
-        tokens = dev_tokens()
-        env["COACH_AUTH_TOKENS_FILE"] = str(DEV_TOKENS_FILE.absolute())
-        lines.append(f"  tokens:    development tokens ({DEV_TOKENS_FILE}):")
-        lines.extend(f"             {athlete}: Authorization: Bearer {token}" for token, athlete in tokens.items())
-    port = args.port or free_port("127.0.0.1" if args.host in ("127.0.0.1", "localhost") else args.host)
-    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    lines = token_lines(settings, env)
+    port, shown = listen_port(args.host, args.port)
     api = f"http://{shown}:{port}"
     print(
         "\n".join(

@@ -39,7 +39,7 @@ from pathlib import Path
 from config.settings import get_settings
 from server.prod_asgi import PROD_CONFIG
 from server.prod_worker import DEFAULT_JOBS
-from server.serve import DEV_TOKENS_FILE, OFFLINE_ENV, dev_tokens, free_port
+from server.serve import OFFLINE_ENV, listen_port, token_lines
 
 RUN_WAIT_TIMEOUT_S = 600
 """How long `runs/wait` waits for a run before answering 503, seconds (GRAPHHARBOR_RUN_WAIT_TIMEOUT)."""
@@ -100,17 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     executor_count = args.executors or args.workers
     settings = get_settings()
     env = prod_env(os.environ)
-    if not (settings.coach_auth_tokens or settings.coach_auth_tokens_file or settings.jwt_jwks_url):
-        tokens = dev_tokens()
-        env["COACH_AUTH_TOKENS_FILE"] = str(DEV_TOKENS_FILE.absolute())
-        print(f"development tokens ({DEV_TOKENS_FILE}):", flush=True)
-        for token, athlete in tokens.items():
-            print(f"  {athlete}: Authorization: Bearer {token}", flush=True)
-    port = args.port or free_port("127.0.0.1" if args.host in ("127.0.0.1", "localhost") else args.host)
-    shown = "127.0.0.1" if args.host in ("0.0.0.0", "::") else args.host
+    lines = token_lines(settings, env)
+    port, shown = listen_port(args.host, args.port)
     print(
         f"Endurance coach API on http://{shown}:{port}  (GraphHarbor, {args.workers} API processes + "
         f"{executor_count} run executors x {args.jobs_per_worker} runs; state in Postgres and Redis; Ctrl-C stops it)",
+        *lines,
+        sep="\n",
         flush=True,
     )
     subprocess.run(graphharbor("migrate", "upgrade", "head"), env=env, check=True)

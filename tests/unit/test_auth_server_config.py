@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from config.settings import get_settings
 from records.inbox import file_ride_id, inbox_athletes, inbox_files, is_in_athlete_inbox
 from records.uploads import InvalidUploadError, save_upload
 from server import serve
@@ -125,3 +126,18 @@ def test_standalone_config_points_at_the_project_from_any_folder(tmp_path: Path)
     assert all(Path(spec.partition(":")[0]).is_absolute() and Path(spec.partition(":")[0]).is_file() for spec in specs)
     assert config["env"] == {} and config["disable_persistence"] is True
     assert json.loads(serve.standalone_config(tmp_path, persistence=True).read_text())["disable_persistence"] is False
+
+
+def test_both_servers_make_development_tokens_only_when_nothing_else_authenticates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    env: dict[str, str] = {}
+    none = {"coach_auth_tokens": None, "coach_auth_tokens_file": None}
+    with_idp = get_settings().model_copy(update={**none, "jwt_jwks_url": "https://idp/jwks"})
+    assert "identity provider" in serve.token_lines(with_idp, env)[0] and env == {}
+    assert not (tmp_path / serve.DEV_TOKENS_FILE).exists()
+    bare = get_settings().model_copy(update={**none, "jwt_jwks_url": None})
+    lines = serve.token_lines(bare, env)
+    assert env["COACH_AUTH_TOKENS_FILE"] == str((tmp_path / serve.DEV_TOKENS_FILE).absolute())
+    assert sum("Authorization: Bearer dev-" in line for line in lines) == len(serve.DEV_ATHLETES)
