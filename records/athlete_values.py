@@ -24,13 +24,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 from psycopg.types.json import Jsonb
 
 from memory.athlete_store import AthleteStore, validate_athlete_id, validate_fact
 from memory.errors import InvalidFactError
+from records.best_curve import curves_between
 from training.athlete_model import (
     FIT_WINDOW_DAYS,
     Curve,
@@ -159,21 +159,8 @@ async def prior_curves(
     conn: AsyncConnection[DictRow], athlete_id: str, before: datetime, *, exclude_ride_id: str | None = None
 ) -> list[tuple[str, datetime, Curve]]:
     """The power curves of the athlete's primary rides of the ``FIT_WINDOW_DAYS`` days before ``before``."""
-    cur = await conn.execute(
-        """SELECT ride_id, start_time, curve_durations_s, curve_power_w FROM rides
-           WHERE athlete_id = %s AND start_time < %s AND start_time >= %s AND primary_ride_id IS NULL
-             AND curve_durations_s IS NOT NULL AND ride_id IS DISTINCT FROM %s
-           ORDER BY start_time""",
-        (athlete_id, before, before - timedelta(days=FIT_WINDOW_DAYS), exclude_ride_id),
-    )
-    return [
-        (
-            r["ride_id"],
-            r["start_time"],
-            (np.asarray(r["curve_durations_s"], dtype=np.int64), np.asarray(r["curve_power_w"], dtype=np.float64)),
-        )
-        for r in await cur.fetchall()
-    ]
+    lower = before - timedelta(days=FIT_WINDOW_DAYS)
+    return await curves_between(conn, athlete_id, lower, before, exclude_ride_id=exclude_ride_id)
 
 
 async def recompute_scores(

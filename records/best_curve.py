@@ -108,15 +108,29 @@ async def best_curve(conn: AsyncConnection[DictRow], athlete_id: str) -> BestCur
 
 
 async def curves_between(
-    conn: AsyncConnection[DictRow], athlete_id: str, lower: datetime | None, upper: datetime
+    conn: AsyncConnection[DictRow],
+    athlete_id: str,
+    lower: datetime | None,
+    upper: datetime,
+    *,
+    upper_inclusive: bool = False,
+    exclude_ride_id: str | None = None,
 ) -> list[tuple[str, datetime, tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]]]:
-    """The curves of the athlete's primary rides started in ``[lower, upper)`` (no lower bound: None), oldest first."""
+    """The curves of the athlete's primary rides started in ``[lower, upper)``, oldest first (ties by ride id).
+
+    ``[lower, upper]`` when ``upper_inclusive``; no lower bound when ``lower`` is None; ``exclude_ride_id`` left out.
+
+    Returns:
+        ``[(ride_id, start_time, (durations_s int64, power_w float64))]``.
+    """
+    below = "<=" if upper_inclusive else "<"  # one of two constants: a plain range for the (athlete, start) index
     cur = await conn.execute(
-        """SELECT ride_id, start_time, curve_durations_s, curve_power_w FROM rides
-           WHERE athlete_id = %s AND start_time < %s AND (%s::timestamptz IS NULL OR start_time >= %s)
-             AND primary_ride_id IS NULL AND curve_durations_s IS NOT NULL
+        f"""SELECT ride_id, start_time, curve_durations_s, curve_power_w FROM rides
+           WHERE athlete_id = %(a)s AND start_time {below} %(upper)s
+             AND (%(lower)s::timestamptz IS NULL OR start_time >= %(lower)s)
+             AND primary_ride_id IS NULL AND curve_durations_s IS NOT NULL AND ride_id IS DISTINCT FROM %(excluded)s
            ORDER BY start_time, ride_id""",
-        (athlete_id, upper, lower, lower),
+        {"a": athlete_id, "upper": upper, "lower": lower, "excluded": exclude_ride_id},
     )
     return [
         (

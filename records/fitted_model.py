@@ -25,12 +25,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-import numpy as np
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
 
 from records.athlete_values import dated_values, list_values, propose_value, record_value
-from training.athlete_model import FIT_WINDOW_DAYS, DatedCurve
+from records.best_curve import curves_between
+from training.athlete_model import FIT_WINDOW_DAYS
 from training.cp_windows import trailing_window_fits
 from training.scoring import EFTP_STALE_MARGIN, value_at
 
@@ -39,27 +39,6 @@ CP_KEYS = ("cp_w", "w_prime_j")
 
 CP_PROPOSAL_MARGIN = EFTP_STALE_MARGIN
 """A fitted CP or W′ more than 5 % away from the confirmed or device value in force is proposed."""
-
-
-async def _curves_between(
-    conn: AsyncConnection[DictRow], athlete_id: str, lower: datetime, upper: datetime
-) -> list[DatedCurve]:
-    """The curves of the athlete's primary rides started in ``[lower, upper]``, oldest first."""
-    cur = await conn.execute(
-        """SELECT ride_id, start_time, curve_durations_s, curve_power_w FROM rides
-           WHERE athlete_id = %s AND start_time >= %s AND start_time <= %s AND primary_ride_id IS NULL
-             AND curve_durations_s IS NOT NULL
-           ORDER BY start_time, ride_id""",
-        (athlete_id, lower, upper),
-    )
-    return [
-        (
-            r["ride_id"],
-            r["start_time"],
-            (np.asarray(r["curve_durations_s"], dtype=np.int64), np.asarray(r["curve_power_w"], dtype=np.float64)),
-        )
-        for r in await cur.fetchall()
-    ]
 
 
 async def refresh_fitted_cp(conn: AsyncConnection[DictRow], athlete_id: str, since: datetime) -> int:
@@ -79,7 +58,7 @@ async def refresh_fitted_cp(conn: AsyncConnection[DictRow], athlete_id: str, sin
         The number of fitted rows inserted, changed or removed.
     """
     window = timedelta(days=FIT_WINDOW_DAYS)
-    curves = await _curves_between(conn, athlete_id, since - window, since + window)
+    curves = await curves_between(conn, athlete_id, since - window, since + window, upper_inclusive=True)
     first = next((i for i, c in enumerate(curves) if c[1] >= since), len(curves))
     cur = await conn.execute(
         """SELECT key, value, valid_from FROM athlete_values WHERE athlete_id = %s AND source = 'fitted'
