@@ -178,8 +178,8 @@ async def test_forget_erases_the_athlete_everywhere_and_keeps_the_other(deps: St
     }
     # Nothing of B's is lost: once every queue is drained (by us or by another drainer), the archive holds B's 6
     # archived messages and the 2 that were queued (counting is not atomic across places, arrival is).
-    queued = sum(b_before[k] for k in ("postgres:messages", "redis:outbox", "spool:lines"))
-    assert queued == 8
+    queued = 8  # 3 turns of 2 messages, 1 in the outbox, 1 in the spool (a message on the move counts twice)
+    assert sum(b_before[k] for k in ("postgres:messages", "redis:outbox", "spool:lines")) >= queued
     for _ in range(300):
         await deps.memory.drain_outbox()
         b_now = await survey_athlete(deps, b, inbox_dir=inbox, chart_dirs=[charts])
