@@ -14,9 +14,11 @@ pgvector, HNSW and GIN indexes included), then:
    computed beforehand), full-text only, and hybrid end to end (query embedding by MiniLM included). p50, p95,
    p99 after 50 warm-up searches, and the query embedding alone; the load average after.
 2b. One big archive: `--big-athlete` messages (default 100,000) of one more athlete, loaded with the rest (every
-   row's vector is its text's plus a little noise, `NOISE_STD`, so that they are distinct): latency of its searches (`--big-queries`),
-   whether EXPLAIN of the hybrid statement reads the HNSW index, and recall@10 of the HNSW path against exact
-   search per `hnsw.ef_search` value (`big_archive`, `ann_recall`).
+   row's vector is its text's plus a little noise, `NOISE_STD`, so that they are distinct), its term statistics
+   refreshed as the write path does (`memory.term_stats`): latency of its searches (`--big-queries`), whether
+   EXPLAIN of the hybrid statement reads the HNSW index, recall@10 of the HNSW path against exact
+   search per `hnsw.ef_search` value (`big_archive`, `ann_recall`), and the full-text top 10 from the kept
+   statistics against the one statement over every match (`kept_statistics_agreement`).
 3. Ingest throughput: `--ingest` LoCoMo turns (default 2,000) imported as one transcript through
    `Archive.import_transcript` (`coach import-transcript`'s path: embeddings computed in batches on the embedder's
    pool, rows and indexes written, HNSW included), with the torch backend, with ONNX int8 on one worker (the
@@ -56,8 +58,10 @@ from benchmarks.bench_data import LOCOMO_DEV, require_locomo
 from config.settings import Settings, get_settings
 from memory.archive import Archive
 from memory.embeddings import LOCAL_MODEL_NAME, ArchiveEmbedder, LocalMiniLMEmbeddings, get_embedder, vector_literal
-from memory.recall import _HYBRID_SQL, HNSW_SETTINGS_SQL, QueryVector, RankingParams, search_messages
+from memory.recall import _HYBRID_SQL, QueryVector, RankingParams, search_messages
+from memory.recall_large import HNSW_SETTINGS_SQL
 from memory.schema import setup
+from memory.term_stats import LARGE_ARCHIVE_MESSAGES, refresh_due
 from records.stores import open_stores
 
 DEFAULT_DATA = LOCOMO_DEV
@@ -276,6 +280,28 @@ def build(url: str, args: argparse.Namespace, texts: list[str], embedder: Archiv
     return figures
 
 
+_LARGE_COUNTS_SQL = """INSERT INTO archive_term_counts (athlete_id, written_since)
+SELECT athlete_id, count(*) FROM messages WHERE role IN ('user', 'assistant')
+GROUP BY athlete_id HAVING count(*) >= %(min_messages)s
+ON CONFLICT (athlete_id) DO NOTHING RETURNING athlete_id"""
+
+
+async def refresh_statistics(url: str) -> dict[str, Any]:
+    """Keep the term statistics of the archives that the write path would (`memory.term_stats.refresh_due`).
+
+    The bulk load is a COPY, which counts no write: the large archives' rows are made here, then refreshed.
+    """
+    async with open_stores(scale_settings(url), require_postgres=True) as stores:
+        async with stores.pool.connection() as conn:
+            cur = await conn.execute(_LARGE_COUNTS_SQL, {"min_messages": LARGE_ARCHIVE_MESSAGES})
+            athletes = [str(r["athlete_id"]) for r in await cur.fetchall()]
+        started = time.perf_counter()
+        refreshed = await refresh_due(stores.pool, athletes)
+        seconds = time.perf_counter() - started
+    print(f"  term statistics of {len(refreshed)} large archive(s) refreshed in {seconds:.1f} s", file=sys.stderr)
+    return {"refreshed": len(refreshed), "refresh_s": seconds}
+
+
 async def latency(url: str, args: argparse.Namespace, questions: list[str], embedder: ArchiveEmbedder) -> dict:
     rng = random.Random(11)
     picks = [(athlete(rng.randrange(args.athletes)), rng.choice(questions)) for _ in range(WARMUP + args.queries)]
@@ -330,7 +356,7 @@ async def big_archive(
 
     Latency: `--big-queries` searches (after `BIG_WARMUP`) of random LoCoMo questions through `Archive.search_ranked`
     (hybrid with a precomputed query embedding, hybrid with the embedding, full text), k=3. Plan: EXPLAIN of the
-    hybrid statement with the production settings (`memory.recall.HNSW_SETTINGS_SQL`), which must read
+    hybrid statement with the production settings (`memory.recall_large.HNSW_SETTINGS_SQL`), which must read
     `messages_embedding_hnsw_idx`. Recall@10, per `EF_SEARCH_CHOICES` value, over `RECALL_QUERIES` questions:
     the vector side alone (the athlete's 10 nearest messages through the index vs sorted exactly) and the
     whole hybrid search at k=10 (`search_messages` vs `exact_vectors=True`): |ANN top 10 ∩ exact top 10| / 10.
@@ -358,6 +384,7 @@ async def big_archive(
         vector = QueryVector(vectors[0], embedder.model_id)
         out["plan_uses_hnsw"] = await _plan_uses_hnsw(pool, picks[0], vector)
         out["recall_at_10"] = await ann_recall(pool, embedder.model_id, picks, vectors)
+        out["kept_statistics_agreement"] = await kept_statistics_agreement(pool, picks[:HYBRID_RECALL_QUERIES])
         out["load_average"] = os.getloadavg()
         return out
     finally:
@@ -401,6 +428,27 @@ async def ann_recall(
             "vector_side_ms": _percentiles(vec_ms),
         }
         print(f"  big athlete ef_search={ef}: {out[ef]}", file=sys.stderr)
+    return out
+
+
+async def kept_statistics_agreement(pool: Any, questions: list[str]) -> dict[str, Any]:
+    """Full-text top 10 of `BIG_ATHLETE` from its kept statistics against the one statement over every match.
+
+    The two differ by the mean length BM25 normalises against (the athlete's messages against the matching ones)
+    and by statistics up to `memory.term_stats.REFRESH_GROWTH` old: |top 10 ∩ top 10| / 10, mean, and latencies.
+    """
+    overlap, kept_ms, one_ms = [], [], []
+    for q in questions:
+        started = time.perf_counter()
+        kept = await search_messages(pool, BIG_ATHLETE, q, k=10)
+        kept_ms.append((time.perf_counter() - started) * 1000)
+        started = time.perf_counter()
+        one = await search_messages(pool, BIG_ATHLETE, q, k=10, kept_statistics=False)
+        one_ms.append((time.perf_counter() - started) * 1000)
+        ids = {h.message_id for h in one.hits}
+        overlap.append(len({h.message_id for h in kept.hits} & ids) / max(len(ids), 1))
+    out = {"top10_overlap": statistics.fmean(overlap), "kept_ms": _percentiles(kept_ms), "one_ms": _percentiles(one_ms)}
+    print(f"  big athlete kept statistics vs one statement: {out}", file=sys.stderr)
     return out
 
 
@@ -556,6 +604,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"building {name}: {args.messages:,} messages, {args.athletes:,} athletes", file=sys.stderr)
             report["load"] = build(url, args, texts, embedder)
+            report["load"]["term_statistics"] = asyncio.run(refresh_statistics(url))
             print("searching", file=sys.stderr)
             report["search_ms"] = asyncio.run(latency(url, args, questions, embedder))
             if args.big_athlete:
@@ -626,6 +675,11 @@ def _print_scale(r: dict[str, Any]) -> None:
                 f"  hnsw.ef_search={ef}: recall@10 vs exact {rec['vector_side']:.3f} (vector side alone, p50"
                 f" {v['p50']:.1f} ms, p95 {v['p95']:.1f} ms), {rec['hybrid']:.3f} (hybrid search, k=10)"
             )
+        agree = big["kept_statistics_agreement"]
+        print(
+            f"  full text, kept statistics vs the one statement over every match: top-10 overlap"
+            f" {agree['top10_overlap']:.3f}; p50 {agree['kept_ms']['p50']:.1f} vs {agree['one_ms']['p50']:.1f} ms"
+        )
 
 
 def _print_latencies(figures: dict[str, Any]) -> None:

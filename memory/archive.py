@@ -26,6 +26,7 @@ from memory.db import DictPool
 from memory.embeddings import ArchiveEmbedder
 from memory.messages import ChatMessage, validate_session_id
 from memory.recall import QueryVector, RankingParams, SearchHit, SearchResult, search_messages
+from memory.term_stats import count_writes, refresh_due
 from memory.transcripts import transcript_messages
 
 logger = logging.getLogger(__name__)
@@ -183,6 +184,12 @@ class Archive:
                     inserted += max(cur.rowcount, 0)
                 if context is not None:
                     await cur.execute(*context)
+                await count_writes(cur, [m.id for m in messages])
+        if embed:  # off the reply path, after the commit: a failed refresh loses nothing (the next write retries)
+            try:
+                await refresh_due(self.pool, {m.athlete_id for m in messages})
+            except Exception:  # noqa: BLE001 - recall then reads the previous statistics, or computes its own
+                logger.warning("refreshing recall's term statistics failed", exc_info=True)
         return inserted
 
     async def import_transcript(

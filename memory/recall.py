@@ -4,7 +4,8 @@
 (the message's date and its words) plus, at half weight, `context_tsv` (the words of the turns around it,
 `memory.archive_context`), and the cosine similarity of its embedding (`memory.embeddings`) with the query's;
 then each candidate is lifted by the best score of its session (session-level ranking). Without pgvector, or
-without a query embedding, it ranks by BM25 alone and says so (`SearchResult.ranking == "full_text"`).
+without a query embedding, it ranks by BM25 alone and says so (`SearchResult.ranking == "full_text"`). A large
+archive is ranked the same way from its kept statistics (`memory.term_stats`, `memory.recall_large`).
 `embed_query` embeds the query off the Postgres timeout, falling back to full text (logged once per process) when
 there is no model or it fails. `Archive.search_ranked` and
 `ConversationMemory.recall` are the callers; `benchmarks/recall_locomo.py` measured the choices.
@@ -22,6 +23,7 @@ from memory.athlete_store import validate_athlete_id
 from memory.db import DictPool
 from memory.embeddings import ArchiveEmbedder, vector_literal
 from memory.messages import as_uuid
+from memory.recall_large import HNSW_SETTINGS_SQL, SEARCH_OUTPUT, SESSION_CTE, TSQUERY_OF, search_large
 
 logger = logging.getLogger(__name__)
 
@@ -129,6 +131,7 @@ async def search_messages(
     params: RankingParams | None = None,
     timeout_s: float | None = None,
     exact_vectors: bool = False,
+    kept_statistics: bool = True,
 ) -> SearchResult:
     """Search the athlete's own user and assistant messages, best first, in one SQL statement.
 
@@ -143,7 +146,9 @@ async def search_messages(
     a large share of the table), else sorted exactly. The top `depth` of each ranking are fused by a weighted sum of
     the BM25 score divided by the query's best and the cosine similarity (`RankingParams`). Without a query
     vector the ranking is BM25 alone (its top `depth`). Then sessions: each candidate gets `session_weight` x
-    the best candidate score of its session added (session-level ranking). Every part filters by athlete inside
+    the best candidate score of its session added (session-level ranking). An archive with kept statistics
+    (`memory.term_stats`: 2,000 messages or more) is ranked the same way from them by `memory.recall_large`, which
+    reads only the messages that can reach the top (MaxScore). Every part filters by athlete inside
     the query.
 
     A query with no usable word (empty, stop words only) returns no hit. The snippet is the message if it fits
@@ -162,6 +167,8 @@ async def search_messages(
         timeout_s: longest wait for a pooled connection, seconds; None uses the pool's own `timeout`.
         exact_vectors: sort the vector side exactly, never through the HNSW index (`enable_indexscan` off for
             the statement): the reference that `benchmarks/recall_scale.py` compares the index path with.
+        kept_statistics: rank an archive with kept statistics through them (`memory.recall_large`); False runs
+            the one statement whatever the archive's size (the reference of `benchmarks/recall_scale.py`).
 
     Returns:
         Up to `k` hits, highest score first, and `ranking`: "hybrid" (with `vector`) or "full_text".
@@ -190,8 +197,15 @@ async def search_messages(
         "headline_options": f"HighlightAll=true, StartSel={_MARK_START}, StopSel={_MARK_STOP}",
     }
     async with pool.connection(timeout=timeout_s) as conn:
-        if vector is not None and hybrid:
-            sql_params["qvec"] = vector_literal(vector.values)
+        qvec = vector_literal(vector.values) if vector is not None and hybrid else None
+        large = None if not kept_statistics else await search_large(
+            conn, sql_params, qvec=qvec, model=vector.model_id if vector is not None and hybrid else None,
+            ef_search=p.ef_search, exact_vectors=exact_vectors,
+        )  # fmt: skip
+        if large is not None:  # an archive with kept statistics (memory.term_stats)
+            rows = large
+        elif vector is not None and hybrid:
+            sql_params["qvec"] = qvec
             sql_params["model"] = vector.model_id
             async with conn.transaction():  # the HNSW settings hold for this statement only (SET LOCAL)
                 await conn.execute(HNSW_SETTINGS_SQL, {"ef_search": str(max(p.ef_search, 1))})
@@ -236,22 +250,15 @@ async def embed_query(embedder: ArchiveEmbedder | None, query: str) -> list[floa
         return None
 
 
-HNSW_SETTINGS_SQL = """SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
-       set_config('hnsw.ef_search', %(ef_search)s, true)"""
-"""The vector side's HNSW settings, local to the search's transaction (pgvector 0.8, "Iterative index scans"):
-without the iterative scan an HNSW scan returns at most `ef_search` rows before the athlete filter, so a filtered
-search on the index finds fewer than `depth` of the athlete's messages, often none; `relaxed_order` keeps scanning
-until `depth` rows pass the filter (results slightly out of order: `fused` re-scores them by exact distance)."""
-
 # The parts of the search statement. Every CTE that reads `messages` filters by athlete, role and the excluded
 # ids itself (the planner then reads the athlete's rows through `messages_session_idx`). `matched` keeps only the
 # query's lexemes of each matching message (`setweight` marks them 'A', `ts_filter` keeps the marked: the source
 # tsvectors carry no weights), so that `tf` unnests a few lexemes per message, not every word of it and its
 # neighbours (the same BM25 and ranking; 3x faster on a 100 k-message archive).
-_SEARCH_QUERY_CTE = """
+_SEARCH_QUERY_CTE = f"""
 q AS (
     SELECT array_agg(l) AS lexemes,
-           string_agg('''' || replace(replace(l, '\\', '\\\\'), '''', '''''') || '''', ' | ')::tsquery AS tsq
+           {TSQUERY_OF} AS tsq
     FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l
     WHERE length(l) > 1
 ),
@@ -262,8 +269,8 @@ mine AS (
 ),
 matched AS MATERIALIZED (
     SELECT m.id,
-           ts_filter(setweight(m.search_tsv, 'A', q.lexemes), '{a}') AS own,
-           ts_filter(setweight(coalesce(m.context_tsv, ''::tsvector), 'A', q.lexemes), '{a}') AS ctx,
+           ts_filter(setweight(m.search_tsv, 'A', q.lexemes), '{{a}}') AS own,
+           ts_filter(setweight(coalesce(m.context_tsv, ''::tsvector), 'A', q.lexemes), '{{a}}') AS ctx,
            length(m.search_tsv) + %(context_weight)s * length(coalesce(m.context_tsv, ''::tsvector)) AS dl
     FROM messages m, q
     WHERE m.athlete_id = %(athlete_id)s AND m.role IN ('user', 'assistant')
@@ -289,26 +296,9 @@ bm25 AS (
     GROUP BY tf.id
 )"""
 
-# Session-level ranking: a candidate's score plus `session_weight` x the best candidate score of its session
-# (divided by the query's best), over 1 + `session_weight` so that scores stay in [0, 1].
-_SESSION_CTE = """
-sessioned AS (
-    SELECT f.id,
-           (f.score + %(session_weight)s * max(f.score) OVER (PARTITION BY m.session_id)
-                      / nullif(max(f.score) OVER (), 0)) / (1 + %(session_weight)s) AS score
-    FROM fused f JOIN messages m ON m.id = f.id
-),
-best AS (SELECT id, coalesce(score, 0) AS score FROM sessioned ORDER BY score DESC NULLS LAST LIMIT %(k)s)"""
-
-_SEARCH_OUTPUT = """
-SELECT b.id::text AS message_id, m.external_id, m.session_id, m.created_at AS ts, m.role, b.score,
-       ts_headline('english', m.content, q.tsq, %(headline_options)s) AS marked
-FROM best b JOIN messages m ON m.id = b.id CROSS JOIN q
-ORDER BY b.score DESC, m.created_at DESC"""
-
 _FULL_TEXT_SQL = f"""WITH {_SEARCH_QUERY_CTE},
 fused AS (SELECT id, score / (score + 1) AS score FROM bm25 ORDER BY score DESC LIMIT %(depth)s),
-{_SESSION_CTE}{_SEARCH_OUTPUT}"""
+{SESSION_CTE}{SEARCH_OUTPUT}"""
 
 _HYBRID_SQL = f"""WITH {_SEARCH_QUERY_CTE},
 lexical AS (SELECT id FROM bm25 ORDER BY score DESC LIMIT %(depth)s),
@@ -328,7 +318,7 @@ fused AS (
            AS score
     FROM candidates c JOIN messages m ON m.id = c.id LEFT JOIN bm25 b ON b.id = c.id
 ),
-{_SESSION_CTE}{_SEARCH_OUTPUT}"""
+{SESSION_CTE}{SEARCH_OUTPUT}"""
 
 
 # Match markers of ts_headline for `make_snippet`: control characters that chat text does not contain.

@@ -289,6 +289,24 @@ MIGRATIONS: list[str] = [
     # `training.power_series`), so its W' balance is recomputed when the CP or W' valid at its start change.
     # NULL: stored before, or no power (its W' balance stays as debriefed).
     """ALTER TABLE rides ADD COLUMN IF NOT EXISTS power_1hz_w BYTEA""",
+    # v39 (issue 12, recall on large archives): BM25's statistics per athlete (`memory.term_stats`), refreshed off
+    # the reply path once an archive is large: its user/assistant messages at the refresh (`n`, NULL: never
+    # refreshed), their mean own and contextual lengths, and the messages written since (counted by the write).
+    """CREATE TABLE IF NOT EXISTS archive_term_counts (
+        athlete_id TEXT PRIMARY KEY,
+        written_since BIGINT NOT NULL DEFAULT 0,
+        n BIGINT,
+        avg_own_len DOUBLE PRECISION,
+        avg_context_len DOUBLE PRECISION,
+        refreshed_at TIMESTAMPTZ
+    )""",
+    # v40: per athlete and lexeme, the messages holding it in their own words or their neighbours' (BM25's df).
+    """CREATE TABLE IF NOT EXISTS archive_term_df (
+        athlete_id TEXT NOT NULL,
+        lexeme TEXT NOT NULL,
+        df BIGINT NOT NULL,
+        PRIMARY KEY (athlete_id, lexeme)
+    )""",
 ]
 
 

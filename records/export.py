@@ -90,6 +90,8 @@ _ORDER = {
     "rides": "start_time, ride_id",
 }
 _SKIPPED_TYPES = ("USER-DEFINED", "tsvector")  # the embedding vector and the search document: derived data
+_DERIVED_TABLES = ("archive_term_counts", "archive_term_df")
+"""Recall's term statistics of the messages (`memory.term_stats`): derived, rebuilt from the messages."""
 
 README = """What the endurance coach held about athlete {athlete_id}, exported {exported_at}.
 
@@ -244,7 +246,7 @@ async def export_files(stores: Stores, athlete_id: str, *, inbox_dir: Path | Non
     files: dict[str, bytes] = {}
     counts: dict[str, int] = {}
     async with stores.pool.connection() as conn:
-        for table in await athlete_tables(conn):
+        for table in [t for t in await athlete_tables(conn) if t not in _DERIVED_TABLES]:
             rows = await _table_rows(conn, table, athlete_id)
             name = _FILE_NAMES.get(table, f"{table}.jsonl")
             files[name], counts[name] = _file_content(table, rows), len(rows)

@@ -22,7 +22,8 @@ from memory.archive import Archive
 from memory.db import CONNECTION_KWARGS, DictPool
 from memory.embeddings import vector_literal
 from memory.messages import ChatMessage, new_message_id
-from memory.recall import _HYBRID_SQL, HNSW_SETTINGS_SQL, QueryVector, RankingParams, search_messages
+from memory.recall import _HYBRID_SQL, QueryVector, RankingParams, search_messages
+from memory.recall_large import HNSW_SETTINGS_SQL
 from records.stores import open_stores
 from tests.integration.test_recall import CORPUS, PARAPHRASE, local_embedder
 

@@ -1,0 +1,129 @@
+"""BM25's statistics of a large archive, kept per athlete off the reply path (docs/architecture.md, recall).
+
+On a small archive recall computes BM25's document frequencies, message count and mean length inside its one
+statement, over every message matching the query (`memory.recall`). On an archive of `LARGE_ARCHIVE_MESSAGES`
+messages or more that costs seconds when a query word is common (100,000 messages: about 28,000 match a speaker's
+name), so these statistics are kept instead (schema v39-v40) and recall reads them (`memory.recall_large`):
+
+- `archive_term_counts`: per athlete the messages written since the last refresh (`count_writes`, in the archive
+  write's transaction) and, once refreshed, the user/assistant messages `n` and their mean own and contextual
+  lengths;
+- `archive_term_df`: per athlete and lexeme the number of those messages holding it in their own words
+  (`search_tsv`) or their neighbours' (`context_tsv`): BM25's df over both fields, as recall's statement counts it.
+
+`refresh_due` refreshes (Postgres's `ts_stat` over the athlete's messages) an archive that reached the size or grew
+by `REFRESH_GROWTH` since its last refresh; the write paths that embed (the outbox drain and imports) call it after
+their transaction commits, so the refresh never delays a reply nor an acknowledged write. Between refreshes the
+statistics are at most `REFRESH_GROWTH` behind (the IDF of a word moves by at most about ln(1.1) ≈ 0.1).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from psycopg import AsyncCursor
+from psycopg.rows import DictRow
+
+from memory.db import DictPool
+
+logger = logging.getLogger(__name__)
+
+LARGE_ARCHIVE_MESSAGES = 2_000
+"""Archives of at least this many user/assistant messages get kept statistics (`refresh_due`). Recall's one
+statement scores every matching message: about 40 ms at 2,000 messages when a query word is in a quarter of them
+(2 s at 100,000, README), so this is where the kept statistics start to pay."""
+REFRESH_GROWTH = 0.1
+"""An archive's statistics are refreshed once it grew by this share of its size at the last refresh."""
+
+_COUNT_WRITES_SQL = """INSERT INTO archive_term_counts AS c (athlete_id, written_since)
+SELECT m.athlete_id, count(*) FROM messages m
+WHERE m.id = ANY(%(ids)s::uuid[]) AND m.role IN ('user', 'assistant')
+GROUP BY m.athlete_id ORDER BY m.athlete_id
+ON CONFLICT (athlete_id) DO UPDATE SET written_since = c.written_since + EXCLUDED.written_since"""
+
+_DUE_SQL = """SELECT athlete_id FROM archive_term_counts
+WHERE athlete_id = ANY(%(athletes)s::text[]) AND coalesce(n, 0) + written_since >= %(min_messages)s
+  AND (n IS NULL OR written_since >= %(growth)s * greatest(n, 1))
+ORDER BY athlete_id"""
+
+_SIZE_SQL = """SELECT count(*) AS n,
+       coalesce(avg(length(search_tsv)), 0) AS avg_own_len,
+       coalesce(avg(length(coalesce(context_tsv, ''::tsvector))), 0) AS avg_context_len
+FROM messages WHERE athlete_id = %(athlete_id)s AND role IN ('user', 'assistant')"""
+
+# ts_stat runs the query it is given: the athlete id is quoted into it by format(%L). Concatenating the two
+# tsvectors merges their lexemes, so `ndoc` counts a message once whichever field holds the lexeme.
+_DF_SQL = """INSERT INTO archive_term_df (athlete_id, lexeme, df)
+SELECT %(athlete_id)s, s.word, s.ndoc FROM ts_stat(format(
+    'SELECT search_tsv || coalesce(context_tsv, ''''::tsvector) FROM messages'
+    ' WHERE athlete_id = %%L AND role IN (''user'', ''assistant'')', %(athlete_id)s::text)) AS s"""
+
+
+async def count_writes(cur: AsyncCursor[DictRow], message_ids: Iterable[str]) -> None:
+    """Add the user/assistant messages among `message_ids` to their athletes' `written_since`.
+
+    Run inside the archive write's transaction, after its inserts: it counts the rows that are there (a message of
+    an erased athlete dropped by the insert trigger is not), athletes in sorted order (no deadlock between writers).
+    """
+    await cur.execute(_COUNT_WRITES_SQL, {"ids": list(message_ids)})
+
+
+async def refresh_due(
+    pool: DictPool,
+    athlete_ids: Iterable[str],
+    *,
+    min_messages: int = LARGE_ARCHIVE_MESSAGES,
+    growth: float = REFRESH_GROWTH,
+) -> list[str]:
+    """Refresh the statistics of those athletes whose archive reached `min_messages` or grew by `growth`.
+
+    Args:
+        pool: the archive's pool.
+        athlete_ids: the athletes just written to.
+        min_messages: smallest archive (user/assistant messages) that gets statistics.
+        growth: share of the last refresh's size written since, beyond which the statistics are refreshed.
+
+    Returns:
+        The athletes refreshed (an athlete another process is refreshing at that moment is skipped).
+
+    Raises:
+        psycopg.OperationalError, psycopg_pool.PoolTimeout: Postgres cannot be reached.
+    """
+    athletes = sorted(set(athlete_ids))
+    if not athletes:
+        return []
+    async with pool.connection() as conn:
+        cur = await conn.execute(_DUE_SQL, {"athletes": athletes, "min_messages": min_messages, "growth": growth})
+        due = [str(r["athlete_id"]) for r in await cur.fetchall()]
+    return [a for a in due if await refresh(pool, a)]
+
+
+async def refresh(pool: DictPool, athlete_id: str) -> bool:
+    """Recompute one athlete's statistics (`n`, mean lengths, every lexeme's df) in one transaction.
+
+    The athlete's `archive_term_counts` row is locked first (`SKIP LOCKED`: a refresh already running elsewhere
+    wins); an archive write of that athlete waits for the refresh to commit. The row must exist (`count_writes`).
+
+    Returns:
+        Whether the statistics were refreshed (False: no row, or another refresh holds it).
+    """
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "SELECT 1 FROM archive_term_counts WHERE athlete_id = %(athlete_id)s FOR UPDATE SKIP LOCKED",
+            {"athlete_id": athlete_id},
+        )
+        if await cur.fetchone() is None:
+            return False
+        size = await (await conn.execute(_SIZE_SQL, {"athlete_id": athlete_id})).fetchone()
+        assert size is not None  # an aggregate returns one row
+        await conn.execute("DELETE FROM archive_term_df WHERE athlete_id = %(athlete_id)s", {"athlete_id": athlete_id})
+        await conn.execute(_DF_SQL, {"athlete_id": athlete_id})
+        await conn.execute(
+            """UPDATE archive_term_counts SET n = %(n)s, avg_own_len = %(avg_own_len)s,
+                   avg_context_len = %(avg_context_len)s, written_since = 0, refreshed_at = now()
+               WHERE athlete_id = %(athlete_id)s""",
+            {**size, "athlete_id": athlete_id},
+        )
+    logger.info("recall statistics of a %d-message archive refreshed", size["n"])
+    return True
