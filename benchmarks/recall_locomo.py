@@ -17,7 +17,9 @@ included, reported separately too), p50/p95.
 
 Each question is also ranked with the steps of the default ranking taken away, one table row per step (step 0:
 the message's own words and vector; step 1: + the contextual lexical field, `memory.archive_context`; step 2: +
-session-level ranking, the default), with per-category recall for every run. `--sweep` also ranks every question
+session-level ranking, the default), with per-category recall for every run, and the default ranking once more from
+kept term statistics (`memory.term_stats`, the path of archives of 2,000 messages or more, `memory.recall_large`).
+`--sweep` also ranks every question
 with a few other `RankingParams` (fusion weight, BM25 `b`, candidate depth). The athletes are deleted at the end
 unless `--keep` (a kept import makes the next run skip the writes and the embedding).
 
@@ -46,6 +48,7 @@ from benchmarks.bench_data import LOCOMO_DEV, require_locomo
 from memory.archive import Archive
 from memory.conversation import ConversationMemory
 from memory.recall import RankingParams, SearchResult
+from memory.term_stats import refresh
 from records.stores import Stores, open_stores
 
 DEFAULT_DATA = LOCOMO_DEV
@@ -248,7 +251,20 @@ async def variants(deps: Stores, qs: list[Question], sweep: bool) -> list[Run]:
             runs.append(await ask_with(archive, vectors, qs, f"{name}: {_describe(params)}"))
     finally:
         archive.ranking = default
+    for athlete_id in sorted({q.athlete_id for q in qs}):  # as if each archive were large (memory.term_stats)
+        await refresh(archive.pool, athlete_id)
+    try:
+        runs.append(await ask_with(archive, vectors, qs, "default, ranked from kept statistics (large-archive path)"))
+    finally:
+        await delete_statistics(deps, {q.athlete_id for q in qs})
     return runs
+
+
+async def delete_statistics(deps: Stores, athlete_ids: set[str]) -> None:
+    assert deps.memory.pool is not None
+    async with deps.memory.pool.connection() as conn, conn.transaction():
+        await conn.execute("DELETE FROM archive_term_df WHERE athlete_id = ANY(%s)", (sorted(athlete_ids),))
+        await conn.execute("UPDATE archive_term_counts SET n = NULL WHERE athlete_id = ANY(%s)", (sorted(athlete_ids),))
 
 
 async def delete_athletes(deps: Stores, athlete_ids: set[str]) -> None:
@@ -256,6 +272,8 @@ async def delete_athletes(deps: Stores, athlete_ids: set[str]) -> None:
     async with deps.memory.pool.connection() as conn, conn.transaction():
         await conn.execute("DELETE FROM messages WHERE athlete_id = ANY(%s)", (sorted(athlete_ids),))
         await conn.execute("DELETE FROM conversations WHERE athlete_id = ANY(%s)", (sorted(athlete_ids),))
+        for table in ("archive_term_df", "archive_term_counts"):
+            await conn.execute(f"DELETE FROM {table} WHERE athlete_id = ANY(%s)", (sorted(athlete_ids),))  # type: ignore[arg-type]
 
 
 async def main_async(args: argparse.Namespace) -> dict[str, Any]:
