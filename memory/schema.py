@@ -291,20 +291,26 @@ MIGRATIONS: list[str] = [
     """ALTER TABLE rides ADD COLUMN IF NOT EXISTS power_1hz_w BYTEA""",
     # v39 (issue 12, recall on large archives): BM25's statistics per athlete (`memory.term_stats`), refreshed off
     # the reply path once an archive is large: its user/assistant messages at the refresh (`n`, NULL: never
-    # refreshed), their mean own and contextual lengths, and the messages written since (counted by the write).
+    # refreshed), their mean own and contextual lengths, the messages written since (counted by the write), and the
+    # ranking parameters [k1, b, context_weight] that `archive_term_df.max_weight` was computed for.
     """CREATE TABLE IF NOT EXISTS archive_term_counts (
         athlete_id TEXT PRIMARY KEY,
         written_since BIGINT NOT NULL DEFAULT 0,
         n BIGINT,
         avg_own_len DOUBLE PRECISION,
         avg_context_len DOUBLE PRECISION,
+        weight_params DOUBLE PRECISION[],
         refreshed_at TIMESTAMPTZ
     )""",
-    # v40: per athlete and lexeme, the messages holding it in their own words or their neighbours' (BM25's df).
+    # v40: per athlete and lexeme, the messages holding it in their own words or their neighbours' (BM25's df), and
+    # its largest BM25 term weight in a message holding it in its own words, and in one holding it only in its
+    # neighbours' (NULL: none) (MaxScore's bounds, `memory.recall_large`).
     """CREATE TABLE IF NOT EXISTS archive_term_df (
         athlete_id TEXT NOT NULL,
         lexeme TEXT NOT NULL,
         df BIGINT NOT NULL,
+        max_own_weight DOUBLE PRECISION,
+        max_context_weight DOUBLE PRECISION,
         PRIMARY KEY (athlete_id, lexeme)
     )""",
 ]

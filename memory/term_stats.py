@@ -9,9 +9,12 @@ name), so these statistics are kept instead (schema v39-v40) and recall reads th
   write's transaction) and, once refreshed, the user/assistant messages `n` and their mean own and contextual
   lengths;
 - `archive_term_df`: per athlete and lexeme the number of those messages holding it in their own words
-  (`search_tsv`) or their neighbours' (`context_tsv`): BM25's df over both fields, as recall's statement counts it.
+  (`search_tsv`) or their neighbours' (`context_tsv`): BM25's df over both fields, as recall's statement counts it;
+  and its largest BM25 term weight tf(k1+1)/(tf+k1(1-b+b·dl/avgdl)) in a message holding it in its own words,
+  and in one holding it only in its neighbours', under the default `RankingParams` (recorded as
+  `weight_params`): MaxScore's per-term bounds, tighter than k1+1.
 
-`refresh_due` refreshes (Postgres's `ts_stat` over the athlete's messages) an archive that reached the size or grew
+`refresh_due` refreshes (one pass over the athlete's messages' lexemes) an archive that reached the size or grew
 by `REFRESH_GROWTH` since its last refresh; the write paths that embed (the outbox drain and imports) call it after
 their transaction commits, so the refresh never delays a reply nor an acknowledged write. Between refreshes the
 statistics are at most `REFRESH_GROWTH` behind (the IDF of a word moves by at most about ln(1.1) ≈ 0.1).
@@ -26,6 +29,7 @@ from psycopg import AsyncCursor
 from psycopg.rows import DictRow
 
 from memory.db import DictPool
+from memory.recall import RankingParams
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +52,29 @@ WHERE athlete_id = ANY(%(athletes)s::text[]) AND coalesce(n, 0) + written_since 
 ORDER BY athlete_id"""
 
 _SIZE_SQL = """SELECT count(*) AS n,
-       coalesce(avg(length(search_tsv)), 0) AS avg_own_len,
-       coalesce(avg(length(coalesce(context_tsv, ''::tsvector))), 0) AS avg_context_len
+       coalesce(avg(length(search_tsv)), 0)::float8 AS avg_own_len,
+       coalesce(avg(length(coalesce(context_tsv, ''::tsvector))), 0)::float8 AS avg_context_len
 FROM messages WHERE athlete_id = %(athlete_id)s AND role IN ('user', 'assistant')"""
 
-# ts_stat runs the query it is given: the athlete id is quoted into it by format(%L). Concatenating the two
-# tsvectors merges their lexemes, so `ndoc` counts a message once whichever field holds the lexeme.
-_DF_SQL = """INSERT INTO archive_term_df (athlete_id, lexeme, df)
-SELECT %(athlete_id)s, s.word, s.ndoc FROM ts_stat(format(
-    'SELECT search_tsv || coalesce(context_tsv, ''''::tsvector) FROM messages'
-    ' WHERE athlete_id = %%L AND role IN (''user'', ''assistant'')', %(athlete_id)s::text)) AS s"""
+# Per message and lexeme, its term frequency as recall counts it (own words 1, the neighbours' `context_weight`) and
+# the message's length; per lexeme, df and the largest BM25 term weight tf(k1+1)/(tf+k1(1-b+b dl/avgdl)).
+_DF_SQL = """INSERT INTO archive_term_df (athlete_id, lexeme, df, max_own_weight, max_context_weight)
+WITH per AS (
+    SELECT t.lexeme, m.dl, sum(t.w * coalesce(array_length(t.positions, 1), 1)) AS tf, bool_or(t.own) AS own
+    FROM (SELECT id, search_tsv, context_tsv,
+                 length(search_tsv) + %(context_weight)s * length(coalesce(context_tsv, ''::tsvector)) AS dl
+          FROM messages WHERE athlete_id = %(athlete_id)s AND role IN ('user', 'assistant')) AS m
+    CROSS JOIN LATERAL (
+        SELECT u.lexeme, u.positions, 1.0 AS w, true AS own FROM unnest(m.search_tsv) u
+        UNION ALL
+        SELECT u.lexeme, u.positions, %(context_weight)s, false FROM unnest(m.context_tsv) u
+        WHERE %(context_weight)s > 0
+    ) AS t
+    GROUP BY m.id, m.dl, t.lexeme
+),
+weighted AS (SELECT lexeme, own, tf * (%(k1)s + 1) / (tf + %(k1)s * (1 - %(b)s + %(b)s * dl / %(avgdl)s)) AS w FROM per)
+SELECT %(athlete_id)s, lexeme, count(*), max(w) FILTER (WHERE own), max(w) FILTER (WHERE NOT own)
+FROM weighted GROUP BY lexeme"""
 
 
 async def count_writes(cur: AsyncCursor[DictRow], message_ids: Iterable[str]) -> None:
@@ -117,13 +134,17 @@ async def refresh(pool: DictPool, athlete_id: str) -> bool:
             return False
         size = await (await conn.execute(_SIZE_SQL, {"athlete_id": athlete_id})).fetchone()
         assert size is not None  # an aggregate returns one row
+        p = RankingParams()
+        weights = {"k1": p.k1, "b": p.b, "context_weight": p.context_weight}
+        avgdl = max(size["avg_own_len"] + p.context_weight * size["avg_context_len"], 1e-9)
         await conn.execute("DELETE FROM archive_term_df WHERE athlete_id = %(athlete_id)s", {"athlete_id": athlete_id})
-        await conn.execute(_DF_SQL, {"athlete_id": athlete_id})
+        await conn.execute(_DF_SQL, {"athlete_id": athlete_id, "avgdl": avgdl, **weights})
         await conn.execute(
             """UPDATE archive_term_counts SET n = %(n)s, avg_own_len = %(avg_own_len)s,
-                   avg_context_len = %(avg_context_len)s, written_since = 0, refreshed_at = now()
+                   avg_context_len = %(avg_context_len)s, weight_params = %(weight_params)s, written_since = 0,
+                   refreshed_at = now()
                WHERE athlete_id = %(athlete_id)s""",
-            {**size, "athlete_id": athlete_id},
+            {**size, "athlete_id": athlete_id, "weight_params": list(weights.values())},
         )
     logger.info("recall statistics of a %d-message archive refreshed", size["n"])
     return True
