@@ -409,11 +409,17 @@ async def ann_recall(
                 async with conn.transaction():
                     await conn.execute(HNSW_SETTINGS_SQL, {"ef_search": str(ef)})
                     started = time.perf_counter()
-                    ann = {r["id"] for r in await (await conn.execute(_VECTOR_TOP10_SQL, sql_params)).fetchall()}
+                    ann = {
+                        r["id"]
+                        for r in await (await conn.execute(_VECTOR_TOP10_SQL, sql_params, prepare=False)).fetchall()
+                    }
                     vec_ms.append((time.perf_counter() - started) * 1000)
                 async with conn.transaction():
                     await conn.execute("SET LOCAL enable_indexscan = off")
-                    exact = {r["id"] for r in await (await conn.execute(_VECTOR_TOP10_SQL, sql_params)).fetchall()}
+                    exact = {
+                        r["id"]
+                        for r in await (await conn.execute(_VECTOR_TOP10_SQL, sql_params, prepare=False)).fetchall()
+                    }
             vec_recall.append(len(ann & exact) / max(len(exact), 1))
             if i < HYBRID_RECALL_QUERIES:
                 qv = QueryVector(v, model)

@@ -147,9 +147,14 @@ _SCORE_CONTEXT_SQL = f"WITH read AS ({_NEIGHBOURS}),{_SCORE}"
 _SCORE_BOTH_SQL = f"WITH read AS ({_OWN_HITS}\n    UNION{_NEIGHBOURS}),{_SCORE}"
 _SCORE_IDS_SQL = f"WITH {_READ_IDS},{_SCORE}"
 
-_SEMANTIC_SQL = f"""SELECT m.id FROM messages m
-WHERE {_MINE} AND m.embedding_model = %(model)s
-ORDER BY m.embedding <=> %(qvec)s::vector LIMIT %(depth)s"""
+# The iterative scan's `relaxed_order` returns rows roughly by distance: take twice `depth`, keep the nearest `depth`
+# (pgvector's README, "Iterative index scans": a materialized CTE restores the strict order).
+_SEMANTIC_SQL = f"""WITH near AS MATERIALIZED (
+    SELECT m.id, m.embedding <=> %(qvec)s::vector AS distance FROM messages m
+    WHERE {_MINE} AND m.embedding_model = %(model)s
+    ORDER BY distance LIMIT 2 * %(depth)s
+)
+SELECT id FROM near ORDER BY distance LIMIT %(depth)s"""
 
 
 def idf(n: int, df: int) -> float:
