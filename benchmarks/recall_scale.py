@@ -75,7 +75,9 @@ NOISE_STD = 0.01
 (uniform, norm about 0.2: cosine about 0.98 with the text's own vector). Without it the 1 M rows would hold each
 LoCoMo text's exact vector about 360 times, across athletes: no real archive does, and a filtered HNSW scan for one
 athlete would first meet hundreds of other athletes' exact copies of every text near the query."""
-SECONDARY_INDEXES = ("messages_session_idx", "messages_search_tsv_idx", "messages_embedding_hnsw_idx")
+SECONDARY_INDEXES = (
+    "messages_session_idx", "messages_search_tsv_idx", "messages_athlete_search_idx", "messages_embedding_hnsw_idx"
+)  # fmt: skip
 
 
 def locomo_texts(path: Path) -> tuple[list[str], list[str]]:
@@ -265,7 +267,8 @@ def build(url: str, args: argparse.Namespace, texts: list[str], embedder: Archiv
         for name, ddl in (
             ("btree (athlete_id, session_id, created_at)", "CREATE INDEX messages_session_idx ON messages "
              "(athlete_id, session_id, created_at DESC)"),
-            ("GIN (search_tsv)", "CREATE INDEX messages_search_tsv_idx ON messages USING GIN (search_tsv)"),
+            ("GIN (athlete_id, search_tsv)", "CREATE INDEX messages_athlete_search_idx ON messages "
+             "USING GIN (athlete_id, search_tsv)"),
             ("HNSW (embedding vector_cosine_ops)", "CREATE INDEX messages_embedding_hnsw_idx ON messages "
              "USING hnsw (embedding vector_cosine_ops)"),
         ):  # fmt: skip
