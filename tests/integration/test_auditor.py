@@ -106,6 +106,7 @@ async def athlete(deps: Stores, athlete_id: str) -> dict[str, Any]:
 
 async def audit(deps: Stores, athlete_id: str, **inp: Any) -> dict[str, Any]:
     graph = build_graph(stores=deps)
+    inp.setdefault("as_of", TODAY.isoformat())  # the fixtures' day, even when the run crosses midnight UTC
     result = await graph.ainvoke(inp, context=Context(athlete_id=athlete_id, timezone="UTC"))
     return result["report"]
 
@@ -173,7 +174,7 @@ async def test_interrupt_then_accept_applies_the_change(deps, athlete):
     graph = build_graph(checkpointer=InMemorySaver(), stores=deps)
     config = {"configurable": {"thread_id": thread_id("audit", athlete_id)}}
     context = Context(athlete_id=athlete_id, timezone="UTC")
-    paused = await graph.ainvoke({"ask": True}, config=config, context=context)
+    paused = await graph.ainvoke({"ask": True, "as_of": TODAY.isoformat()}, config=config, context=context)
     (request,) = paused["__interrupt__"]
     assert request.value["type"] == "confirm_plan_changes"
     (proposal,) = request.value["proposals"]
@@ -198,7 +199,9 @@ async def test_a_bad_answer_asks_again_then_a_good_one_applies(deps, athlete):
     graph = build_graph(checkpointer=InMemorySaver(), stores=deps)
     config = {"configurable": {"thread_id": f"audit-bad-{athlete_id}"}}
     context = Context(athlete_id=athlete_id, timezone="UTC")
-    (request,) = (await graph.ainvoke({"ask": True}, config=config, context=context))["__interrupt__"]
+    (request,) = (await graph.ainvoke({"ask": True, "as_of": TODAY.isoformat()}, config=config, context=context))[
+        "__interrupt__"
+    ]
     again = await graph.ainvoke(Command(resume={"abc": True}), config=config, context=context)
     (question,) = again["__interrupt__"]
     assert question.value["proposals"] == request.value["proposals"]
@@ -263,7 +266,7 @@ async def test_the_chat_tool_gives_the_auditors_figures(deps, athlete):
 
 async def test_bad_days(deps, athlete_id):
     graph = build_graph(stores=deps)
-    for bad in ("yesterday-ish", (TODAY + timedelta(days=1)).isoformat()):
+    for bad in ("yesterday-ish", (datetime.now(UTC).date() + timedelta(days=1)).isoformat()):
         with pytest.raises(AuditDateError):
             await graph.ainvoke({"as_of": bad}, context=Context(athlete_id=athlete_id, timezone="UTC"))
     report = (await graph.ainvoke({}, context=Context(athlete_id=athlete_id, timezone="UTC")))["report"]
