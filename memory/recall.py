@@ -23,7 +23,7 @@ from memory.athlete_store import validate_athlete_id
 from memory.db import DictPool
 from memory.embeddings import ArchiveEmbedder, vector_literal
 from memory.messages import as_uuid
-from memory.recall_large import HNSW_SETTINGS_SQL, SEARCH_OUTPUT, SESSION_CTE, TSQUERY_OF, search_large
+from memory.recall_large import HNSW_SETTINGS_SQL, SEARCH_OUTPUT, SESSION_CTE, TF_CTE, TSQUERY_OF, search_large
 
 logger = logging.getLogger(__name__)
 
@@ -277,15 +277,7 @@ matched AS MATERIALIZED (
       AND NOT (m.id = ANY(%(excluded)s::uuid[]))
       AND (m.search_tsv @@ q.tsq OR (%(context_weight)s > 0 AND m.context_tsv @@ q.tsq))
 ),
-tf AS (
-    SELECT mt.id, mt.dl, t.lexeme, sum(t.w * coalesce(array_length(t.positions, 1), 1)) AS tf
-    FROM matched mt CROSS JOIN LATERAL (
-        SELECT u.lexeme, u.positions, 1.0 AS w FROM unnest(mt.own) u
-        UNION ALL
-        SELECT u.lexeme, u.positions, %(context_weight)s FROM unnest(mt.ctx) u WHERE %(context_weight)s > 0
-    ) AS t
-    GROUP BY mt.id, mt.dl, t.lexeme
-),
+{TF_CTE},
 df AS (SELECT lexeme, count(*) AS df FROM tf GROUP BY lexeme),
 stats AS (SELECT (SELECT n FROM mine) AS n, (SELECT avg(dl) FROM matched) AS avgdl),
 bm25 AS (

@@ -81,6 +81,18 @@ fused AS (
 ),
 {SESSION_CTE}{SEARCH_OUTPUT}"""
 
+TF_CTE = """tf AS (
+    SELECT mt.id, mt.dl, t.lexeme, sum(t.w * coalesce(array_length(t.positions, 1), 1)) AS tf
+    FROM matched mt CROSS JOIN LATERAL (
+        SELECT u.lexeme, u.positions, 1.0 AS w FROM unnest(mt.own) u
+        UNION ALL
+        SELECT u.lexeme, u.positions, %(context_weight)s FROM unnest(mt.ctx) u WHERE %(context_weight)s > 0
+    ) AS t
+    GROUP BY mt.id, mt.dl, t.lexeme
+)"""
+"""BM25's term frequency of each query lexeme in each `matched` message (id, dl, own, ctx: the query's lexemes of its
+own words and of its neighbours'): own words count 1, the neighbours' `context_weight`. Shared by both paths."""
+
 _MINE = (
     """m.athlete_id = %(athlete_id)s AND m.role IN ('user', 'assistant') AND NOT (m.id = ANY(%(excluded)s::uuid[]))"""
 )
@@ -129,15 +141,7 @@ matched AS MATERIALIZED (
     FROM (SELECT DISTINCT id FROM read) AS r JOIN messages m ON m.id = r.id
     WHERE {_MINE}
 ),
-tf AS (
-    SELECT mt.id, mt.dl, t.lexeme, sum(t.w * coalesce(array_length(t.positions, 1), 1)) AS tf
-    FROM matched mt CROSS JOIN LATERAL (
-        SELECT u.lexeme, u.positions, 1.0 AS w FROM unnest(mt.own) u
-        UNION ALL
-        SELECT u.lexeme, u.positions, %(context_weight)s FROM unnest(mt.ctx) u WHERE %(context_weight)s > 0
-    ) AS t
-    GROUP BY mt.id, mt.dl, t.lexeme
-)
+{TF_CTE}
 SELECT tf.id,
        sum(w.idf * tf.tf * (%(k1)s + 1) / (tf.tf + %(k1)s * (1 - %(b)s + %(b)s * tf.dl / %(avgdl)s))) AS score
 FROM tf JOIN w USING (lexeme)
