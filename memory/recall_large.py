@@ -6,12 +6,12 @@ contextual words, fused with the cosine similarity, then lifted by its session) 
 
 1. the query's lexemes with their df, `n` and the mean lengths, from the kept statistics (a lexeme written since
    the last refresh is counted now, over the messages' own words);
-2. the lexical side by MaxScore (Turtle & Flood, "Query evaluation: strategies and optimizations", IPM 1995): a
-   message's BM25 term weight is below `idf x (k1 + 1)` whatever its frequency, so once `depth` messages scored
-   theta or more, a message holding only the commonest words, whose bounds add up to less than theta, cannot
-   enter the top `depth`, and is never read. Theta comes from scoring the messages of the rarest words first.
-   A word counts in a message's own text or in its neighbours' (`context_tsv`, which has no index): the messages
-   read are those whose own text holds an essential word (GIN index on `search_tsv`) and their neighbours;
+2. the lexical side by MaxScore (Turtle & Flood, "Query evaluation: strategies and optimizations", IPM 1995) over
+   the archive's postings (`archive_postings`: per message and lexeme, of its own words or its neighbours', both
+   term frequencies and lengths, kept by triggers): a message's BM25 term weight is below `idf x (k1 + 1)` whatever
+   its frequency (tighter: the kept largest weight), so once `depth` messages scored theta or more, a message
+   holding only the commonest words, whose bounds add up to at most theta, cannot enter the top `depth`, and is
+   never read. Theta comes from scoring the messages of the rarest words first (`lexical_scores`);
 3. the vector side through the HNSW index (`HNSW_SETTINGS_SQL`), the BM25 of its candidates, and the fusion.
 
 Every statement is planned for its own parameters (`prepare=False`): psycopg prepares a statement run five times on
@@ -25,12 +25,16 @@ over the matching messages: the one figure that differs between the two paths.
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any
 
 from psycopg import AsyncConnection
 from psycopg.rows import DictRow
+from psycopg_pool import PoolTimeout
+
+from memory.db import DictPool
 
 HNSW_SETTINGS_SQL = """SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
        set_config('hnsw.ef_search', %(ef_search)s, true)"""
@@ -108,48 +112,57 @@ FROM archive_term_counts c LEFT JOIN q ON true
 LEFT JOIN archive_term_df d ON d.athlete_id = c.athlete_id AND d.lexeme = q.l
 WHERE c.athlete_id = %(athlete_id)s AND c.n IS NOT NULL"""
 
-# BM25 of the messages holding a word of %(own)s in their own text and of the neighbours of those holding a word of
-# %(context)s (the messages whose context holds it), or of the messages %(ids)s; term frequencies as in
-# `memory.recall` (context words weigh `context_weight`), IDF from the kept df.
-_OWN_HITS = f"""
-    SELECT m.id FROM messages m
-    WHERE m.athlete_id = %(athlete_id)s AND m.role IN ('user', 'assistant')
-      AND m.search_tsv @@ (SELECT {TSQUERY_OF} FROM unnest(%(own)s::text[]) AS l)"""
-_NEIGHBOURS = f"""
-    SELECT nb.id FROM messages h CROSS JOIN LATERAL (
-        (SELECT p.id FROM messages p
-         WHERE p.athlete_id = %(athlete_id)s AND p.session_id = h.session_id AND p.role IN ('user', 'assistant')
-           AND (p.created_at, p.id) < (h.created_at, h.id)
-         ORDER BY p.created_at DESC, p.id DESC LIMIT 1)
-        UNION ALL
-        (SELECT n.id FROM messages n
-         WHERE n.athlete_id = %(athlete_id)s AND n.session_id = h.session_id AND n.role IN ('user', 'assistant')
-           AND (n.created_at, n.id) > (h.created_at, h.id)
-         ORDER BY n.created_at, n.id LIMIT 1)
-    ) AS nb
-    WHERE h.athlete_id = %(athlete_id)s AND h.role IN ('user', 'assistant')
-      AND h.search_tsv @@ (SELECT {TSQUERY_OF} FROM unnest(%(context)s::text[]) AS l)"""
-_READ_IDS = """
-read AS (SELECT unnest(%(ids)s::uuid[]) AS id)"""
-_SCORE = f"""
-w AS (SELECT * FROM unnest(%(lexemes)s::text[], %(idf)s::float8[]) AS w(lexeme, idf)),
-matched AS MATERIALIZED (
-    SELECT m.id,
-           ts_filter(setweight(m.search_tsv, 'A', %(lexemes)s::text[]), '{{a}}') AS own,
-           ts_filter(setweight(coalesce(m.context_tsv, ''::tsvector), 'A', %(lexemes)s::text[]), '{{a}}') AS ctx,
-           length(m.search_tsv) + %(context_weight)s * length(coalesce(m.context_tsv, ''::tsvector)) AS dl
-    FROM (SELECT DISTINCT id FROM read) AS r JOIN messages m ON m.id = r.id
-    WHERE {_MINE}
+# BM25 from the postings (schema v42): per message and query lexeme its term frequency as `TF_CTE` counts it (own
+# words 1, the neighbours' `context_weight`) and its length; IDF from the kept df.
+_WEIGHTED = """
+    CROSS JOIN LATERAL (SELECT p.tf_own + %(context_weight)s * p.tf_context AS tf,
+                               p.own_len + %(context_weight)s * p.context_len AS dl) AS x
+    CROSS JOIN LATERAL (SELECT w.idf * x.tf * (%(k1)s + 1)
+                               / (x.tf + %(k1)s * (1 - %(b)s + %(b)s * x.dl / %(avgdl)s)) AS weight) AS s"""
+_WORDS = """w AS (SELECT * FROM unnest(%(lexemes)s::text[], %(idf)s::float8[]) AS w(lexeme, idf))"""
+# The messages' postings of every query word are read by the primary key, `message_id = ANY(...)`: the planner, which
+# cannot know how long a word's list is, would otherwise read the lists whole and hash-join them (measured: 25-35 ms
+# instead of 3-10 ms).
+# The whole score of the %(read_limit)s messages scoring best on the words %(read)s alone, and of the messages
+# %(ids)s: the best %(depth)s.
+_SCORE_READ_SQL = f"""WITH {_WORDS},
+read AS (
+    (SELECT p.message_id AS id
+     FROM w JOIN archive_postings p ON p.athlete_id = %(athlete_id)s AND p.lexeme = w.lexeme{_WEIGHTED}
+     WHERE w.lexeme = ANY(%(read)s::text[]) AND x.tf > 0
+     GROUP BY p.message_id ORDER BY sum(s.weight) DESC, p.message_id LIMIT %(read_limit)s)
+    UNION
+    SELECT unnest(%(ids)s::uuid[])
+)
+SELECT p.message_id AS id, sum(s.weight) AS score
+FROM w JOIN archive_postings p ON p.athlete_id = %(athlete_id)s AND p.lexeme = w.lexeme
+     AND p.message_id = ANY((SELECT array_agg(r.id) FROM read r)::uuid[]){_WEIGHTED}
+WHERE x.tf > 0 AND NOT (p.message_id = ANY(%(excluded)s::uuid[]))
+GROUP BY p.message_id ORDER BY score DESC, p.message_id LIMIT %(depth)s"""
+# MaxScore's second statement: the messages holding an essential word (%(essential)s) whose essential words' score
+# plus the most the other words can add (%(rest_bound)s) reaches %(theta)s; their whole score adds the other words'
+# (%(rest)s). The best %(depth)s.
+_SCORE_ESSENTIAL_SQL = f"""WITH {_WORDS},
+part AS (
+    SELECT p.message_id AS id, sum(s.weight) AS partial
+    FROM w JOIN archive_postings p ON p.athlete_id = %(athlete_id)s AND p.lexeme = w.lexeme{_WEIGHTED}
+    WHERE w.lexeme = ANY(%(essential)s::text[]) AND x.tf > 0 AND NOT (p.message_id = ANY(%(excluded)s::uuid[]))
+    GROUP BY p.message_id
 ),
-{TF_CTE}
-SELECT tf.id,
-       sum(w.idf * tf.tf * (%(k1)s + 1) / (tf.tf + %(k1)s * (1 - %(b)s + %(b)s * tf.dl / %(avgdl)s))) AS score
-FROM tf JOIN w USING (lexeme)
-GROUP BY tf.id ORDER BY score DESC, tf.id LIMIT %(depth)s"""
-_SCORE_OWN_SQL = f"WITH read AS ({_OWN_HITS}),{_SCORE}"
-_SCORE_CONTEXT_SQL = f"WITH read AS ({_NEIGHBOURS}),{_SCORE}"
-_SCORE_BOTH_SQL = f"WITH read AS ({_OWN_HITS}\n    UNION{_NEIGHBOURS}),{_SCORE}"
-_SCORE_IDS_SQL = f"WITH {_READ_IDS},{_SCORE}"
+candidates AS MATERIALIZED (
+    SELECT c.* FROM part c WHERE c.partial + %(rest_bound)s >= %(theta)s
+    ORDER BY c.partial DESC, c.id LIMIT %(candidates)s  -- NULL: no limit
+),
+more AS (
+    SELECT p.message_id AS id, sum(s.weight) AS more
+    FROM w JOIN archive_postings p ON p.athlete_id = %(athlete_id)s AND p.lexeme = w.lexeme
+         AND p.message_id = ANY((SELECT array_agg(c.id) FROM candidates c)::uuid[]){_WEIGHTED}
+    WHERE w.lexeme = ANY(%(rest)s::text[]) AND x.tf > 0
+    GROUP BY p.message_id
+)
+SELECT c.id, c.partial + coalesce(m.more, 0) AS score
+FROM candidates c LEFT JOIN more m USING (id)
+ORDER BY score DESC, c.id LIMIT %(depth)s"""
 
 # The iterative scan's `relaxed_order` returns rows roughly by distance: take twice `depth`, keep the nearest `depth`
 # (pgvector's README, "Iterative index scans": a materialized CTE restores the strict order).
@@ -166,71 +179,100 @@ def idf(n: int, df: int) -> float:
     return math.log(1 + (n - df + 0.5) / (df + 0.5))
 
 
-Field = Literal["own", "context"]
-"""Where a message holds a query word: in its own words (read through the GIN index), or only in its neighbours'."""
+READ_LIMIT = 2
+"""The first statement scores whole `READ_LIMIT` x `depth` messages of the rarest words (those best on them): enough
+for a theta near the final one, few enough to score in a few milliseconds."""
+
+
+_SECOND_CONNECTION_WAIT_S = 0.05
+"""How long the vector side waits for a free connection of the pool (one was free a moment before) before running
+after the lexical side on the search's own."""
 
 
 async def lexical_scores(
     conn: AsyncConnection[DictRow],
     params: dict[str, Any],
     idfs: dict[str, float],
-    bounds: dict[tuple[str, Field], float],
+    bounds: dict[str, float],
     dfs: dict[str, int],
+    candidates: int | None = None,
 ) -> dict[str, float]:
-    """BM25's top `depth` messages (id -> score) by MaxScore, reading the messages of the rarest words first.
+    """BM25's top `depth` messages (id -> score) by MaxScore, in two statements over the postings.
 
-    Each word is two lists of messages: those holding it in their own words, and those holding it only in their
-    neighbours' (whose weight there is lower: `bounds`). The lists are read highest bound first (a rare word's
-    before a common word's), the first round until they hold `depth` postings, then one list a round; after each
-    round theta is the `depth`-th best score so far, and the rounds stop once the lists left cannot lift a message
-    to theta (`left_bound` at most theta): a message in those lists only is never read. (Reading every list that
-    could matter after the first round, in one statement, was measured: 2-5 times slower on the 100,000-message
-    archive, theta being low after one round.)
+    1. `first_words`: the messages of the rarest words (highest bound first, until their lists hold `depth`
+       postings); the `READ_LIMIT` x `depth` of them scoring best on those words are scored whole, and theta is the
+       `depth`-th best whole score (0 if fewer): the true `depth`-th best is at least that.
+    2. The lowest-bound words whose bounds add up to at most theta are non-essential (`essential_words`): a message
+       holding only those cannot score above theta. The messages holding an essential word are scored whole when
+       their essential words' score plus the non-essential words' bounds reaches theta: all of them, or the
+       `candidates` best on the essential words (the two-level evaluation of Broder et al., "Efficient query
+       evaluation using a two-level retrieval process", CIKM 2003, with a fixed budget: a message whose
+       essential words score low and which holds the common words often is then missed).
+
+    With `candidates` None the result is exactly BM25's top `depth` under the kept statistics (ties at theta aside),
+    as long as the kept bounds hold (a message written since the last refresh may exceed them:
+    `memory.term_stats`).
 
     Args:
         conn: a connection of the archive's pool.
-        params: the statement's parameters (`athlete_id`, `excluded`, `k1`, `b`, `avgdl`, `context_weight`,
+        params: the statements' parameters (`athlete_id`, `excluded`, `k1`, `b`, `avgdl`, `context_weight`,
             `depth`).
         idfs: each query lexeme's IDF (the kept statistics).
-        bounds: per lexeme and field, the most it can add to a message's score (IDF x its largest term weight).
-        dfs: each lexeme's df (how many rare words make the first round).
+        bounds: per lexeme, the most it can add to a message's score (IDF x its largest term weight).
+        dfs: per lexeme, the messages holding it (how many words the first statement reads).
+        candidates: the most messages the second statement scores whole (`RankingParams.lexical_candidates`);
+            None: all that could reach the top.
     """
-    base = {**params, "lexemes": list(idfs), "idf": list(idfs.values())}
-    fields: tuple[Field, ...] = ("own", "context") if params["context_weight"] > 0 else ("own",)
-    lists: list[tuple[str, Field]] = [(t, field) for t in idfs for field in fields]
-    remaining = sorted((r for r in lists if bounds[r] > 0), key=lambda r: (-bounds[r], -idfs[r[0]], r))
-    scores: dict[str, float] = {}
-    while remaining:
-        take = [remaining.pop(0)]
-        while remaining and len(scores) + sum(dfs[t] for t, _ in take) < params["depth"]:
-            take.append(remaining.pop(0))
-        scores.update(await _read(conn, base, take))
-        best = sorted(scores.values(), reverse=True)
-        theta = best[params["depth"] - 1] if len(best) >= params["depth"] else 0.0
-        if left_bound(remaining, bounds) <= theta:
+    depth = params["depth"]
+    base = {**params, "lexemes": list(idfs), "idf": list(idfs.values()), "ids": []}
+    first = first_words(bounds, idfs, dfs, depth)
+    scores = await _scores(conn, _SCORE_READ_SQL, {**base, "read": first, "read_limit": READ_LIMIT * depth})
+    best = sorted(scores.values(), reverse=True)
+    theta = best[depth - 1] if len(best) >= depth else 0.0
+    essential, rest = essential_words([t for t in idfs if bounds[t] > 0], bounds, theta)
+    if essential:
+        more = await _scores(
+            conn,
+            _SCORE_ESSENTIAL_SQL,
+            {
+                **base,
+                "essential": essential,
+                "rest": rest,
+                "theta": theta,
+                "rest_bound": sum(bounds[t] for t in rest),
+                "candidates": candidates,
+            },
+        )
+        scores.update(more)
+    return dict(sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:depth])
+
+
+def first_words(bounds: dict[str, float], idfs: dict[str, float], dfs: dict[str, int], depth: int) -> list[str]:
+    """The words whose messages are scored first: highest bound first, until their lists hold `depth` postings."""
+    order = sorted((t for t in idfs if bounds[t] > 0), key=lambda t: (-bounds[t], -idfs[t], t))
+    first: list[str] = []
+    for t in order:
+        if first and sum(dfs[f] for f in first) >= depth:
             break
-    return dict(sorted(scores.items(), key=lambda kv: -kv[1])[: params["depth"]])
+        first.append(t)
+    return first
 
 
-def left_bound(lists: list[tuple[str, Field]], bounds: dict[tuple[str, Field], float]) -> float:
-    """The most the words of `lists` can add to one message's score.
+def essential_words(words: list[str], bounds: dict[str, float], theta: float) -> tuple[list[str], list[str]]:
+    """MaxScore's split of `words` into (essential, non-essential) for the threshold `theta`.
 
-    Per word the larger bound of its lists (a message holds a word in its own words or only in its neighbours',
-    never both), summed.
+    Non-essential: the longest run of the lowest-bound words whose bounds add up to at most theta (a message holding
+    only those cannot score above theta). Essential: the others.
     """
-    per_word: dict[str, float] = {}
-    for t, field in lists:
-        per_word[t] = max(per_word.get(t, 0.0), bounds[(t, field)])
-    return sum(per_word.values())
-
-
-async def _read(
-    conn: AsyncConnection[DictRow], base: dict[str, Any], lists: list[tuple[str, Field]]
-) -> dict[str, float]:
-    own = [t for t, field in lists if field == "own"]
-    context = [t for t, field in lists if field == "context"] if base["context_weight"] > 0 else []
-    statement = _SCORE_BOTH_SQL if own and context else _SCORE_OWN_SQL if own else _SCORE_CONTEXT_SQL
-    return await _scores(conn, statement, {**base, "own": own, "context": context})
+    order = sorted(words, key=lambda t: (bounds[t], t))
+    rest: list[str] = []
+    total = 0.0
+    for t in order:
+        if total + bounds[t] > theta:
+            break
+        total += bounds[t]
+        rest.append(t)
+    return [t for t in order if t not in rest], rest
 
 
 async def _scores(conn: AsyncConnection[DictRow], statement: str, params: dict[str, Any]) -> dict[str, float]:
@@ -246,8 +288,14 @@ async def search_large(
     model: str | None,
     ef_search: int,
     exact_vectors: bool,
+    candidates: int | None = None,
+    pool: DictPool | None = None,
 ) -> list[DictRow] | None:
     """Rank an archive with kept statistics; None when it has none (the caller runs its one statement).
+
+    The lexical and vector sides are independent: with a `pool` holding a free connection, the vector side runs on
+    it while `conn` runs the lexical side (on two cores each takes 10-30 ms on the 100 k-message archive); without
+    one, they run one after the other on `conn` (a search never waits for a second connection).
 
     Args:
         conn: a connection of the archive's pool (autocommit).
@@ -257,6 +305,8 @@ async def search_large(
         model: the embedder's `model_id` (with `qvec`).
         ef_search: `hnsw.ef_search` of the vector side.
         exact_vectors: sort the vector side exactly (no index scan).
+        candidates: `lexical_scores`' budget (`RankingParams.lexical_candidates`).
+        pool: the pool `conn` comes from, for the vector side's connection.
 
     Returns:
         The output rows (`memory.recall`'s columns), or None without kept statistics.
@@ -270,35 +320,50 @@ async def search_large(
     idfs = {str(r["lexeme"]): idf(n, int(r["df"])) for r in found}
     weights_hold = terms[0]["weight_params"] == [sql_params["k1"], sql_params["b"], sql_params["context_weight"]]
     top = sql_params["k1"] + 1  # BM25's term weight is below k1 + 1 whatever the frequency
-    bounds: dict[tuple[str, Field], float] = {}
+    bounds: dict[str, float] = {}
     for r in found:  # the kept largest weights when computed for these parameters, else k1 + 1
         t = str(r["lexeme"])
         kept = weights_hold and r["kept"]
-        bounds[(t, "own")] = idfs[t] * ((r["max_own_weight"] or 0.0) if kept else top)
-        bounds[(t, "context")] = idfs[t] * ((r["max_context_weight"] or 0.0) if kept else top)
+        largest = max(r["max_own_weight"] or 0.0, r["max_context_weight"] or 0.0) if kept else top
+        bounds[t] = idfs[t] * largest
     avgdl = float(terms[0]["avg_own_len"]) + sql_params["context_weight"] * float(terms[0]["avg_context_len"])
     params = {**sql_params, "avgdl": max(avgdl, 1e-9)}
     has_words = any(r["lexeme"] is not None for r in terms)
-    lexical = (
-        await lexical_scores(conn, params, idfs, bounds, {str(r["lexeme"]): int(r["df"]) for r in found})
-        if idfs
-        else {}
-    )
-    vec_ids: list[str] = []
-    if qvec is not None and has_words:
-        async with conn.transaction():  # the HNSW settings hold for this statement only (SET LOCAL)
-            await conn.execute(HNSW_SETTINGS_SQL, {"ef_search": str(max(ef_search, 1))})
+    dfs = {str(r["lexeme"]): int(r["df"]) for r in found}
+
+    async def lexical_side() -> dict[str, float]:
+        return await lexical_scores(conn, params, idfs, bounds, dfs, candidates) if idfs else {}
+
+    async def vector_side(vconn: AsyncConnection[DictRow]) -> list[str]:
+        async with vconn.transaction():  # the HNSW settings hold for this statement only (SET LOCAL)
+            await vconn.execute(HNSW_SETTINGS_SQL, {"ef_search": str(max(ef_search, 1))})
             if exact_vectors:
-                await conn.execute("SET LOCAL enable_indexscan = off")
-            cur = await conn.execute(_SEMANTIC_SQL, {**params, "qvec": qvec, "model": model}, prepare=False)
-            vec_ids = [str(r["id"]) for r in await cur.fetchall()]
-        missing = [i for i in vec_ids if i not in lexical]
-        if missing and idfs:
-            scored = await _scores(
-                conn, _SCORE_IDS_SQL, {**params, "lexemes": list(idfs), "idf": list(idfs.values()), "ids": missing,
-                                       "depth": len(missing)}
-            )  # fmt: skip
-            lexical.update(scored)
+                await vconn.execute("SET LOCAL enable_indexscan = off")
+            cur = await vconn.execute(_SEMANTIC_SQL, {**params, "qvec": qvec, "model": model}, prepare=False)
+            return [str(r["id"]) for r in await cur.fetchall()]
+
+    vec_ids: list[str] = []
+    if qvec is None or not has_words:
+        lexical = await lexical_side()
+    elif pool is not None and pool.get_stats().get("pool_available", 0) > 0:
+        try:
+            async with pool.connection(timeout=_SECOND_CONNECTION_WAIT_S) as vconn, asyncio.TaskGroup() as group:
+                lexical_task = group.create_task(lexical_side())  # a failure cancels the other side, then raises
+                vector_task = group.create_task(vector_side(vconn))
+            lexical, vec_ids = lexical_task.result(), vector_task.result()
+        except PoolTimeout:  # taken meanwhile: one after the other
+            lexical, vec_ids = await lexical_side(), await vector_side(conn)
+        except ExceptionGroup as failed:  # the callers handle the store's own errors (a dead server, a timeout)
+            raise failed.exceptions[0] from None
+    else:
+        lexical, vec_ids = await lexical_side(), await vector_side(conn)
+    missing = [i for i in vec_ids if i not in lexical]
+    if missing and idfs:
+        scored = await _scores(
+            conn, _SCORE_READ_SQL, {**params, "lexemes": list(idfs), "idf": list(idfs.values()), "read": [],
+                                    "read_limit": 0, "ids": missing, "depth": len(missing)}
+        )  # fmt: skip
+        lexical.update(scored)
     if not lexical and not vec_ids:
         return []
     ids: Sequence[str] = list(lexical)

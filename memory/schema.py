@@ -11,6 +11,14 @@ from typing import Any
 
 from psycopg import AsyncConnection, Connection
 
+from memory.postings import (
+    BACKFILL_POSTINGS_SQL,
+    KEEP_POSTINGS_FUNCTION_SQL,
+    MESSAGE_POSTINGS_FUNCTION_SQL,
+    POSTINGS_TABLE_SQL,
+    POSTINGS_TRIGGERS_SQL,
+)
+
 VECTOR_SETUP = """DO $$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'vector')
@@ -333,6 +341,12 @@ MIGRATIONS: list[str] = [
         END IF;
     END
     $$""",
+    # v42-v48 (issue 12): the postings of archives with kept statistics, their triggers and backfill (memory.postings)
+    POSTINGS_TABLE_SQL,
+    MESSAGE_POSTINGS_FUNCTION_SQL,
+    KEEP_POSTINGS_FUNCTION_SQL,
+    *POSTINGS_TRIGGERS_SQL,
+    BACKFILL_POSTINGS_SQL,
 ]
 
 

@@ -8,6 +8,8 @@ name), so these statistics are kept instead (schema v39-v40) and recall reads th
 - `archive_term_counts`: per athlete the messages written since the last refresh (`count_writes`, in the archive
   write's transaction) and, once refreshed, the user/assistant messages `n` and their mean own and contextual
   lengths;
+- `archive_postings` (`memory.postings`): per message and lexeme, what BM25 reads (`memory.recall_large`), kept by
+  triggers on `messages` once the archive has statistics, filled at its first refresh;
 - `archive_term_df`: per athlete and lexeme the number of those messages holding it in their own words
   (`search_tsv`) or their neighbours' (`context_tsv`): BM25's df over both fields, as recall's statement counts it;
   and its largest BM25 term weight tf(k1+1)/(tf+k1(1-b+b·dl/avgdl)) in a message holding it in its own words,
@@ -29,6 +31,7 @@ from psycopg import AsyncCursor
 from psycopg.rows import DictRow
 
 from memory.db import DictPool
+from memory.postings import FILL_POSTINGS_SQL
 from memory.recall import RankingParams
 
 logger = logging.getLogger(__name__)
@@ -127,11 +130,14 @@ async def refresh(pool: DictPool, athlete_id: str) -> bool:
     """
     async with pool.connection() as conn, conn.transaction():
         cur = await conn.execute(
-            "SELECT 1 FROM archive_term_counts WHERE athlete_id = %(athlete_id)s FOR UPDATE SKIP LOCKED",
+            "SELECT n FROM archive_term_counts WHERE athlete_id = %(athlete_id)s FOR UPDATE SKIP LOCKED",
             {"athlete_id": athlete_id},
         )
-        if await cur.fetchone() is None:
+        locked = await cur.fetchone()
+        if locked is None:
             return False
+        if locked["n"] is None:  # its first refresh: from now on the triggers keep its postings
+            await conn.execute(FILL_POSTINGS_SQL, {"athlete_id": athlete_id})
         size = await (await conn.execute(_SIZE_SQL, {"athlete_id": athlete_id})).fetchone()
         assert size is not None  # an aggregate returns one row
         p = RankingParams()

@@ -48,6 +48,8 @@ from records.inbox import athlete_inbox
 from records.stores import Stores
 
 ORDERED_TABLES = (
+    "archive_term_counts",  # first: without it, deleting the messages leaves their postings to the next delete
+    "archive_postings",
     "messages",
     "conversations",
     "debriefs",

@@ -90,7 +90,7 @@ _ORDER = {
     "rides": "start_time, ride_id",
 }
 _SKIPPED_TYPES = ("USER-DEFINED", "tsvector")  # the embedding vector and the search document: derived data
-_DERIVED_TABLES = ("archive_term_counts", "archive_term_df")
+_DERIVED_TABLES = ("archive_term_counts", "archive_term_df", "archive_postings")
 """Recall's term statistics of the messages (`memory.term_stats`): derived, rebuilt from the messages."""
 
 README = """What the endurance coach held about athlete {athlete_id}, exported {exported_at}.

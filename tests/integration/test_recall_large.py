@@ -20,8 +20,10 @@ import pytest
 import pytest_asyncio
 
 from memory.archive import Archive
+from memory.embeddings import vector_literal
 from memory.messages import ChatMessage, new_message_id
-from memory.recall import RankingParams, search_messages
+from memory.recall import QueryVector, RankingParams, search_messages
+from memory.recall_large import search_large
 from memory.term_stats import refresh, refresh_due
 from records.erase import erase_athlete
 from records.stores import open_stores
@@ -189,8 +191,103 @@ async def test_forgetting_an_athlete_erases_the_statistics_and_a_late_message_br
         assert await refresh(archive.pool, athlete)
         report = await erase_athlete(stores, athlete, chart_dirs=[])
         assert report.erased["postgres:archive_term_counts"] == 1 and report.erased["postgres:archive_term_df"] > 20
+        assert report.erased["postgres:archive_postings"] > 200
         await archive.write([dataclasses.replace(messages[-1], created_at=T0)], embed=True)  # dated before the erase
         async with stores.pool.connection() as conn:
-            for table in ("archive_term_counts", "archive_term_df", "messages"):
+            for table in ("archive_term_counts", "archive_term_df", "archive_postings", "messages"):
                 cur = await conn.execute(f"SELECT count(*) AS n FROM {table} WHERE athlete_id = %s", (athlete,))
                 assert (await cur.fetchone()) == {"n": 0}, table
+
+
+async def postings_of(archive: Archive, athlete_id: str) -> dict[tuple[str, str], tuple[float, float, int, int]]:
+    async with archive.pool.connection() as conn:
+        cur = await conn.execute(
+            """SELECT message_id::text AS id, lexeme, tf_own, tf_context, own_len, context_len
+               FROM archive_postings WHERE athlete_id = %s""",
+            (athlete_id,),
+        )
+        return {
+            (r["id"], r["lexeme"]): (r["tf_own"], r["tf_context"], r["own_len"], r["context_len"])
+            for r in await cur.fetchall()
+        }
+
+
+async def postings_from_messages(
+    archive: Archive, athlete_id: str
+) -> dict[tuple[str, str], tuple[float, float, int, int]]:
+    """The postings computed here from each message's tsvectors (a lexeme without positions counts 1)."""
+    async with archive.pool.connection() as conn:
+        cur = await conn.execute(
+            """SELECT m.id::text AS id, length(m.search_tsv) AS own_len, length(coalesce(m.context_tsv, ''::tsvector)) AS ctx_len,
+                      (SELECT coalesce(jsonb_object_agg(u.lexeme, coalesce(array_length(u.positions, 1), 1)), '{}')
+                       FROM unnest(m.search_tsv) u) AS own,
+                      (SELECT coalesce(jsonb_object_agg(u.lexeme, coalesce(array_length(u.positions, 1), 1)), '{}')
+                       FROM unnest(coalesce(m.context_tsv, ''::tsvector)) u) AS ctx
+               FROM messages m WHERE m.athlete_id = %s AND m.role IN ('user', 'assistant')""",
+            (athlete_id,),
+        )
+        rows = await cur.fetchall()
+    return {
+        (r["id"], t): (float(r["own"].get(t, 0)), float(r["ctx"].get(t, 0)), r["own_len"], r["ctx_len"])
+        for r in rows
+        for t in set(r["own"]) | set(r["ctx"])
+    }
+
+
+async def test_the_postings_follow_the_messages_once_the_archive_has_statistics(archive: Archive) -> None:
+    athlete, small = (f"large-{uuid.uuid4().hex[:8]}" for _ in range(2))
+    messages = messages_of(athlete, 150, seed=21)
+    await archive.write(messages[:100], embed=True)
+    await archive.write(messages_of(small, 30, seed=22), embed=True)
+    assert await postings_of(archive, athlete) == {}  # no statistics yet: nothing kept
+    assert await refresh(archive.pool, athlete)
+    assert await postings_of(archive, athlete) == await postings_from_messages(archive, athlete)
+    await archive.write(messages[100:], embed=True)  # new messages, and the context of the 100th changes
+    kept = await postings_of(archive, athlete)
+    assert kept == await postings_from_messages(archive, athlete)
+    assert {i for i, _ in kept} == {m.id for m in messages}
+    async with archive.pool.connection() as conn:
+        await conn.execute("DELETE FROM messages WHERE id = ANY(%s::uuid[])", ([m.id for m in messages[:10]],))
+        await conn.execute(
+            "UPDATE messages SET content = 'a theremin solo' WHERE id = %s",  # search_tsv is generated from it
+            (messages[50].id,),
+        )
+    kept = await postings_of(archive, athlete)
+    assert kept == await postings_from_messages(archive, athlete)
+    assert (messages[50].id, "theremin") in kept and not any(i == messages[0].id for i, _ in kept)
+    assert await postings_of(archive, small) == {}  # small archives keep none (recall's one statement reads them)
+
+
+async def test_a_budget_of_candidates_ranks_as_exact_maxscore_here_and_the_sides_run_apart_or_together(
+    archive: Archive,
+) -> None:
+    athlete = f"large-{uuid.uuid4().hex[:8]}"
+    await archive.write(messages_of(athlete, 400, seed=23), embed=True)
+    assert await refresh(archive.pool, athlete)
+    query = "What did Caroline say after the tempo ride in the wind?"
+    exact = await search_messages(
+        archive.pool, athlete, query, k=10, params=dataclasses.replace(PARAMS, lexical_candidates=None)
+    )
+    budget = await search_messages(archive.pool, athlete, query, k=10, params=PARAMS)
+    tiny = await search_messages(
+        archive.pool, athlete, query, k=10, params=dataclasses.replace(PARAMS, lexical_candidates=1)
+    )
+    assert [h.score for h in budget.hits] == pytest.approx([h.score for h in exact.hits], rel=1e-9)
+    assert len(tiny.hits) == 10  # the first statement's messages are there whatever the budget
+    vector = QueryVector([0.1] * 384, "no-such-model")  # the vector side runs, and finds nothing of that model
+    together = await search_messages(archive.pool, athlete, query, k=10, vector=vector, params=PARAMS)
+    async with archive.pool.connection() as conn:
+        alone = await search_large(
+            conn, {**together_params(query, athlete)}, qvec=vector_literal(vector.values), model=vector.model_id,
+            ef_search=100, exact_vectors=False, candidates=PARAMS.lexical_candidates, pool=None,
+        )  # fmt: skip
+    assert alone is not None
+    assert [str(r["message_id"]) for r in alone] == [h.message_id for h in together.hits]
+
+
+def together_params(query: str, athlete_id: str) -> dict[str, object]:
+    return {
+        "query": query, "athlete_id": athlete_id, "excluded": [], "k": 10, "k1": PARAMS.k1, "b": PARAMS.b,
+        "depth": PARAMS.depth, "lexical_weight": PARAMS.lexical_weight, "context_weight": PARAMS.context_weight,
+        "session_weight": PARAMS.session_weight, "headline_options": "HighlightAll=true",
+    }  # fmt: skip

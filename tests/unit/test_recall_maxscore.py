@@ -1,9 +1,10 @@
-"""MaxScore's rounds (`memory.recall_large.lexical_scores`) give brute force's top `depth`, on random corpora.
+"""MaxScore's two statements (`memory.recall_large.lexical_scores`) give brute force's top `depth`, on random corpora.
 
-The statement that scores messages (`_scores`) is replaced by its definition over an in-memory corpus: the messages
-holding a word of `own` in their own words, or a word of `context` in their neighbours' (the context field), each
-scored over all the query's words (term frequency: own + half the context's). What is tested is the loop: which
-lists are read, when it stops, and the merge of the rounds.
+The statements (`_scores`) are replaced by their definitions over an in-memory corpus: the first scores whole the
+`read_limit` messages best on the `read` words (and the messages `ids`); the second scores whole the messages holding
+an `essential` word whose essential score plus `rest_bound` reaches `theta` (at most `candidates`, best on the
+essential words first). Term frequency: own + half the context's. What is tested is the loop: which words each
+statement reads, and the merge.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from memory import recall_large
-from memory.recall_large import Field, idf, lexical_scores
+from memory.recall_large import idf, lexical_scores
 
 K1 = 1.2
 Message = tuple[dict[str, int], dict[str, int]]
@@ -41,63 +42,95 @@ words = st.dictionaries(st.sampled_from("aabbbcccdef"), st.integers(1, 3), max_s
 corpora = st.lists(st.tuples(words, words), min_size=1, max_size=60)
 
 
-def bounds_of(corpus: list[Message], idfs: dict[str, float]) -> dict[tuple[str, Field], float]:
-    bounds: dict[tuple[str, Field], float] = {}
-    for t in idfs:
-        own = [weight(tf(m, t)) for m in corpus if t in m[0]]
-        context = [weight(tf(m, t)) for m in corpus if t in m[1] and t not in m[0]]
-        bounds[(t, "own")] = idfs[t] * max(own, default=0.0)
-        bounds[(t, "context")] = idfs[t] * max(context, default=0.0)
-    return bounds
+def bounds_of(corpus: list[Message], idfs: dict[str, float]) -> dict[str, float]:
+    return {t: idfs[t] * max((weight(tf(m, t)) for m in corpus if tf(m, t)), default=0.0) for t in idfs}
 
 
-def run(corpus: list[Message], idfs: dict[str, float], depth: int, read: list[tuple[str, str]]) -> dict[str, float]:
-    def score(m: Message) -> float:
-        return sum(idfs[t] * weight(tf(m, t)) for t in idfs if tf(m, t))
+def run(
+    corpus: list[Message],
+    idfs: dict[str, float],
+    depth: int,
+    calls: list[dict[str, Any]],
+    candidates: int | None = None,
+) -> dict[str, float]:
+    ids = [f"{i:04d}" for i in range(len(corpus))]  # in the order the statements break ties
+
+    def part(m: Message, words: list[str]) -> float:
+        return sum(idfs[t] * weight(tf(m, t)) for t in words if tf(m, t))
+
+    def best(scored: dict[str, float], n: int | None) -> dict[str, float]:
+        return dict(sorted(scored.items(), key=lambda kv: (-kv[1], kv[0]))[:n])
 
     async def fake_scores(conn: Any, statement: str, params: dict[str, Any]) -> dict[str, float]:
-        read.extend([(t, "own") for t in params["own"]] + [(t, "context") for t in params["context"]])
-        hits = {
-            str(i): score(m)
-            for i, m in enumerate(corpus)
-            if any(t in m[0] for t in params["own"]) or any(t in m[1] for t in params["context"])
-        }
-        return dict(sorted(hits.items(), key=lambda kv: -kv[1])[: params["depth"]])
+        calls.append(params)
+        every = list(idfs)
+        if statement is recall_large._SCORE_READ_SQL:
+            holding = {i: part(m, params["read"]) for i, m in zip(ids, corpus, strict=True) if part(m, params["read"])}
+            read = set(best(holding, params["read_limit"])) | set(params["ids"])
+        else:
+            essential = {
+                i: p for i, m in zip(ids, corpus, strict=True) if (p := part(m, params["essential"]))
+                and p + params["rest_bound"] >= params["theta"]
+            }  # fmt: skip
+            read = set(best(essential, params["candidates"]))
+        return best({i: part(corpus[int(i)], every) for i in read if part(corpus[int(i)], every)}, params["depth"])
 
     bounds = bounds_of(corpus, idfs)
     dfs = {t: sum(1 for m in corpus if tf(m, t)) for t in idfs}
     with pytest.MonkeyPatch.context() as patch:  # per call (a function-scoped fixture would be shared by examples)
         patch.setattr(recall_large, "_scores", fake_scores)
-        return asyncio.run(lexical_scores(None, {"depth": depth, "context_weight": 0.5}, idfs, bounds, dfs))  # type: ignore[arg-type]
+        return asyncio.run(
+            lexical_scores(None, {"depth": depth, "context_weight": 0.5}, idfs, bounds, dfs, candidates)  # type: ignore[arg-type]
+        )
 
 
 @settings(max_examples=300, deadline=None)
 @given(corpus=corpora, query=st.sets(st.sampled_from("abcdef"), min_size=1), depth=st.integers(1, 12))
-def test_maxscore_rounds_give_the_brute_force_top(corpus: list[Message], query: set[str], depth: int) -> None:
+def test_maxscore_gives_the_brute_force_top(corpus: list[Message], query: set[str], depth: int) -> None:
     n = len(corpus)
     idfs = {t: idf(n, df) for t in query if (df := sum(1 for m in corpus if tf(m, t)))}
     if not idfs:
         return
-    read: list[tuple[str, str]] = []
-    got = run(corpus, idfs, depth, read)
+    calls: list[dict[str, Any]] = []
+    got = run(corpus, idfs, depth, calls)
     brute = sorted(
         (s for m in corpus if (s := sum(idfs[t] * weight(tf(m, t)) for t in idfs if tf(m, t)))), reverse=True
     )
     assert sorted(got.values(), reverse=True) == pytest.approx(brute[:depth])
-    order = sorted(bounds_of(corpus, idfs).items(), key=lambda kv: (-kv[1], -idfs[kv[0][0]], kv[0]))
-    assert (
-        set(read)
-        == {r for r, bound in order if bound > 0}.intersection(  # the highest bounds first
-            [r for r, bound in order if bound > 0][: len(read)]
-        )
-    )
+    bounds = bounds_of(corpus, idfs)
+    assert calls[0]["read"][0] == min(idfs, key=lambda t: (-bounds[t], -idfs[t], t))  # the highest bound first
+    if len(calls) > 1:  # what the second statement leaves out cannot reach the first's depth-th best score
+        assert sum(bounds[t] for t in calls[1]["rest"]) <= calls[1]["theta"]
 
 
-def test_a_common_word_and_the_contexts_are_not_read_once_the_top_is_full() -> None:
-    corpus: list[Message] = [({"rare": 1, "common": 1}, {})] * 3 + [({"common": 1}, {"rare": 1})] * 50
+def test_the_common_words_are_left_out_once_the_top_is_full() -> None:
+    corpus: list[Message] = [({"rare": 1, "common": 1}, {})] * 3 + [({"mid": 1, "common": 1}, {})] * 50
+    corpus += [({"common": 1}, {})] * 100
     n = len(corpus)
-    idfs = {"rare": idf(n, 53), "common": idf(n, 53)}
-    idfs["rare"] += 1.0  # rarer in the query's eyes
-    read: list[tuple[str, str]] = []
-    run(corpus, idfs, 3, read)
-    assert read == [("rare", "own")]
+    idfs = {"rare": idf(n, 3), "mid": idf(n, 50), "common": idf(n, 153)}
+    calls: list[dict[str, Any]] = []
+    got = run(corpus, idfs, 3, calls)
+    assert calls[0]["read"] == ["rare"]
+    assert calls[1]["essential"] == ["rare"] and calls[1]["rest"] == ["common", "mid"]  # their lists are not read
+    assert list(got.values()) == pytest.approx([idfs["rare"] * weight(1) + idfs["common"] * weight(1)] * 3)
+
+
+@settings(max_examples=200, deadline=None)
+@given(corpus=corpora, query=st.sets(st.sampled_from("abcdef"), min_size=1), depth=st.integers(1, 12),
+       budget=st.integers(1, 70))  # fmt: skip
+def test_a_budget_of_candidates_gives_true_scores_and_the_exact_top_when_it_covers_the_corpus(
+    corpus: list[Message], query: set[str], depth: int, budget: int
+) -> None:
+    n = len(corpus)
+    idfs = {t: idf(n, df) for t in query if (df := sum(1 for m in corpus if tf(m, t)))}
+    if not idfs:
+        return
+    calls: list[dict[str, Any]] = []
+    got = run(corpus, idfs, depth, calls, candidates=budget)
+    truth = {
+        f"{i:04d}": s for i, m in enumerate(corpus) if (s := sum(idfs[t] * weight(tf(m, t)) for t in idfs if tf(m, t)))
+    }
+    assert all(got[i] == pytest.approx(truth[i]) for i in got) and len(got) <= depth
+    assert all(c["candidates"] == budget for c in calls[1:])
+    if budget >= n:
+        assert sorted(got.values(), reverse=True) == pytest.approx(sorted(truth.values(), reverse=True)[:depth])
