@@ -72,19 +72,6 @@ lex AS (SELECT * FROM unnest(%(lex_ids)s::uuid[], %(lex_scores)s::float8[]) AS x
 _LARGE_FULL_TEXT_SQL = f"""WITH {_LARGE_QUERY_CTE},
 fused AS (SELECT id, score / (score + 1) AS score FROM lex ORDER BY score DESC LIMIT %(depth)s),
 {SESSION_CTE}{SEARCH_OUTPUT}"""
-_LARGE_HYBRID_SQL = f"""WITH {_LARGE_QUERY_CTE},
-candidates AS (SELECT id FROM lex UNION SELECT unnest(%(vec_ids)s::uuid[])),
-fused AS (
-    SELECT c.id,
-           %(lexical_weight)s * coalesce(b.score / nullif(max(b.score) OVER (), 0), 0)
-           + (1 - %(lexical_weight)s) * CASE WHEN m.embedding_model = %(model)s
-                                           THEN greatest(1 - (m.embedding <=> %(qvec)s::vector), 0) ELSE 0 END
-           AS score
-    FROM candidates c JOIN messages m ON m.id = c.id AND m.athlete_id = %(athlete_id)s
-    LEFT JOIN lex b ON b.id = c.id
-),
-{SESSION_CTE}{SEARCH_OUTPUT}"""
-
 TF_CTE = """tf AS (
     SELECT mt.id, mt.dl, t.lexeme, sum(t.w * coalesce(array_length(t.positions, 1), 1)) AS tf
     FROM matched mt CROSS JOIN LATERAL (
@@ -120,19 +107,41 @@ _WEIGHTED = """
     CROSS JOIN LATERAL (SELECT w.idf * x.tf * (%(k1)s + 1)
                                / (x.tf + %(k1)s * (1 - %(b)s + %(b)s * x.dl / %(avgdl)s)) AS weight) AS s"""
 _WORDS = """w AS (SELECT * FROM unnest(%(lexemes)s::text[], %(idf)s::float8[]) AS w(lexeme, idf))"""
+# The hybrid end: the vector side's messages missing from the lexical top get their BM25 here (%(lexemes)s, %(idf)s),
+# then every candidate its fused score.
+_LARGE_HYBRID_SQL = f"""WITH {_LARGE_QUERY_CTE.replace("lex AS (", "top AS (")}, {_WORDS},
+vec AS (SELECT unnest(%(vec_ids)s::uuid[]) AS id),
+lex AS (
+    SELECT * FROM top
+    UNION ALL
+    SELECT p.message_id AS id, sum(s.weight) AS score
+    FROM w JOIN archive_postings p ON p.athlete_id = %(athlete_id)s AND p.lexeme = w.lexeme
+         AND p.message_id = ANY(ARRAY(SELECT v.id FROM vec v WHERE v.id NOT IN (SELECT t.id FROM top t))){_WEIGHTED}
+    WHERE x.tf > 0
+    GROUP BY p.message_id
+),
+candidates AS (SELECT id FROM lex UNION SELECT id FROM vec),
+fused AS (
+    SELECT c.id,
+           %(lexical_weight)s * coalesce(b.score / nullif(max(b.score) OVER (), 0), 0)
+           + (1 - %(lexical_weight)s) * CASE WHEN m.embedding_model = %(model)s
+                                           THEN greatest(1 - (m.embedding <=> %(qvec)s::vector), 0) ELSE 0 END
+           AS score
+    FROM candidates c JOIN messages m ON m.id = c.id AND m.athlete_id = %(athlete_id)s
+    LEFT JOIN lex b ON b.id = c.id
+),
+{SESSION_CTE}{SEARCH_OUTPUT}"""
+
 # The messages' postings of every query word are read by the primary key, `message_id = ANY(...)`: the planner, which
 # cannot know how long a word's list is, would otherwise read the lists whole and hash-join them (measured: 25-35 ms
 # instead of 3-10 ms).
-# The whole score of the %(read_limit)s messages scoring best on the words %(read)s alone, and of the messages
-# %(ids)s: the best %(depth)s.
+# The whole score of the %(read_limit)s messages scoring best on the words %(read)s alone: the best %(depth)s.
 _SCORE_READ_SQL = f"""WITH {_WORDS},
 read AS (
-    (SELECT p.message_id AS id
-     FROM w JOIN archive_postings p ON p.athlete_id = %(athlete_id)s AND p.lexeme = w.lexeme{_WEIGHTED}
-     WHERE w.lexeme = ANY(%(read)s::text[]) AND x.tf > 0
-     GROUP BY p.message_id ORDER BY sum(s.weight) DESC, p.message_id LIMIT %(read_limit)s)
-    UNION
-    SELECT unnest(%(ids)s::uuid[])
+    SELECT p.message_id AS id
+    FROM w JOIN archive_postings p ON p.athlete_id = %(athlete_id)s AND p.lexeme = w.lexeme{_WEIGHTED}
+    WHERE w.lexeme = ANY(%(read)s::text[]) AND x.tf > 0
+    GROUP BY p.message_id ORDER BY sum(s.weight) DESC, p.message_id LIMIT %(read_limit)s
 )
 SELECT p.message_id AS id, sum(s.weight) AS score
 FROM w JOIN archive_postings p ON p.athlete_id = %(athlete_id)s AND p.lexeme = w.lexeme
@@ -169,7 +178,7 @@ ORDER BY score DESC, c.id LIMIT %(depth)s"""
 _SEMANTIC_SQL = f"""WITH near AS MATERIALIZED (
     SELECT m.id, m.embedding <=> %(qvec)s::vector AS distance FROM messages m
     WHERE {_MINE} AND m.embedding_model = %(model)s
-    ORDER BY distance LIMIT 2 * %(depth)s
+    ORDER BY distance LIMIT %(scan_rows)s
 )
 SELECT id FROM near ORDER BY distance LIMIT %(depth)s"""
 
@@ -184,6 +193,8 @@ READ_LIMIT = 2
 for a theta near the final one, few enough to score in a few milliseconds."""
 
 
+VECTOR_SCAN_FACTOR = 2
+"""The vector side reads `VECTOR_SCAN_FACTOR` x `depth` rows of the HNSW iterative scan, keeps the nearest `depth`."""
 _SECOND_CONNECTION_WAIT_S = 0.05
 """How long the vector side waits for a free connection of the pool (one was free a moment before) before running
 after the lexical side on the search's own."""
@@ -224,7 +235,7 @@ async def lexical_scores(
             None: all that could reach the top.
     """
     depth = params["depth"]
-    base = {**params, "lexemes": list(idfs), "idf": list(idfs.values()), "ids": []}
+    base = {**params, "lexemes": list(idfs), "idf": list(idfs.values())}
     first = first_words(bounds, idfs, dfs, depth)
     scores = await _scores(conn, _SCORE_READ_SQL, {**base, "read": first, "read_limit": READ_LIMIT * depth})
     best = sorted(scores.values(), reverse=True)
@@ -339,7 +350,8 @@ async def search_large(
             await vconn.execute(HNSW_SETTINGS_SQL, {"ef_search": str(max(ef_search, 1))})
             if exact_vectors:
                 await vconn.execute("SET LOCAL enable_indexscan = off")
-            cur = await vconn.execute(_SEMANTIC_SQL, {**params, "qvec": qvec, "model": model}, prepare=False)
+            scan = {**params, "qvec": qvec, "model": model, "scan_rows": VECTOR_SCAN_FACTOR * params["depth"]}
+            cur = await vconn.execute(_SEMANTIC_SQL, scan, prepare=False)
             return [str(r["id"]) for r in await cur.fetchall()]
 
     vec_ids: list[str] = []
@@ -357,19 +369,12 @@ async def search_large(
             raise failed.exceptions[0] from None
     else:
         lexical, vec_ids = await lexical_side(), await vector_side(conn)
-    missing = [i for i in vec_ids if i not in lexical]
-    if missing and idfs:
-        scored = await _scores(
-            conn, _SCORE_READ_SQL, {**params, "lexemes": list(idfs), "idf": list(idfs.values()), "read": [],
-                                    "read_limit": 0, "ids": missing, "depth": len(missing)}
-        )  # fmt: skip
-        lexical.update(scored)
     if not lexical and not vec_ids:
         return []
     ids: Sequence[str] = list(lexical)
     final = {**params, "lex_ids": ids, "lex_scores": [lexical[i] for i in ids], "vec_ids": vec_ids}
     if qvec is not None:
-        final |= {"qvec": qvec, "model": model}
+        final |= {"qvec": qvec, "model": model, "lexemes": list(idfs), "idf": list(idfs.values())}
     finish = _LARGE_HYBRID_SQL if qvec is not None else _LARGE_FULL_TEXT_SQL
     cur = await conn.execute(finish, final, prepare=False)
     return await cur.fetchall()

@@ -1,7 +1,7 @@
 """MaxScore's two statements (`memory.recall_large.lexical_scores`) give brute force's top `depth`, on random corpora.
 
 The statements (`_scores`) are replaced by their definitions over an in-memory corpus: the first scores whole the
-`read_limit` messages best on the `read` words (and the messages `ids`); the second scores whole the messages holding
+`read_limit` messages best on the `read` words; the second scores whole the messages holding
 an `essential` word whose essential score plus `rest_bound` reaches `theta` (at most `candidates`, best on the
 essential words first). Term frequency: own + half the context's. What is tested is the loop: which words each
 statement reads, and the merge.
@@ -66,7 +66,7 @@ def run(
         every = list(idfs)
         if statement is recall_large._SCORE_READ_SQL:
             holding = {i: part(m, params["read"]) for i, m in zip(ids, corpus, strict=True) if part(m, params["read"])}
-            read = set(best(holding, params["read_limit"])) | set(params["ids"])
+            read = set(best(holding, params["read_limit"]))
         else:
             essential = {
                 i: p for i, m in zip(ids, corpus, strict=True) if (p := part(m, params["essential"]))
