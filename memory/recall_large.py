@@ -12,15 +12,19 @@ contextual words, fused with the cosine similarity, then lifted by its session) 
    its frequency (tighter: the kept largest weight), so once `depth` messages scored theta or more, a message
    holding only the commonest words, whose bounds add up to at most theta, cannot enter the top `depth`, and is
    never read. Theta comes from scoring the messages of the rarest words first (`lexical_scores`);
-3. the vector side through the HNSW index (`HNSW_SETTINGS_SQL`), the BM25 of its candidates, and the fusion.
+3. the vector side through the HNSW index (`HNSW_SETTINGS_SQL`), at the same time on a second connection when the
+   pool has one free; then one statement gives the vector side's messages missing from the lexical top their BM25,
+   fuses, and lifts by session.
 
 Every statement is planned for its own parameters (`prepare=False`): psycopg prepares a statement run five times on
 a connection, and Postgres may then keep a generic plan made for an average athlete (~100 messages: sort them
 exactly), which reads all 100,000 messages of this one (290 ms instead of 4-10 ms for the vector side, measured).
 
-The lexical top `depth` is exactly BM25's under the kept statistics. BM25 here normalises length by the mean over
-the athlete's messages (the textbook definition, Robertson & Zaragoza 2009) where the one statement uses the mean
-over the matching messages: the one figure that differs between the two paths.
+The lexical top `depth` is BM25's under the kept statistics: exactly without a budget of candidates
+(`RankingParams.lexical_candidates=None`), and with the default budget of 500 the full-text top 10 matched the exact
+one at 0.996-1.000 on the 100,000-message archive (README). BM25 here normalises length by the mean over the
+athlete's messages (the textbook definition, Robertson & Zaragoza 2009) where the one statement uses the mean over
+the matching messages: the one figure that differs between the two paths otherwise.
 """
 
 from __future__ import annotations
