@@ -8,6 +8,7 @@ BM25/(BM25+1)), for queries where MaxScore drops the common words and where it c
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import math
 import random
@@ -291,3 +292,16 @@ def together_params(query: str, athlete_id: str) -> dict[str, object]:
         "depth": PARAMS.depth, "lexical_weight": PARAMS.lexical_weight, "context_weight": PARAMS.context_weight,
         "session_weight": PARAMS.session_weight, "headline_options": "HighlightAll=true",
     }  # fmt: skip
+
+
+async def test_writes_running_with_the_first_refresh_leave_no_message_without_its_postings(archive: Archive) -> None:
+    athlete = f"large-{uuid.uuid4().hex[:8]}"
+    messages = messages_of(athlete, 200, seed=24)
+    await archive.write(messages[:100], embed=True)
+    batches = [messages[i : i + 10] for i in range(100, 200, 10)]
+    # The first refresh (FOR UPDATE on the counts row) and the writes (FOR KEY SHARE in the trigger) interleave.
+    results = await asyncio.gather(refresh(archive.pool, athlete), *(archive.write(b, embed=True) for b in batches))
+    assert results[1:] == [10] * len(batches)
+    if not results[0]:  # a write held the row at that moment (SKIP LOCKED): the refresh runs again later
+        assert await refresh(archive.pool, athlete)
+    assert await postings_of(archive, athlete) == await postings_from_messages(archive, athlete)
