@@ -305,3 +305,28 @@ async def test_writes_running_with_the_first_refresh_leave_no_message_without_it
     if not results[0]:  # a write held the row at that moment (SKIP LOCKED): the refresh runs again later
         assert await refresh(archive.pool, athlete)
     assert await postings_of(archive, athlete) == await postings_from_messages(archive, athlete)
+
+
+async def test_a_vector_candidate_outside_the_lexical_top_gets_its_bm25_in_the_fusion(archive: Archive) -> None:
+    athlete = f"large-{uuid.uuid4().hex[:8]}"
+    await archive.write(messages_of(athlete, 400, seed=25), embed=True)
+    assert await refresh(archive.pool, athlete)
+    query = "caroline training ride"
+    expected = await expected_bm25(archive, athlete, query, PARAMS)
+    outside, bm25 = expected[120]  # holds a query word, far below the lexical top 50
+    rng = random.Random(26)
+    async with archive.pool.connection() as conn:
+        cur = await conn.execute("SELECT id::text AS id FROM messages WHERE athlete_id = %s", (athlete,))
+        ids = [r["id"] for r in await cur.fetchall()]
+        vectors = {i: [rng.gauss(0, 1) for _ in range(384)] for i in ids}
+        async with conn.cursor() as c:
+            await c.executemany(
+                "UPDATE messages SET embedding = %s::vector, embedding_model = 'test-model' WHERE id = %s::uuid",
+                [(vector_literal(v), i) for i, v in vectors.items()],
+            )
+    found = await search_messages(
+        archive.pool, athlete, query, k=50, params=PARAMS, exact_vectors=True,
+        vector=QueryVector(vectors[outside], "test-model"),
+    )  # fmt: skip
+    scores = {h.message_id: h.score for h in found.hits}
+    assert scores[outside] == pytest.approx(0.3 * bm25 / expected[0][1] + 0.7 * 1.0, rel=1e-6)
