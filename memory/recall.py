@@ -23,7 +23,15 @@ from memory.athlete_store import validate_athlete_id
 from memory.db import DictPool
 from memory.embeddings import ArchiveEmbedder, vector_literal
 from memory.messages import as_uuid
-from memory.recall_large import HNSW_SETTINGS_SQL, SEARCH_OUTPUT, SESSION_CTE, TF_CTE, TSQUERY_OF, search_large
+from memory.recall_large import (
+    FUSED_CTE,
+    HNSW_SETTINGS_SQL,
+    SEARCH_OUTPUT,
+    SESSION_CTE,
+    TF_CTE,
+    TSQUERY_OF,
+    search_large,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -308,14 +316,7 @@ semantic AS (
     LIMIT %(depth)s
 ),
 candidates AS (SELECT id FROM lexical UNION SELECT id FROM semantic),
-fused AS (
-    SELECT c.id,
-           %(lexical_weight)s * coalesce(b.score / nullif(max(b.score) OVER (), 0), 0)
-           + (1 - %(lexical_weight)s) * CASE WHEN m.embedding_model = %(model)s
-                                           THEN greatest(1 - (m.embedding <=> %(qvec)s::vector), 0) ELSE 0 END
-           AS score
-    FROM candidates c JOIN messages m ON m.id = c.id LEFT JOIN bm25 b ON b.id = c.id
-),
+{FUSED_CTE.format(lexical="bm25")},
 {SESSION_CTE}{SEARCH_OUTPUT}"""
 
 

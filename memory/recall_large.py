@@ -61,6 +61,19 @@ sessioned AS (
 ),
 best AS (SELECT id, coalesce(score, 0) AS score FROM sessioned ORDER BY score DESC NULLS LAST LIMIT %(k)s)"""
 
+FUSED_CTE = """fused AS (
+    SELECT c.id,
+           %(lexical_weight)s * coalesce(b.score / nullif(max(b.score) OVER (), 0), 0)
+           + (1 - %(lexical_weight)s) * CASE WHEN m.embedding_model = %(model)s
+                                           THEN greatest(1 - (m.embedding <=> %(qvec)s::vector), 0) ELSE 0 END
+           AS score
+    FROM candidates c JOIN messages m ON m.id = c.id AND m.athlete_id = %(athlete_id)s
+    LEFT JOIN {lexical} b ON b.id = c.id
+)"""
+"""The hybrid fusion of `candidates` (ids): `lexical_weight` x BM25 (from the table `{lexical}`: id, score) over the
+best BM25 among them, plus the rest x the cosine similarity (0 for a message of another embedding model). Both
+paths."""
+
 SEARCH_OUTPUT = """
 SELECT b.id::text AS message_id, m.external_id, m.session_id, m.created_at AS ts, m.role, b.score,
        ts_headline('english', m.content, q.tsq, %(headline_options)s) AS marked
@@ -125,15 +138,7 @@ lex AS (
     GROUP BY p.message_id
 ),
 candidates AS (SELECT id FROM lex UNION SELECT id FROM vec),
-fused AS (
-    SELECT c.id,
-           %(lexical_weight)s * coalesce(b.score / nullif(max(b.score) OVER (), 0), 0)
-           + (1 - %(lexical_weight)s) * CASE WHEN m.embedding_model = %(model)s
-                                           THEN greatest(1 - (m.embedding <=> %(qvec)s::vector), 0) ELSE 0 END
-           AS score
-    FROM candidates c JOIN messages m ON m.id = c.id AND m.athlete_id = %(athlete_id)s
-    LEFT JOIN lex b ON b.id = c.id
-),
+{FUSED_CTE.format(lexical="lex")},
 {SESSION_CTE}{SEARCH_OUTPUT}"""
 
 # The messages' postings of every query word are read by the primary key, `message_id = ANY(...)`: the planner, which

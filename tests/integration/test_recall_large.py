@@ -36,6 +36,14 @@ COMMON = ["caroline", "training", "ride"]
 RARE = ["pottery", "volcano", "harmonica", "saxophone", "lighthouse", "marathon", "glacier", "origami"]
 FILLER = ["legs", "felt", "heavy", "coffee", "after", "climb", "tempo", "easy", "spin", "hills", "wind", "sunny"]
 PARAMS = RankingParams(session_weight=0.0)
+MESSAGE_TERMS_SQL = """SELECT m.id::text AS id, length(m.search_tsv) AS own_len,
+       length(coalesce(m.context_tsv, ''::tsvector)) AS ctx_len,
+       (SELECT coalesce(jsonb_object_agg(u.lexeme, coalesce(array_length(u.positions, 1), 1)), '{}')
+        FROM unnest(m.search_tsv) u) AS own,
+       (SELECT coalesce(jsonb_object_agg(u.lexeme, coalesce(array_length(u.positions, 1), 1)), '{}')
+        FROM unnest(coalesce(m.context_tsv, ''::tsvector)) u) AS ctx
+FROM messages m WHERE m.athlete_id = %s AND m.role IN ('user', 'assistant')"""
+"""Each user/assistant message's lengths and its lexemes' counts, own and contextual (counted here, not by recall)."""
 
 
 def messages_of(athlete_id: str, n: int, seed: int) -> list[ChatMessage]:
@@ -76,13 +84,7 @@ async def expected_bm25(archive: Archive, athlete_id: str, query: str, p: Rankin
         ).fetchone()
         assert stats is not None and stats["n"] is not None
         cur = await conn.execute(
-            """SELECT m.id::text AS id, length(m.search_tsv) AS own_len,
-                      length(coalesce(m.context_tsv, ''::tsvector)) AS ctx_len,
-                      (SELECT coalesce(jsonb_object_agg(u.lexeme, coalesce(array_length(u.positions, 1), 1)), '{}')
-                       FROM unnest(m.search_tsv) u) AS own,
-                      (SELECT coalesce(jsonb_object_agg(u.lexeme, coalesce(array_length(u.positions, 1), 1)), '{}')
-                       FROM unnest(coalesce(m.context_tsv, ''::tsvector)) u) AS ctx
-               FROM messages m WHERE m.athlete_id = %s AND m.role IN ('user', 'assistant')""",
+            MESSAGE_TERMS_SQL,
             (athlete_id,),
         )
         rows = await cur.fetchall()
@@ -218,16 +220,7 @@ async def postings_from_messages(
 ) -> dict[tuple[str, str], tuple[float, float, int, int]]:
     """The postings computed here from each message's tsvectors (a lexeme without positions counts 1)."""
     async with archive.pool.connection() as conn:
-        cur = await conn.execute(
-            """SELECT m.id::text AS id, length(m.search_tsv) AS own_len, length(coalesce(m.context_tsv, ''::tsvector)) AS ctx_len,
-                      (SELECT coalesce(jsonb_object_agg(u.lexeme, coalesce(array_length(u.positions, 1), 1)), '{}')
-                       FROM unnest(m.search_tsv) u) AS own,
-                      (SELECT coalesce(jsonb_object_agg(u.lexeme, coalesce(array_length(u.positions, 1), 1)), '{}')
-                       FROM unnest(coalesce(m.context_tsv, ''::tsvector)) u) AS ctx
-               FROM messages m WHERE m.athlete_id = %s AND m.role IN ('user', 'assistant')""",
-            (athlete_id,),
-        )
-        rows = await cur.fetchall()
+        rows = await (await conn.execute(MESSAGE_TERMS_SQL, (athlete_id,))).fetchall()
     return {
         (r["id"], t): (float(r["own"].get(t, 0)), float(r["ctx"].get(t, 0)), r["own_len"], r["ctx_len"])
         for r in rows
