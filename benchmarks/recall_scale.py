@@ -58,6 +58,7 @@ from benchmarks.bench_data import LOCOMO_DEV, require_locomo
 from config.settings import Settings, get_settings
 from memory.archive import Archive
 from memory.embeddings import LOCAL_MODEL_NAME, ArchiveEmbedder, LocalMiniLMEmbeddings, get_embedder, vector_literal
+from memory.postings import INSERT_TRIGGER, UPDATE_TRIGGER
 from memory.recall import _HYBRID_SQL, QueryVector, RankingParams, search_messages
 from memory.recall_large import HNSW_SETTINGS_SQL
 from memory.schema import setup
@@ -75,7 +76,7 @@ NOISE_STD = 0.01
 (uniform, norm about 0.2: cosine about 0.98 with the text's own vector). Without it the 1 M rows would hold each
 LoCoMo text's exact vector about 360 times, across athletes: no real archive does, and a filtered HNSW scan for one
 athlete would first meet hundreds of other athletes' exact copies of every text near the query."""
-POSTINGS_TRIGGERS = ("messages_postings_insert", "messages_postings_update")
+POSTINGS_TRIGGERS = (INSERT_TRIGGER, UPDATE_TRIGGER)
 SECONDARY_INDEXES = (
     "messages_session_idx", "messages_search_tsv_idx", "messages_athlete_search_idx", "messages_embedding_hnsw_idx"
 )  # fmt: skip

@@ -85,13 +85,19 @@ END
 $$"""
 """`coach_keep_postings()`: the triggers' function, keeping the postings equal to the messages, per statement."""
 
+INSERT_TRIGGER = "messages_postings_insert"
+"""The name of the insert trigger on `messages` (a bulk load into archives without statistics may disable it)."""
+UPDATE_TRIGGER = "messages_postings_update"
+"""The name of the update trigger on `messages` (likewise)."""
+DELETE_TRIGGER = "messages_postings_delete"
+
 POSTINGS_TRIGGERS_SQL = (
-    """CREATE OR REPLACE TRIGGER messages_postings_insert AFTER INSERT ON messages
+    f"""CREATE OR REPLACE TRIGGER {INSERT_TRIGGER} AFTER INSERT ON messages
     REFERENCING NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION coach_keep_postings()""",
-    """CREATE OR REPLACE TRIGGER messages_postings_update AFTER UPDATE ON messages
+    f"""CREATE OR REPLACE TRIGGER {UPDATE_TRIGGER} AFTER UPDATE ON messages
     REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION coach_keep_postings()""",
-    """CREATE OR REPLACE TRIGGER messages_postings_delete AFTER DELETE ON messages
+    f"""CREATE OR REPLACE TRIGGER {DELETE_TRIGGER} AFTER DELETE ON messages
     REFERENCING OLD TABLE AS old_rows FOR EACH STATEMENT EXECUTE FUNCTION coach_keep_postings()""",
 )
 """The triggers on `messages` (insert, update, delete), each with its transition tables."""
