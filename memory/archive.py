@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -308,7 +308,7 @@ class Archive:
         k: int = 3,
         exclude_ids: Iterable[str] = (),
         *,
-        query_embedding: Sequence[float] | None = None,
+        query_embedding: Sequence[float] | Awaitable[Sequence[float] | None] | None = None,
     ) -> list[SearchHit]:
         """The hits of `search_ranked` (same arguments)."""
         result = await self.search_ranked(
@@ -323,12 +323,13 @@ class Archive:
         k: int = 3,
         exclude_ids: Iterable[str] = (),
         *,
-        query_embedding: Sequence[float] | None = None,
+        query_embedding: Sequence[float] | Awaitable[Sequence[float] | None] | None = None,
     ) -> SearchResult:
         """Search the athlete's own user and assistant messages, best first (`memory.recall.search_messages`).
 
-        The ranking is hybrid when `query_embedding` is given, this archive has an embedder (whose model made
-        it) and pgvector is installed; else full text.
+        The ranking is hybrid when `query_embedding` is given (or its future or task gives one, awaited only by the
+        vector side: `QueryVector`), this
+        archive has an embedder (whose model made it) and pgvector is installed; else full text.
 
         Raises:
             psycopg.OperationalError, psycopg_pool.PoolTimeout: Postgres cannot be reached.
@@ -337,7 +338,7 @@ class Archive:
         vector = None
         if (
             query_embedding is not None
-            and len(query_embedding) > 0
+            and (not isinstance(query_embedding, Sequence) or len(query_embedding) > 0)
             and self.embedder is not None
             and await self.vectors_enabled()
         ):

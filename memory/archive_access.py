@@ -8,6 +8,7 @@ write made while Redis is down is embedded afterwards in the background (`embed_
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -93,8 +94,9 @@ class GuardedArchive:
     async def recall(self, athlete_id: str, query: str, *, k: int = 3, exclude_ids: Iterable[str] = ()) -> SearchResult:
         """Search the athlete's archive (see `Archive.search_ranked`) and say how the hits were ranked.
 
-        The query is embedded first (the embedder's model loads on the first call of the process), outside the
-        Postgres timeout; then one SQL statement ranks. The ranking is `full_text` (BM25 alone) when there is no
+        A warm in-process model (`ArchiveEmbedder.warm`) embeds the query in a task while the search reads its
+        statistics and lexical side (`memory.recall.QueryVector`); a model still loading, or a remote one, embeds
+        it first, outside the Postgres timeout. The ranking is `full_text` (BM25 alone) when there is no
         embedder, no pgvector, or the query could not be embedded; each of those is logged once per process.
 
         Raises:
@@ -105,15 +107,22 @@ class GuardedArchive:
         archive = self.archive
         if archive is None:
             raise StoreUnavailableError("the conversation archive is not configured")
+        vector: list[float] | asyncio.Task[list[float] | None] | None = None
         try:
-            vectors = await self.health.pg_call(archive.vectors_enabled)
-            vector = await embed_query(self.embedder, query) if vectors else None
+            if await self.health.pg_call(archive.vectors_enabled):
+                if self.embedder is not None and self.embedder.warm:  # milliseconds: embed while the search reads
+                    vector = asyncio.ensure_future(embed_query(self.embedder, query))
+                else:  # a model still loading (or remote) stays out of Postgres' timeout
+                    vector = await embed_query(self.embedder, query)
             return await self.health.pg_call(
                 lambda: archive.search_ranked(athlete_id, query, k=k, exclude_ids=exclude_ids, query_embedding=vector)
             )
         except ServerDown as exc:
             self.health.schedule_probes()
             raise StoreUnavailableError("the conversation archive (Postgres) is unavailable") from exc
+        finally:
+            if isinstance(vector, asyncio.Task):
+                vector.cancel()  # a search that failed before it needed the embedding: nothing else waits for it
 
     async def reindex(
         self,

@@ -110,6 +110,12 @@ class ArchiveEmbedder:
         self.executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="embedder")
         self.query_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder-query")
         self._blocking = type(embeddings).aembed_documents is Embeddings.aembed_documents
+        self._warm = False
+
+    @property
+    def warm(self) -> bool:
+        """Whether a query embeds in milliseconds: an in-process model (not a remote API) that `warm_up` loaded."""
+        return self._warm
 
     async def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
         """Embed texts off the event loop, `batch_size` texts per model call, up to `workers` calls at once.
@@ -169,6 +175,7 @@ class ArchiveEmbedder:
                 "embedding model %s did not load (%s): recall is full-text until it does", self.model_id, exc
             )
             return False
+        self._warm = self._blocking
         return True
 
     def start_warm_up(self) -> None:

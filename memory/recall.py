@@ -6,15 +6,16 @@
 then each candidate is lifted by the best score of its session (session-level ranking). Without pgvector, or
 without a query embedding, it ranks by BM25 alone and says so (`SearchResult.ranking == "full_text"`). A large
 archive is ranked the same way from its kept statistics (`memory.term_stats`, `memory.recall_large`).
-`embed_query` embeds the query off the Postgres timeout, falling back to full text (logged once per process) when
-there is no model or it fails. `Archive.search_ranked` and
+`embed_query` embeds the query, falling back to full text (logged once per process) when there is no model or it
+fails; a warm in-process model's embedding may be passed still running (a future), so that it runs while the
+search reads its statistics and its lexical side (`QueryVector`). `Archive.search_ranked` and
 `ConversationMemory.recall` are the callers; `benchmarks/recall_locomo.py` measured the choices.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -123,15 +124,25 @@ class SearchResult:
 
 @dataclass(frozen=True)
 class QueryVector:
-    """A query's embedding and the model that made it (only messages embedded by that model are compared).
+    """A query's embedding (or the future computing it) and the model that makes it.
+
+    Only messages embedded by that model are compared. A future lets the search embed and read at once: the
+    statistics lookup and the lexical side do not need the vector, so they run while a thread embeds the query
+    (`memory.recall_large.search_large`; `ConversationMemory.recall` passes one when the model is warm).
 
     Attributes:
-        values: the embedding (`ArchiveEmbedder.embed_query`).
+        values: the embedding (`ArchiveEmbedder.embed_query`), or a future or task of it (None or empty: no
+            vector, the search ranks by full text); not a bare coroutine (a retried search awaits it again).
         model_id: the embedder's `model_id`.
     """
 
-    values: Sequence[float]
+    values: Sequence[float] | Awaitable[Sequence[float] | None]
     model_id: str
+
+    async def literal(self) -> str | None:
+        """The embedding as a pgvector literal (waiting for a future), or None when there is none."""
+        values = self.values if isinstance(self.values, Sequence) else await self.values
+        return vector_literal(values) if values is not None and len(values) > 0 else None
 
 
 async def search_messages(
@@ -175,8 +186,8 @@ async def search_messages(
         query: free text.
         k: most hits to return.
         exclude_ids: message ids to leave out (the turns already in the prompt's window); non-UUIDs are ignored.
-        vector: the query's embedding; None ranks by full text. Pass one only when `messages` has the
-            `embedding` column (`Archive.vectors_enabled`).
+        vector: the query's embedding, or its future (`QueryVector`); None ranks by full text. Pass one only when
+            `messages` has the `embedding` column (`Archive.vectors_enabled`).
         params: the ranking's knobs (default `RankingParams()`).
         timeout_s: longest wait for a pooled connection, seconds; None uses the pool's own `timeout`.
         exact_vectors: sort the vector side exactly, never through the HNSW index (`enable_indexscan` off for
@@ -192,10 +203,16 @@ async def search_messages(
         psycopg.OperationalError, psycopg_pool.PoolTimeout: Postgres cannot be reached.
     """
     validate_athlete_id(athlete_id)
-    hybrid = vector is not None and len(vector.values) > 0
-    ranking: Ranking = "hybrid" if hybrid else "full_text"
+    literal: list[str | None] = []
+
+    async def qvec() -> str | None:  # the vector's literal, computed once (after its future, if any)
+        if not literal:
+            value = await vector.literal() if vector is not None else None
+            literal[:] = [value]
+        return literal[0]
+
     if k <= 0 or not query or not query.strip():
-        return SearchResult([], ranking)
+        return SearchResult([], "hybrid" if await qvec() is not None else "full_text")
     p = params or RankingParams()
     sql_params: dict[str, Any] = {
         "query": query,
@@ -211,15 +228,15 @@ async def search_messages(
         "headline_options": f"HighlightAll=true, StartSel={_MARK_START}, StopSel={_MARK_STOP}",
     }
     async with pool.connection(timeout=timeout_s) as conn:
-        qvec = vector_literal(vector.values) if vector is not None and hybrid else None
         large = None if not kept_statistics else await search_large(
-            conn, sql_params, qvec=qvec, model=vector.model_id if vector is not None and hybrid else None,
+            conn, sql_params, vector=qvec if vector is not None else None,
+            model=vector.model_id if vector is not None else None,
             ef_search=p.ef_search, exact_vectors=exact_vectors, candidates=p.lexical_candidates, pool=pool,
         )  # fmt: skip
         if large is not None:  # an archive with kept statistics (memory.term_stats)
             rows = large
-        elif vector is not None and hybrid:
-            sql_params["qvec"] = qvec
+        elif vector is not None and (values := await qvec()) is not None:
+            sql_params["qvec"] = values
             sql_params["model"] = vector.model_id
             async with conn.transaction():  # the HNSW settings hold for this statement only (SET LOCAL)
                 await conn.execute(HNSW_SETTINGS_SQL, {"ef_search": str(max(p.ef_search, 1))})
@@ -230,6 +247,7 @@ async def search_messages(
         else:
             cur = await conn.execute(_FULL_TEXT_SQL, sql_params)
             rows = await cur.fetchall()
+    ranking: Ranking = "hybrid" if await qvec() is not None else "full_text"
     hits = [
         SearchHit(
             message_id=r["message_id"],

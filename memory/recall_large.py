@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from psycopg import AsyncConnection
@@ -304,7 +304,7 @@ async def search_large(
     conn: AsyncConnection[DictRow],
     sql_params: dict[str, Any],
     *,
-    qvec: str | None,
+    vector: Callable[[], Awaitable[str | None]] | None,
     model: str | None,
     ef_search: int,
     exact_vectors: bool,
@@ -315,14 +315,16 @@ async def search_large(
 
     The lexical and vector sides are independent: with a `pool` holding a free connection, the vector side runs on
     it while `conn` runs the lexical side (on two cores each takes 10-30 ms on the 100 k-message archive); without
-    one, they run one after the other on `conn` (a search never waits for a second connection).
+    one, they run one after the other on `conn` (a search never waits for a second connection). Only the vector side
+    waits for the query's embedding (`vector`), so an embedding still being computed (`memory.recall.QueryVector`)
+    overlaps the statistics lookup and the lexical side.
 
     Args:
         conn: a connection of the archive's pool (autocommit).
         sql_params: `memory.recall.search_messages`' statement parameters (query, athlete_id, excluded, k, k1, b,
             depth, lexical_weight, context_weight, session_weight, headline_options).
-        qvec: the query's embedding as a pgvector literal; None ranks by BM25 alone.
-        model: the embedder's `model_id` (with `qvec`).
+        vector: gives the query's embedding as a pgvector literal, or None (then BM25 alone); None: no vector.
+        model: the embedder's `model_id` (with `vector`).
         ef_search: `hnsw.ef_search` of the vector side.
         exact_vectors: sort the vector side exactly (no index scan).
         candidates: `lexical_scores`' budget (`RankingParams.lexical_candidates`).
@@ -354,30 +356,34 @@ async def search_large(
     async def lexical_side() -> dict[str, float]:
         return await lexical_scores(conn, params, idfs, bounds, dfs, candidates) if idfs else {}
 
-    async def vector_side(vconn: AsyncConnection[DictRow]) -> list[str]:
+    async def vector_side(vconn: AsyncConnection[DictRow]) -> tuple[str | None, list[str]]:
+        qvec = await vector() if vector is not None else None
+        if qvec is None:
+            return None, []
         async with vconn.transaction():  # the HNSW settings hold for this statement only (SET LOCAL)
             await vconn.execute(HNSW_SETTINGS_SQL, {"ef_search": str(max(ef_search, 1))})
             if exact_vectors:
                 await vconn.execute("SET LOCAL enable_indexscan = off")
             scan = {**params, "qvec": qvec, "model": model, "scan_rows": VECTOR_SCAN_FACTOR * params["depth"]}
             cur = await vconn.execute(_SEMANTIC_SQL, scan, prepare=False)
-            return [str(r["id"]) for r in await cur.fetchall()]
+            return qvec, [str(r["id"]) for r in await cur.fetchall()]
 
+    qvec: str | None = None
     vec_ids: list[str] = []
-    if qvec is None or not has_words:
+    if vector is None or not has_words:
         lexical = await lexical_side()
     elif pool is not None and pool.get_stats().get("pool_available", 0) > 0:
         try:
             async with pool.connection(timeout=_SECOND_CONNECTION_WAIT_S) as vconn, asyncio.TaskGroup() as group:
                 lexical_task = group.create_task(lexical_side())  # a failure cancels the other side, then raises
                 vector_task = group.create_task(vector_side(vconn))
-            lexical, vec_ids = lexical_task.result(), vector_task.result()
+            lexical, (qvec, vec_ids) = lexical_task.result(), vector_task.result()
         except PoolTimeout:  # taken meanwhile: one after the other
-            lexical, vec_ids = await lexical_side(), await vector_side(conn)
+            lexical, (qvec, vec_ids) = await lexical_side(), await vector_side(conn)
         except ExceptionGroup as failed:  # the callers handle the store's own errors (a dead server, a timeout)
             raise failed.exceptions[0] from None
     else:
-        lexical, vec_ids = await lexical_side(), await vector_side(conn)
+        lexical, (qvec, vec_ids) = await lexical_side(), await vector_side(conn)
     if not lexical and not vec_ids:
         return []
     ids: Sequence[str] = list(lexical)

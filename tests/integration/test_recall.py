@@ -8,6 +8,7 @@ import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -21,7 +22,7 @@ from memory.conversation import ConversationMemory
 from memory.db import open_memory_pool
 from memory.embeddings import ArchiveEmbedder, get_embedder
 from memory.messages import ChatMessage, new_message_id
-from memory.recall import SNIPPET_MAX_CHARS
+from memory.recall import SNIPPET_MAX_CHARS, SearchResult
 from memory.redis_client import open_redis
 from memory.schema import asetup
 from records.audit_store import AuditStore
@@ -253,6 +254,50 @@ async def test_a_failing_model_archives_anyway_and_recall_falls_back_to_full_tex
             result = await mem.recall(athlete_id, "knee climbs saddle", k=2)
         assert result.ranking == "full_text" and result.hits[0].session_id == "s3"
         assert "full-text recall" in caplog.text
+    finally:
+        await mem.close()
+
+
+class FailsAfterWarmUp(Embeddings):
+    """An in-process model that loads, then fails on a query (warm, so recall embeds while the search reads)."""
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if texts == ["warm up"]:
+            return [[1.0] + [0.0] * 383]
+        raise RuntimeError("model crashed")
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+async def test_a_warm_model_embeds_the_query_while_the_search_reads_and_ranks_the_same(
+    archive: Archive, memory: ConversationMemory, athlete_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    messages = seed(athlete_id)
+    assert await archive.write(messages, embed=True) == len(messages)
+    embedder = archive.embedder
+    assert embedder is not None and await asyncio.to_thread(embedder.warm_up) and embedder.warm
+    vector = await embedder.embed_query(PARAPHRASE)
+    before = await archive.search_ranked(athlete_id, PARAPHRASE, k=3, query_embedding=vector)
+    assert memory.archive is not None
+    passed: list[object] = []
+    search = memory.archive.search_ranked
+
+    async def spy(*args: Any, **kwargs: Any) -> SearchResult:
+        passed.append(kwargs["query_embedding"])
+        return await search(*args, **kwargs)
+
+    monkeypatch.setattr(memory.archive, "search_ranked", spy)
+    result = await memory.recall(athlete_id, PARAPHRASE, k=3)
+    assert isinstance(passed[0], asyncio.Task)  # embedding while the search reads, not before it
+    assert result.ranking == "hybrid" and result.hits == before.hits and result.hits[0].message_id == messages[0].id
+
+    crashing = ArchiveEmbedder(FailsAfterWarmUp(), "crashes:1")
+    assert crashing.warm_up() and crashing.warm
+    mem = ConversationMemory(None, archive.pool, pg_timeout_s=5, embedder=crashing)
+    try:
+        fallback = await mem.recall(athlete_id, "knee climbs saddle", k=2)
+        assert fallback.ranking == "full_text" and fallback.hits[0].session_id == "s3"
     finally:
         await mem.close()
 

@@ -272,7 +272,7 @@ async def test_a_budget_of_candidates_ranks_as_exact_maxscore_here_and_the_sides
     together = await search_messages(archive.pool, athlete, query, k=10, vector=vector, params=PARAMS)
     async with archive.pool.connection() as conn:
         alone = await search_large(
-            conn, {**together_params(query, athlete)}, qvec=vector_literal(vector.values), model=vector.model_id,
+            conn, {**together_params(query, athlete)}, vector=vector.literal, model=vector.model_id,
             ef_search=100, exact_vectors=False, candidates=PARAMS.lexical_candidates, pool=None,
         )  # fmt: skip
     assert alone is not None
@@ -323,3 +323,15 @@ async def test_a_vector_candidate_outside_the_lexical_top_gets_its_bm25_in_the_f
     )  # fmt: skip
     scores = {h.message_id: h.score for h in found.hits}
     assert scores[outside] == pytest.approx(0.3 * bm25 / expected[0][1] + 0.7 * 1.0, rel=1e-6)
+
+    async def embedding_later(values: list[float] | None) -> list[float] | None:
+        await asyncio.sleep(0.05)  # still embedding while the statistics and the lexical side are read
+        return values
+
+    for values, ranking in ((vectors[outside], "hybrid"), (None, "full_text")):
+        pending = QueryVector(asyncio.ensure_future(embedding_later(values)), "test-model")
+        later = await search_messages(
+            archive.pool, athlete, query, k=50, params=PARAMS, exact_vectors=True, vector=pending
+        )
+        now = found if values else await search_messages(archive.pool, athlete, query, k=50, params=PARAMS)
+        assert later.ranking == ranking and later.hits == now.hits
