@@ -53,6 +53,11 @@ async def aprobe(url: str) -> None:
     await conn.close()
 
 
+POOL_MIN_SIZE = 2
+"""Connections a pool keeps open even when idle: two, so that a lone search of a large archive runs its lexical and
+vector sides at once (`memory.recall_large.search_large` takes a second connection only when one is free)."""
+
+
 async def open_memory_pool(
     url: str,
     *,
@@ -74,7 +79,7 @@ async def open_memory_pool(
     pool: DictPool = AsyncConnectionPool(
         url,
         connection_class=psycopg.AsyncConnection[DictRow],
-        min_size=1,
+        min_size=POOL_MIN_SIZE,
         max_size=max_size,
         timeout=timeout_s,
         reconnect_timeout=reconnect_timeout_s,

@@ -118,3 +118,12 @@ FROM messages m CROSS JOIN LATERAL coach_message_postings(m.search_tsv, m.contex
 WHERE m.athlete_id = %(athlete_id)s AND m.role IN ('user', 'assistant')
 ON CONFLICT DO NOTHING"""
 """One archive's postings, written at its first refresh (`memory.term_stats.refresh`), under its counts row's lock."""
+
+POSTINGS_MIGRATIONS = (
+    POSTINGS_TABLE_SQL,
+    MESSAGE_POSTINGS_FUNCTION_SQL,
+    KEEP_POSTINGS_FUNCTION_SQL,
+    *POSTINGS_TRIGGERS_SQL,
+    BACKFILL_POSTINGS_SQL,
+)
+"""Schema v42-v48, in order (`memory.schema.MIGRATIONS`)."""

@@ -1,17 +1,16 @@
-"""Recall on a large archive: BM25 from the kept statistics, scoring only the messages that can reach the top.
+"""Recall on a large archive: BM25 from the kept statistics and packed postings, fused with the HNSW vector side.
 
 `memory.recall` scores every message matching a query word in one statement. On an archive with kept statistics
 (`memory.term_stats`: 2,000 messages or more) `search_large` ranks the same way (BM25 over the message's own and
 contextual words, fused with the cosine similarity, then lifted by its session) in a few statements:
 
-1. the query's lexemes with their df, `n` and the mean lengths, from the kept statistics (a lexeme written since
-   the last refresh is counted now, over the messages' own words);
-2. the lexical side by MaxScore (Turtle & Flood, "Query evaluation: strategies and optimizations", IPM 1995) over
-   the archive's postings (`archive_postings`: per message and lexeme, of its own words or its neighbours', both
-   term frequencies and lengths, kept by triggers): a message's BM25 term weight is below `idf x (k1 + 1)` whatever
-   its frequency (tighter: the kept largest weight), so once `depth` messages scored theta or more, a message
-   holding only the commonest words, whose bounds add up to at most theta, cannot enter the top `depth`, and is
-   never read. Theta comes from scoring the messages of the rarest words first (`lexical_scores`);
+1. the query's lexemes with their df, `n` and the mean lengths, from the kept statistics (a lexeme first written
+   since the last refresh is counted now, over the postings: its messages' own words or their neighbours', as the
+   kept df);
+2. the lexical side: exact BM25 over every message, summed in numpy from the archive's posting blocks (one packed
+   row per word, `memory.posting_blocks`, rebuilt at each refresh, with the messages changed since read from
+   `archive_postings`); an archive whose blocks are not built yet is read by MaxScore over `archive_postings`
+   (`memory.maxscore`: only the messages that can still reach the top `depth`, within a budget of candidates);
 3. the vector side through the HNSW index (`HNSW_SETTINGS_SQL`), at the same time on a second connection when the
    pool has one free; then one statement gives the vector side's messages missing from the lexical top their BM25,
    fuses, and lifts by session.
@@ -20,9 +19,9 @@ Every statement is planned for its own parameters (`prepare=False`): psycopg pre
 a connection, and Postgres may then keep a generic plan made for an average athlete (~100 messages: sort them
 exactly), which reads all 100,000 messages of this one (290 ms instead of 4-10 ms for the vector side, measured).
 
-The lexical top `depth` is BM25's under the kept statistics: exactly without a budget of candidates
-(`RankingParams.lexical_candidates=None`), and with the default budget of 500 the full-text top 10 matched the exact
-one at 0.996-1.000 on the 100,000-message archive (README). BM25 here normalises length by the mean over the
+The lexical top `depth` is BM25's under the kept statistics: exactly from the blocks, and by MaxScore exactly without
+a budget of candidates (`RankingParams.lexical_candidates=None`; with the default 500 the full-text top 10 matched the
+exact one at 0.996-1.000 on the 100,000-message archive, README). BM25 here normalises length by the mean over the
 athlete's messages (the textbook definition, Robertson & Zaragoza 2009) where the one statement uses the mean over
 the matching messages: the one figure that differs between the two paths otherwise.
 """
@@ -30,7 +29,6 @@ the matching messages: the one figure that differs between the two paths otherwi
 from __future__ import annotations
 
 import asyncio
-import math
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
@@ -39,6 +37,8 @@ from psycopg.rows import DictRow
 from psycopg_pool import PoolTimeout
 
 from memory.db import DictPool
+from memory.maxscore import WEIGHTED_SQL, WORDS_CTE, idf, lexical_scores
+from memory.posting_blocks import block_scores
 
 HNSW_SETTINGS_SQL = """SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
        set_config('hnsw.ef_search', %(ef_search)s, true)"""
@@ -105,35 +105,27 @@ _MINE = (
     """m.athlete_id = %(athlete_id)s AND m.role IN ('user', 'assistant') AND NOT (m.id = ANY(%(excluded)s::uuid[]))"""
 )
 
-_TERMS_SQL = f"""WITH q AS (
+_TERMS_SQL = """WITH q AS (
     SELECT DISTINCT l FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l WHERE length(l) > 1
 )
-SELECT c.n, c.avg_own_len, c.avg_context_len, c.weight_params, q.l AS lexeme, d.max_own_weight,
+SELECT c.n, c.avg_own_len, c.avg_context_len, c.weight_params, c.block_messages, q.l AS lexeme, d.max_own_weight,
        d.max_context_weight, d.df IS NOT NULL AS kept,
-       coalesce(d.df, (SELECT count(*) FROM messages m
-                       WHERE {_MINE} AND m.search_tsv @@ (SELECT {TSQUERY_OF} FROM (SELECT q.l AS l) AS one))) AS df
+       coalesce(d.df, (SELECT count(*) FROM archive_postings p
+                       WHERE p.athlete_id = c.athlete_id AND p.lexeme = q.l)) AS df
 FROM archive_term_counts c LEFT JOIN q ON true
 LEFT JOIN archive_term_df d ON d.athlete_id = c.athlete_id AND d.lexeme = q.l
 WHERE c.athlete_id = %(athlete_id)s AND c.n IS NOT NULL"""
 
-# BM25 from the postings (schema v42): per message and query lexeme its term frequency as `TF_CTE` counts it (own
-# words 1, the neighbours' `context_weight`) and its length; IDF from the kept df.
-_WEIGHTED = """
-    CROSS JOIN LATERAL (SELECT p.tf_own + %(context_weight)s * p.tf_context AS tf,
-                               p.own_len + %(context_weight)s * p.context_len AS dl) AS x
-    CROSS JOIN LATERAL (SELECT w.idf * x.tf * (%(k1)s + 1)
-                               / (x.tf + %(k1)s * (1 - %(b)s + %(b)s * x.dl / %(avgdl)s)) AS weight) AS s"""
-_WORDS = """w AS (SELECT * FROM unnest(%(lexemes)s::text[], %(idf)s::float8[]) AS w(lexeme, idf))"""
 # The hybrid end: the vector side's messages missing from the lexical top get their BM25 here (%(lexemes)s, %(idf)s),
 # then every candidate its fused score.
-_LARGE_HYBRID_SQL = f"""WITH {_LARGE_QUERY_CTE.replace("lex AS (", "top AS (")}, {_WORDS},
+_LARGE_HYBRID_SQL = f"""WITH {_LARGE_QUERY_CTE.replace("lex AS (", "top AS (")}, {WORDS_CTE},
 vec AS (SELECT unnest(%(vec_ids)s::uuid[]) AS id),
 lex AS (
     SELECT * FROM top
     UNION ALL
     SELECT p.message_id AS id, sum(s.weight) AS score
     FROM w JOIN archive_postings p ON p.athlete_id = %(athlete_id)s AND p.lexeme = w.lexeme
-         AND p.message_id = ANY(ARRAY(SELECT v.id FROM vec v WHERE v.id NOT IN (SELECT t.id FROM top t))){_WEIGHTED}
+         AND p.message_id = ANY(ARRAY(SELECT v.id FROM vec v WHERE v.id NOT IN (SELECT t.id FROM top t))){WEIGHTED_SQL}
     WHERE x.tf > 0
     GROUP BY p.message_id
 ),
@@ -141,49 +133,8 @@ candidates AS (SELECT id FROM lex UNION SELECT id FROM vec),
 {FUSED_CTE.format(lexical="lex")},
 {SESSION_CTE}{SEARCH_OUTPUT}"""
 
-# The messages' postings of every query word are read by the primary key, `message_id = ANY(...)`: the planner, which
-# cannot know how long a word's list is, would otherwise read the lists whole and hash-join them (measured: 25-35 ms
-# instead of 3-10 ms).
-# The whole score of the %(read_limit)s messages scoring best on the words %(read)s alone: the best %(depth)s.
-_SCORE_READ_SQL = f"""WITH {_WORDS},
-read AS (
-    SELECT p.message_id AS id
-    FROM w JOIN archive_postings p ON p.athlete_id = %(athlete_id)s AND p.lexeme = w.lexeme{_WEIGHTED}
-    WHERE w.lexeme = ANY(%(read)s::text[]) AND x.tf > 0
-    GROUP BY p.message_id ORDER BY sum(s.weight) DESC, p.message_id LIMIT %(read_limit)s
-)
-SELECT p.message_id AS id, sum(s.weight) AS score
-FROM w JOIN archive_postings p ON p.athlete_id = %(athlete_id)s AND p.lexeme = w.lexeme
-     AND p.message_id = ANY((SELECT array_agg(r.id) FROM read r)::uuid[]){_WEIGHTED}
-WHERE x.tf > 0 AND NOT (p.message_id = ANY(%(excluded)s::uuid[]))
-GROUP BY p.message_id ORDER BY score DESC, p.message_id LIMIT %(depth)s"""
-# MaxScore's second statement: the messages holding an essential word (%(essential)s) whose essential words' score
-# plus the most the other words can add (%(rest_bound)s) reaches %(theta)s; their whole score adds the other words'
-# (%(rest)s). The best %(depth)s.
-_SCORE_ESSENTIAL_SQL = f"""WITH {_WORDS},
-part AS (
-    SELECT p.message_id AS id, sum(s.weight) AS partial
-    FROM w JOIN archive_postings p ON p.athlete_id = %(athlete_id)s AND p.lexeme = w.lexeme{_WEIGHTED}
-    WHERE w.lexeme = ANY(%(essential)s::text[]) AND x.tf > 0 AND NOT (p.message_id = ANY(%(excluded)s::uuid[]))
-    GROUP BY p.message_id
-),
-candidates AS MATERIALIZED (
-    SELECT c.* FROM part c WHERE c.partial + %(rest_bound)s >= %(theta)s
-    ORDER BY c.partial DESC, c.id LIMIT %(candidates)s  -- NULL: no limit
-),
-more AS (
-    SELECT p.message_id AS id, sum(s.weight) AS more
-    FROM w JOIN archive_postings p ON p.athlete_id = %(athlete_id)s AND p.lexeme = w.lexeme
-         AND p.message_id = ANY((SELECT array_agg(c.id) FROM candidates c)::uuid[]){_WEIGHTED}
-    WHERE w.lexeme = ANY(%(rest)s::text[]) AND x.tf > 0
-    GROUP BY p.message_id
-)
-SELECT c.id, c.partial + coalesce(m.more, 0) AS score
-FROM candidates c LEFT JOIN more m USING (id)
-ORDER BY score DESC, c.id LIMIT %(depth)s"""
-
-# The iterative scan's `relaxed_order` returns rows roughly by distance: take twice `depth`, keep the nearest `depth`
-# (pgvector's README, "Iterative index scans": a materialized CTE restores the strict order).
+# The iterative scan's `relaxed_order` returns rows roughly by distance: read `VECTOR_SCAN_FACTOR` x `depth`, keep
+# the nearest `depth` (pgvector's README, "Iterative index scans": a materialized CTE restores the strict order).
 _SEMANTIC_SQL = f"""WITH near AS MATERIALIZED (
     SELECT m.id, m.embedding <=> %(qvec)s::vector AS distance FROM messages m
     WHERE {_MINE} AND m.embedding_model = %(model)s
@@ -192,112 +143,13 @@ _SEMANTIC_SQL = f"""WITH near AS MATERIALIZED (
 SELECT id FROM near ORDER BY distance LIMIT %(depth)s"""
 
 
-def idf(n: int, df: int) -> float:
-    """BM25's IDF, ln(1 + (n - df + 0.5) / (df + 0.5)) (Robertson & Zaragoza 2009, as Lucene), as `memory.recall`."""
-    return math.log(1 + (n - df + 0.5) / (df + 0.5))
-
-
-READ_LIMIT = 2
-"""The first statement scores whole `READ_LIMIT` x `depth` messages of the rarest words (those best on them): enough
-for a theta near the final one, few enough to score in a few milliseconds."""
-
-
-VECTOR_SCAN_FACTOR = 2
-"""The vector side reads `VECTOR_SCAN_FACTOR` x `depth` rows of the HNSW iterative scan, keeps the nearest `depth`."""
+VECTOR_SCAN_FACTOR = 4
+"""The vector side reads `VECTOR_SCAN_FACTOR` x `depth` rows of the HNSW iterative scan, keeps the nearest `depth`.
+On the 100,000-message benchmark archive the whole hybrid top 10 matched exact search's at 0.960 with 2, 0.968 with
+3, 0.980 with 4 and 0.984 with 6 (50 questions); 6 cost 10-20 ms more at p95 than 4 (README)."""
 _SECOND_CONNECTION_WAIT_S = 0.05
 """How long the vector side waits for a free connection of the pool (one was free a moment before) before running
 after the lexical side on the search's own."""
-
-
-async def lexical_scores(
-    conn: AsyncConnection[DictRow],
-    params: dict[str, Any],
-    idfs: dict[str, float],
-    bounds: dict[str, float],
-    dfs: dict[str, int],
-    candidates: int | None = None,
-) -> dict[str, float]:
-    """BM25's top `depth` messages (id -> score) by MaxScore, in two statements over the postings.
-
-    1. `first_words`: the messages of the rarest words (highest bound first, until their lists hold `depth`
-       postings); the `READ_LIMIT` x `depth` of them scoring best on those words are scored whole, and theta is the
-       `depth`-th best whole score (0 if fewer): the true `depth`-th best is at least that.
-    2. The lowest-bound words whose bounds add up to at most theta are non-essential (`essential_words`): a message
-       holding only those cannot score above theta. The messages holding an essential word are scored whole when
-       their essential words' score plus the non-essential words' bounds reaches theta: all of them, or the
-       `candidates` best on the essential words (the two-level evaluation of Broder et al., "Efficient query
-       evaluation using a two-level retrieval process", CIKM 2003, with a fixed budget: a message whose
-       essential words score low and which holds the common words often is then missed).
-
-    With `candidates` None the result is exactly BM25's top `depth` under the kept statistics (ties at theta aside),
-    as long as the kept bounds hold (a message written since the last refresh may exceed them:
-    `memory.term_stats`).
-
-    Args:
-        conn: a connection of the archive's pool.
-        params: the statements' parameters (`athlete_id`, `excluded`, `k1`, `b`, `avgdl`, `context_weight`,
-            `depth`).
-        idfs: each query lexeme's IDF (the kept statistics).
-        bounds: per lexeme, the most it can add to a message's score (IDF x its largest term weight).
-        dfs: per lexeme, the messages holding it (how many words the first statement reads).
-        candidates: the most messages the second statement scores whole (`RankingParams.lexical_candidates`);
-            None: all that could reach the top.
-    """
-    depth = params["depth"]
-    base = {**params, "lexemes": list(idfs), "idf": list(idfs.values())}
-    first = first_words(bounds, idfs, dfs, depth)
-    scores = await _scores(conn, _SCORE_READ_SQL, {**base, "read": first, "read_limit": READ_LIMIT * depth})
-    best = sorted(scores.values(), reverse=True)
-    theta = best[depth - 1] if len(best) >= depth else 0.0
-    essential, rest = essential_words([t for t in idfs if bounds[t] > 0], bounds, theta)
-    if essential:
-        more = await _scores(
-            conn,
-            _SCORE_ESSENTIAL_SQL,
-            {
-                **base,
-                "essential": essential,
-                "rest": rest,
-                "theta": theta,
-                "rest_bound": sum(bounds[t] for t in rest),
-                "candidates": candidates,
-            },
-        )
-        scores.update(more)
-    return dict(sorted(scores.items(), key=lambda kv: (-kv[1], kv[0]))[:depth])
-
-
-def first_words(bounds: dict[str, float], idfs: dict[str, float], dfs: dict[str, int], depth: int) -> list[str]:
-    """The words whose messages are scored first: highest bound first, until their lists hold `depth` postings."""
-    order = sorted((t for t in idfs if bounds[t] > 0), key=lambda t: (-bounds[t], -idfs[t], t))
-    first: list[str] = []
-    for t in order:
-        if first and sum(dfs[f] for f in first) >= depth:
-            break
-        first.append(t)
-    return first
-
-
-def essential_words(words: list[str], bounds: dict[str, float], theta: float) -> tuple[list[str], list[str]]:
-    """MaxScore's split of `words` into (essential, non-essential) for the threshold `theta`.
-
-    Non-essential: the longest run of the lowest-bound words whose bounds add up to at most theta (a message holding
-    only those cannot score above theta). Essential: the others.
-    """
-    order = sorted(words, key=lambda t: (bounds[t], t))
-    rest: list[str] = []
-    total = 0.0
-    for t in order:
-        if total + bounds[t] > theta:
-            break
-        total += bounds[t]
-        rest.append(t)
-    return [t for t in order if t not in rest], rest
-
-
-async def _scores(conn: AsyncConnection[DictRow], statement: str, params: dict[str, Any]) -> dict[str, float]:
-    cur = await conn.execute(statement, params, prepare=False)
-    return {str(r["id"]): float(r["score"]) for r in await cur.fetchall()}
 
 
 async def search_large(
@@ -353,8 +205,14 @@ async def search_large(
     has_words = any(r["lexeme"] is not None for r in terms)
     dfs = {str(r["lexeme"]): int(r["df"]) for r in found}
 
+    blocks = terms[0]["block_messages"]
+
     async def lexical_side() -> dict[str, float]:
-        return await lexical_scores(conn, params, idfs, bounds, dfs, candidates) if idfs else {}
+        if not idfs:
+            return {}
+        if blocks is not None:  # exact, from the packed postings
+            return await block_scores(conn, params, idfs, int(blocks))
+        return await lexical_scores(conn, params, idfs, bounds, dfs, candidates)
 
     async def vector_side(vconn: AsyncConnection[DictRow]) -> tuple[str | None, list[str]]:
         qvec = await vector() if vector is not None else None

@@ -11,13 +11,8 @@ from typing import Any
 
 from psycopg import AsyncConnection, Connection
 
-from memory.postings import (
-    BACKFILL_POSTINGS_SQL,
-    KEEP_POSTINGS_FUNCTION_SQL,
-    MESSAGE_POSTINGS_FUNCTION_SQL,
-    POSTINGS_TABLE_SQL,
-    POSTINGS_TRIGGERS_SQL,
-)
+from memory.posting_blocks import BLOCKS_MIGRATIONS
+from memory.postings import POSTINGS_MIGRATIONS
 
 VECTOR_SETUP = """DO $$
 BEGIN
@@ -342,11 +337,9 @@ MIGRATIONS: list[str] = [
     END
     $$""",
     # v42-v48 (issue 12): the postings of archives with kept statistics, their triggers and backfill (memory.postings)
-    POSTINGS_TABLE_SQL,
-    MESSAGE_POSTINGS_FUNCTION_SQL,
-    KEEP_POSTINGS_FUNCTION_SQL,
-    *POSTINGS_TRIGGERS_SQL,
-    BACKFILL_POSTINGS_SQL,
+    *POSTINGS_MIGRATIONS,
+    # v49-v56: the postings packed per word, their messages' ordinals and changes since (memory.posting_blocks)
+    *BLOCKS_MIGRATIONS,
 ]
 
 

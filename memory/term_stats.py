@@ -16,10 +16,12 @@ name), so these statistics are kept instead (schema v39-v40) and recall reads th
   and in one holding it only in its neighbours', under the default `RankingParams` (recorded as
   `weight_params`): MaxScore's per-term bounds, tighter than k1+1.
 
-`refresh_due` refreshes (one pass over the athlete's messages' lexemes) an archive that reached the size or grew
-by `REFRESH_GROWTH` since its last refresh; the write paths that embed (the outbox drain and imports) call it after
-their transaction commits, so the refresh never delays a reply nor an acknowledged write. Between refreshes the
-statistics are at most `REFRESH_GROWTH` behind (the IDF of a word moves by at most about ln(1.1) ≈ 0.1).
+`refresh_due` refreshes (one pass over the athlete's messages' lexemes, and its posting blocks rebuilt:
+`memory.posting_blocks`) an archive that reached the size, grew by `REFRESH_GROWTH` since its last refresh, or has
+more than `BLOCK_CHANGES_MAX` messages changed since its blocks were built; the write paths that embed (the outbox
+drain and imports) call it after their transaction commits, so the refresh never delays a reply nor an acknowledged
+write. Between refreshes the statistics are at most `REFRESH_GROWTH` behind (the IDF of a word moves by at most
+about ln(1.1) ≈ 0.1).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from psycopg import AsyncCursor
 from psycopg.rows import DictRow
 
 from memory.db import DictPool
+from memory.posting_blocks import BLOCK_CHANGES_MAX, BUILD_BLOCKS_SQL
 from memory.postings import FILL_POSTINGS_SQL
 from memory.recall import RankingParams
 
@@ -49,10 +52,12 @@ WHERE m.id = ANY(%(ids)s::uuid[]) AND m.role IN ('user', 'assistant')
 GROUP BY m.athlete_id ORDER BY m.athlete_id
 ON CONFLICT (athlete_id) DO UPDATE SET written_since = c.written_since + EXCLUDED.written_since"""
 
-_DUE_SQL = """SELECT athlete_id FROM archive_term_counts
-WHERE athlete_id = ANY(%(athletes)s::text[]) AND coalesce(n, 0) + written_since >= %(min_messages)s
-  AND (n IS NULL OR written_since >= %(growth)s * greatest(n, 1))
-ORDER BY athlete_id"""
+_DUE_SQL = """SELECT c.athlete_id FROM archive_term_counts c
+WHERE c.athlete_id = ANY(%(athletes)s::text[]) AND coalesce(c.n, 0) + c.written_since >= %(min_messages)s
+  AND (c.n IS NULL OR c.written_since >= %(growth)s * greatest(c.n, 1)
+       OR (SELECT count(*) FROM (SELECT 1 FROM archive_block_changes ch WHERE ch.athlete_id = c.athlete_id
+                                 LIMIT %(max_changes)s + 1) AS over) > %(max_changes)s)
+ORDER BY c.athlete_id"""
 
 _SIZE_SQL = """SELECT count(*) AS n,
        coalesce(avg(length(search_tsv)), 0)::float8 AS avg_own_len,
@@ -114,13 +119,14 @@ async def refresh_due(
     if not athletes:
         return []
     async with pool.connection() as conn:
-        cur = await conn.execute(_DUE_SQL, {"athletes": athletes, "min_messages": min_messages, "growth": growth})
+        due_params = {"athletes": athletes, "min_messages": min_messages, "growth": growth}
+        cur = await conn.execute(_DUE_SQL, due_params | {"max_changes": BLOCK_CHANGES_MAX})
         due = [str(r["athlete_id"]) for r in await cur.fetchall()]
     return [a for a in due if await refresh(pool, a)]
 
 
 async def refresh(pool: DictPool, athlete_id: str) -> bool:
-    """Recompute one athlete's statistics (`n`, mean lengths, every lexeme's df) in one transaction.
+    """Recompute one athlete's statistics (`n`, mean lengths, every lexeme's df) and blocks in one transaction.
 
     The athlete's `archive_term_counts` row is locked first (`SKIP LOCKED`: a refresh already running elsewhere
     wins); an archive write of that athlete waits for the refresh to commit. The row must exist (`count_writes`).
@@ -152,5 +158,7 @@ async def refresh(pool: DictPool, athlete_id: str) -> bool:
                WHERE athlete_id = %(athlete_id)s""",
             {**size, "athlete_id": athlete_id, "weight_params": list(weights.values())},
         )
+        for statement in BUILD_BLOCKS_SQL:  # the postings packed per word (memory.posting_blocks)
+            await conn.execute(statement, {"athlete_id": athlete_id})
     logger.info("recall statistics of a %d-message archive refreshed", size["n"])
     return True

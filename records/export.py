@@ -90,8 +90,12 @@ _ORDER = {
     "rides": "start_time, ride_id",
 }
 _SKIPPED_TYPES = ("USER-DEFINED", "tsvector")  # the embedding vector and the search document: derived data
-_DERIVED_TABLES = ("archive_term_counts", "archive_term_df", "archive_postings")
-"""Recall's term statistics of the messages (`memory.term_stats`): derived, rebuilt from the messages."""
+_DERIVED_TABLES = (
+    "archive_term_counts", "archive_term_df", "archive_postings", "archive_ordinals", "archive_blocks",
+    "archive_block_changes",
+)  # fmt: skip
+"""Recall's term statistics and postings of the messages (`memory.term_stats`, `memory.postings`,
+`memory.posting_blocks`): derived, rebuilt from the messages."""
 
 README = """What the endurance coach held about athlete {athlete_id}, exported {exported_at}.
 

@@ -195,9 +195,10 @@ async def test_forgetting_an_athlete_erases_the_statistics_and_a_late_message_br
         report = await erase_athlete(stores, athlete, chart_dirs=[])
         assert report.erased["postgres:archive_term_counts"] == 1 and report.erased["postgres:archive_term_df"] > 20
         assert report.erased["postgres:archive_postings"] > 200
+        assert report.erased["postgres:archive_blocks"] > 20 and report.erased["postgres:archive_ordinals"] == 59
         await archive.write([dataclasses.replace(messages[-1], created_at=T0)], embed=True)  # dated before the erase
         async with stores.pool.connection() as conn:
-            for table in ("archive_term_counts", "archive_term_df", "archive_postings", "messages"):
+            for table in (*BLOCK_TABLES, "archive_term_counts", "archive_term_df", "archive_postings", "messages"):
                 cur = await conn.execute(f"SELECT count(*) AS n FROM {table} WHERE athlete_id = %s", (athlete,))
                 assert (await cur.fetchone()) == {"n": 0}, table
 
@@ -258,6 +259,7 @@ async def test_a_budget_of_candidates_ranks_as_exact_maxscore_here_and_the_sides
     athlete = f"large-{uuid.uuid4().hex[:8]}"
     await archive.write(messages_of(athlete, 400, seed=23), embed=True)
     assert await refresh(archive.pool, athlete)
+    await drop_blocks(archive, athlete)  # MaxScore: the path of an archive whose blocks are not built yet
     query = "What did Caroline say after the tempo ride in the wind?"
     exact = await search_messages(
         archive.pool, athlete, query, k=10, params=dataclasses.replace(PARAMS, lexical_candidates=None)
@@ -277,6 +279,17 @@ async def test_a_budget_of_candidates_ranks_as_exact_maxscore_here_and_the_sides
         )  # fmt: skip
     assert alone is not None
     assert [str(r["message_id"]) for r in alone] == [h.message_id for h in together.hits]
+
+
+BLOCK_TABLES = ("archive_blocks", "archive_ordinals", "archive_block_changes")
+
+
+async def drop_blocks(archive: Archive, athlete_id: str) -> None:
+    """Leave the athlete's statistics but not its posting blocks (as before the first refresh that builds them)."""
+    async with archive.pool.connection() as conn:
+        await conn.execute("UPDATE archive_term_counts SET block_messages = NULL WHERE athlete_id = %s", (athlete_id,))
+        for table in BLOCK_TABLES:
+            await conn.execute(f"DELETE FROM {table} WHERE athlete_id = %s", (athlete_id,))  # noqa: S608
 
 
 def together_params(query: str, athlete_id: str) -> dict[str, object]:

@@ -1,4 +1,4 @@
-"""MaxScore's two statements (`memory.recall_large.lexical_scores`) give brute force's top `depth`, on random corpora.
+"""MaxScore's two statements (`memory.maxscore.lexical_scores`) give brute force's top `depth`, on random corpora.
 
 The statements (`_scores`) are replaced by their definitions over an in-memory corpus: the first scores whole the
 `read_limit` messages best on the `read` words; the second scores whole the messages holding
@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memory import recall_large
-from memory.recall_large import idf, lexical_scores
+from memory import maxscore
+from memory.maxscore import idf, lexical_scores
 
 K1 = 1.2
 Message = tuple[dict[str, int], dict[str, int]]
@@ -64,7 +64,7 @@ def run(
     async def fake_scores(conn: Any, statement: str, params: dict[str, Any]) -> dict[str, float]:
         calls.append(params)
         every = list(idfs)
-        if statement is recall_large._SCORE_READ_SQL:
+        if statement is maxscore._SCORE_READ_SQL:
             holding = {i: part(m, params["read"]) for i, m in zip(ids, corpus, strict=True) if part(m, params["read"])}
             read = set(best(holding, params["read_limit"]))
         else:
@@ -78,7 +78,7 @@ def run(
     bounds = bounds_of(corpus, idfs)
     dfs = {t: sum(1 for m in corpus if tf(m, t)) for t in idfs}
     with pytest.MonkeyPatch.context() as patch:  # per call (a function-scoped fixture would be shared by examples)
-        patch.setattr(recall_large, "_scores", fake_scores)
+        patch.setattr(maxscore, "_scores", fake_scores)
         return asyncio.run(
             lexical_scores(None, {"depth": depth, "context_weight": 0.5}, idfs, bounds, dfs, candidates)  # type: ignore[arg-type]
         )
