@@ -23,6 +23,7 @@ from memory.messages import ChatMessage
 from memory.outbox import LocalSpool
 from memory.recall import SearchResult, embed_query
 from memory.session_window import SessionWindow, WindowEntry, entry_from_message
+from memory.term_stats import refresh_all_due
 from memory.text import validate_text
 
 logger = logging.getLogger(__name__)
@@ -158,6 +159,8 @@ class GuardedArchive:
             await self.health.pg_call(
                 lambda: fill_missing_context(archive.pool, athlete_id, timeout_s=archive.timeout_s), explicit=True
             )
+            # A reindex rewrites contextual fields, so a large archive's posting blocks may be due for a rebuild.
+            await self.health.pg_call(lambda: refresh_all_due(archive.pool, athlete_id), explicit=True)
             return embedded
         except ServerDown as exc:
             raise StoreUnavailableError("the conversation archive (Postgres) is unavailable") from exc

@@ -38,7 +38,7 @@ from psycopg_pool import PoolTimeout
 
 from memory.db import DictPool
 from memory.maxscore import WEIGHTED_SQL, WORDS_CTE, idf, lexical_scores
-from memory.posting_blocks import block_scores
+from memory.posting_blocks import BLOCK_CHANGES_MAX, block_scores
 
 HNSW_SETTINGS_SQL = """SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true),
        set_config('hnsw.ef_search', %(ef_search)s, true)"""
@@ -111,10 +111,15 @@ _TERMS_SQL = """WITH q AS (
 SELECT c.n, c.avg_own_len, c.avg_context_len, c.weight_params, c.block_messages, q.l AS lexeme, d.max_own_weight,
        d.max_context_weight, d.df IS NOT NULL AS kept,
        coalesce(d.df, (SELECT count(*) FROM archive_postings p
-                       WHERE p.athlete_id = c.athlete_id AND p.lexeme = q.l)) AS df
+                       WHERE p.athlete_id = c.athlete_id AND p.lexeme = q.l)) AS df,
+       ch.changes
 FROM archive_term_counts c LEFT JOIN q ON true
 LEFT JOIN archive_term_df d ON d.athlete_id = c.athlete_id AND d.lexeme = q.l
+CROSS JOIN LATERAL (SELECT count(*) AS changes FROM (SELECT 1 FROM archive_block_changes x
+                    WHERE x.athlete_id = c.athlete_id LIMIT %(max_changes)s + 1) AS counted) AS ch
 WHERE c.athlete_id = %(athlete_id)s AND c.n IS NOT NULL"""
+"""The query's lexemes with the kept statistics, and the messages changed since the blocks were built (counted up to
+one past `BLOCK_CHANGES_MAX`)."""
 
 # The hybrid end: the vector side's messages missing from the lexical top get their BM25 here (%(lexemes)s, %(idf)s),
 # then every candidate its fused score.
@@ -185,7 +190,7 @@ async def search_large(
     Returns:
         The output rows (`memory.recall`'s columns), or None without kept statistics.
     """
-    cur = await conn.execute(_TERMS_SQL, sql_params, prepare=False)
+    cur = await conn.execute(_TERMS_SQL, {**sql_params, "max_changes": BLOCK_CHANGES_MAX}, prepare=False)
     terms = await cur.fetchall()
     if not terms:
         return None
@@ -205,7 +210,10 @@ async def search_large(
     has_words = any(r["lexeme"] is not None for r in terms)
     dfs = {str(r["lexeme"]): int(r["df"]) for r in found}
 
-    blocks = terms[0]["block_messages"]
+    # The blocks, unless more messages changed since they were built than a search should read by key (after a
+    # reindex, say, until the next refresh): then MaxScore over the postings, which are always current.
+    usable = terms[0]["changes"] <= BLOCK_CHANGES_MAX
+    blocks = terms[0]["block_messages"] if usable else None
 
     async def lexical_side() -> dict[str, float]:
         if not idfs:

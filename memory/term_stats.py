@@ -125,6 +125,20 @@ async def refresh_due(
     return [a for a in due if await refresh(pool, a)]
 
 
+async def refresh_all_due(pool: DictPool, athlete_id: str | None = None) -> list[str]:
+    """`refresh_due` for one athlete, or for every athlete with a counts row (after `coach reindex --all`).
+
+    Raises:
+        psycopg.OperationalError, psycopg_pool.PoolTimeout: Postgres cannot be reached.
+    """
+    athletes = [athlete_id] if athlete_id is not None else []
+    if athlete_id is None:
+        async with pool.connection() as conn:
+            cur = await conn.execute("SELECT athlete_id FROM archive_term_counts ORDER BY athlete_id")
+            athletes = [str(r["athlete_id"]) for r in await cur.fetchall()]
+    return await refresh_due(pool, athletes)
+
+
 async def refresh(pool: DictPool, athlete_id: str) -> bool:
     """Recompute one athlete's statistics (`n`, mean lengths, every lexeme's df) and blocks in one transaction.
 

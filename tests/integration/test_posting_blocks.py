@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
+from typing import Any
 
 import numpy as np
 import pytest
 
-from memory import term_stats
+from memory import recall_large, term_stats
 from memory.archive import Archive
 from memory.recall import SearchResult, search_messages
 from memory.term_stats import refresh, refresh_due
@@ -135,3 +136,28 @@ async def test_changes_over_the_limit_make_a_refresh_due_that_rebuilds_the_block
             await conn.execute("SELECT block_messages FROM archive_term_counts WHERE athlete_id = %s", (athlete,))
         ).fetchone()
     assert row == {"block_messages": 130}
+
+
+async def test_past_the_changes_limit_a_search_reads_the_current_postings_by_maxscore(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    athlete = f"blocks-{uuid.uuid4().hex[:8]}"
+    messages = messages_of(athlete, 140, seed=34)
+    await archive.write(messages[:120], embed=True)
+    assert await refresh(archive.pool, athlete)
+    await archive.write(messages[120:], embed=True)  # 20 new messages and a neighbour changed since the blocks
+    read_blocks: list[str] = []
+    block_scores = recall_large.block_scores
+
+    async def spy(*args: Any, **kwargs: Any) -> dict[str, float]:
+        read_blocks.append(athlete)
+        return await block_scores(*args, **kwargs)
+
+    monkeypatch.setattr(recall_large, "block_scores", spy)
+    query = QUERIES[3]
+    through_blocks = await search_messages(archive.pool, athlete, query, k=10, params=EXACT)
+    assert read_blocks == [athlete]
+    monkeypatch.setattr(recall_large, "BLOCK_CHANGES_MAX", 10)
+    by_maxscore = await search_messages(archive.pool, athlete, query, k=10, params=EXACT)
+    assert read_blocks == [athlete]  # not read again: MaxScore over the postings
+    same_ranking(through_blocks, by_maxscore)
