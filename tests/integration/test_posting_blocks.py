@@ -17,6 +17,7 @@ import pytest
 
 from memory import recall_large, term_stats
 from memory.archive import Archive
+from memory.messages import ChatMessage
 from memory.recall import SearchResult, search_messages
 from memory.term_stats import refresh, refresh_due
 from tests.integration.test_recall_large import PARAMS, archive, drop_blocks, messages_of, postings_of
@@ -59,6 +60,15 @@ async def changed_of(archive: Archive, athlete_id: str) -> set[str]:
             "SELECT message_id::text AS id FROM archive_block_changes WHERE athlete_id = %s", (athlete_id,)
         )
         return {r["id"] for r in await cur.fetchall()}
+
+
+async def with_blocks(archive: Archive, n: int, seed: int) -> tuple[str, list[ChatMessage]]:
+    """A new athlete's `n` messages, the first 120 written and refreshed (statistics and blocks built)."""
+    athlete = f"blocks-{uuid.uuid4().hex[:8]}"
+    messages = messages_of(athlete, n, seed=seed)
+    await archive.write(messages[:120], embed=True)
+    assert await refresh(archive.pool, athlete)
+    return athlete, messages
 
 
 def same_ranking(a: SearchResult, b: SearchResult) -> None:
@@ -119,10 +129,7 @@ async def test_a_refresh_during_writes_leaves_every_message_in_the_blocks_or_the
 async def test_changes_over_the_limit_make_a_refresh_due_that_rebuilds_the_blocks(
     archive: Archive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    athlete = f"blocks-{uuid.uuid4().hex[:8]}"
-    messages = messages_of(athlete, 130, seed=33)
-    await archive.write(messages[:120], embed=True)
-    assert await refresh(archive.pool, athlete)
+    athlete, messages = await with_blocks(archive, 130, seed=33)
     monkeypatch.setattr(term_stats, "BLOCK_CHANGES_MAX", 4)
     await archive.write(messages[120:122], embed=True)
     assert 2 <= len(await changed_of(archive, athlete)) <= 4  # two new messages and a neighbour: not due yet
@@ -141,10 +148,7 @@ async def test_changes_over_the_limit_make_a_refresh_due_that_rebuilds_the_block
 async def test_past_the_changes_limit_a_search_reads_the_current_postings_by_maxscore(
     archive: Archive, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    athlete = f"blocks-{uuid.uuid4().hex[:8]}"
-    messages = messages_of(athlete, 140, seed=34)
-    await archive.write(messages[:120], embed=True)
-    assert await refresh(archive.pool, athlete)
+    athlete, messages = await with_blocks(archive, 140, seed=34)
     await archive.write(messages[120:], embed=True)  # 20 new messages and a neighbour changed since the blocks
     read_blocks: list[str] = []
     block_scores = recall_large.block_scores
