@@ -116,16 +116,22 @@ WHERE b.athlete_id = %(athlete_id)s AND b.lexeme = ANY(%(lexemes)s::text[])"""
 _CHANGES_SQL = """WITH changed AS MATERIALIZED (
     SELECT c.message_id FROM archive_block_changes c WHERE c.athlete_id = %(athlete_id)s
 )
-SELECT o.ordinal, NULL::text AS message_id, NULL::text AS lexeme, NULL::real AS tf_own, NULL::real AS tf_context,
-       NULL::int AS own_len, NULL::int AS context_len
+SELECT 'size' AS kind, c.block_messages AS ordinal, NULL::text AS message_id, NULL::text AS lexeme,
+       NULL::real AS tf_own, NULL::real AS tf_context, NULL::int AS own_len, NULL::int AS context_len
+FROM archive_term_counts c WHERE c.athlete_id = %(athlete_id)s
+UNION ALL
+SELECT 'dropped', o.ordinal, NULL, NULL, NULL, NULL, NULL, NULL
 FROM archive_ordinals o
 WHERE o.athlete_id = %(athlete_id)s
   AND o.message_id = ANY(ARRAY(SELECT message_id FROM changed UNION SELECT unnest(%(excluded)s::uuid[])))
 UNION ALL
-SELECT NULL, p.message_id::text, p.lexeme, p.tf_own, p.tf_context, p.own_len, p.context_len
+SELECT 'changed', NULL, p.message_id::text, p.lexeme, p.tf_own, p.tf_context, p.own_len, p.context_len
 FROM archive_postings p
 WHERE p.athlete_id = %(athlete_id)s AND p.lexeme = ANY(%(lexemes)s::text[])
   AND p.message_id = ANY(ARRAY(SELECT message_id FROM changed)) AND NOT (p.message_id = ANY(%(excluded)s::uuid[]))"""
+"""The blocks' size (`block_messages`), the blocks' messages to drop (changed since the build, or excluded by the
+caller), and the changed messages' current postings of the query words (read by key: `message_id = ANY(...)`, never
+a whole list)."""
 _IDS_SQL = """SELECT o.ordinal, o.message_id::text AS id FROM archive_ordinals o
 WHERE o.athlete_id = %(athlete_id)s AND o.ordinal = ANY(%(ordinals)s::int[])"""
 
@@ -193,47 +199,64 @@ def bm25_top(
 
 
 async def block_scores(
-    conn: AsyncConnection[DictRow], params: Mapping[str, Any], idfs: Mapping[str, float], block_messages: int
+    conn: AsyncConnection[DictRow], params: Mapping[str, Any], idfs: Mapping[str, float]
 ) -> dict[str, float]:
-    """BM25's top `depth` messages (id -> score) from the athlete's blocks and its changes since, in three statements.
+    """BM25's top `depth` messages (id -> score) from the athlete's blocks and its changes since.
+
+    Three statements in one REPEATABLE READ transaction: the blocks, their ordinals and the changes are read from one
+    snapshot, so a refresh committing meanwhile (which renumbers the ordinals) cannot mix two builds.
 
     Args:
-        conn: a connection of the archive's pool.
+        conn: a connection of the archive's pool (autocommit, idle).
         params: `athlete_id`, `excluded`, `k1`, `b`, `context_weight`, `avgdl`, `depth` (`memory.recall_large`).
         idfs: each query lexeme's IDF.
-        block_messages: the blocks' ordinals (`archive_term_counts.block_messages`).
+
+    Returns:
+        Up to `depth` messages; none when the athlete has no blocks (any more).
 
     Raises:
         psycopg.Error: from Postgres.
     """
     key = {"athlete_id": params["athlete_id"], "lexemes": list(idfs), "excluded": params["excluded"]}
-    async with conn.cursor(binary=True) as cur:
-        await cur.execute(_BLOCKS_SQL, key, prepare=False)
-        blocks = await cur.fetchall()
+    async with conn.transaction():
+        await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        async with conn.cursor(binary=True) as cur:
+            await cur.execute(_BLOCKS_SQL, key, prepare=False)
+            blocks = await cur.fetchall()
+        rows = await (await conn.execute(_CHANGES_SQL, key, prepare=False)).fetchall()
+        size = next((r["ordinal"] for r in rows if r["kind"] == "size"), None)
+        if size is None:  # erased, or never built
+            return {}
+        top, ids = _score(params, idfs, blocks, rows, int(size))
+        wanted = [o for o, _ in top if o not in ids]
+        if wanted:
+            cur2 = await conn.execute(_IDS_SQL, {"athlete_id": params["athlete_id"], "ordinals": wanted}, prepare=False)
+            ids |= {int(r["ordinal"]): str(r["id"]) for r in await cur2.fetchall()}
+    return {ids[o]: score for o, score in top if o in ids}
+
+
+def _score(
+    params: Mapping[str, Any], idfs: Mapping[str, float], blocks: list[DictRow], rows: list[DictRow], size: int
+) -> tuple[list[tuple[int, float]], dict[int, str]]:
+    """`bm25_top` over the blocks and the changed messages' postings (ordinals from `size` on); their ids."""
     words = {str(r["lexeme"]): _unpack(r) for r in blocks}
-    cur2 = await conn.execute(_CHANGES_SQL, key, prepare=False)
-    rows = await cur2.fetchall()
-    dropped = [int(r["ordinal"]) for r in rows if r["ordinal"] is not None]
-    fresh = sorted({str(r["message_id"]) for r in rows if r["message_id"] is not None})
-    ordinal_of = {m: block_messages + i for i, m in enumerate(fresh)}  # changed messages: ordinals past the blocks
+    dropped = [int(r["ordinal"]) for r in rows if r["kind"] == "dropped"]
+    changed = [r for r in rows if r["kind"] == "changed"]
+    fresh = sorted({str(r["message_id"]) for r in changed})
+    ordinal_of = {m: size + i for i, m in enumerate(fresh)}  # changed messages: ordinals past the blocks'
     for word in idfs:
-        changed = [r for r in rows if r["lexeme"] == word]
-        if changed:
+        mine = [r for r in changed if r["lexeme"] == word]
+        if mine:
             extra = Postings(
-                np.array([ordinal_of[str(r["message_id"])] for r in changed], dtype=np.int64),
-                *(np.array([r[c] for r in changed], dtype=np.float64) for c in _PACKED),
+                np.array([ordinal_of[str(r["message_id"])] for r in mine], dtype=np.int64),
+                *(np.array([r[c] for r in mine], dtype=np.float64) for c in _PACKED),
             )
             words[word] = _joined(words[word], extra) if word in words else extra
     top = bm25_top(
         words, idfs, k1=params["k1"], b=params["b"], context_weight=params["context_weight"], avgdl=params["avgdl"],
-        size=block_messages + len(fresh), dropped=dropped, depth=params["depth"],
+        size=size + len(fresh), dropped=dropped, depth=params["depth"],
     )  # fmt: skip
-    by_ordinal = {o: m for m, o in ordinal_of.items()}
-    wanted = [o for o, _ in top if o < block_messages]
-    if wanted:
-        cur3 = await conn.execute(_IDS_SQL, {"athlete_id": params["athlete_id"], "ordinals": wanted}, prepare=False)
-        by_ordinal |= {int(r["ordinal"]): str(r["id"]) for r in await cur3.fetchall()}
-    return {by_ordinal[o]: score for o, score in top if o in by_ordinal}
+    return top, {o: m for m, o in ordinal_of.items()}
 
 
 def _unpack(row: DictRow) -> Postings:

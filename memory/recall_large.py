@@ -212,14 +212,13 @@ async def search_large(
 
     # The blocks, unless more messages changed since they were built than a search should read by key (after a
     # reindex, say, until the next refresh): then MaxScore over the postings, which are always current.
-    usable = terms[0]["changes"] <= BLOCK_CHANGES_MAX
-    blocks = terms[0]["block_messages"] if usable else None
+    blocks = terms[0]["block_messages"] is not None and terms[0]["changes"] <= BLOCK_CHANGES_MAX
 
     async def lexical_side() -> dict[str, float]:
         if not idfs:
             return {}
-        if blocks is not None:  # exact, from the packed postings
-            return await block_scores(conn, params, idfs, int(blocks))
+        if blocks:  # exact, from the packed postings
+            return await block_scores(conn, params, idfs)
         return await lexical_scores(conn, params, idfs, bounds, dfs, candidates)
 
     async def vector_side(vconn: AsyncConnection[DictRow]) -> tuple[str | None, list[str]]:

@@ -13,11 +13,14 @@ import uuid
 from typing import Any
 
 import numpy as np
+import psycopg
 import pytest
 
-from memory import recall_large, term_stats
+from config.settings import get_settings
+from memory import posting_blocks, recall_large, term_stats
 from memory.archive import Archive
 from memory.messages import ChatMessage
+from memory.posting_blocks import BUILD_BLOCKS_SQL
 from memory.recall import SearchResult, search_messages
 from memory.term_stats import refresh, refresh_due
 from tests.integration.test_recall_large import PARAMS, archive, drop_blocks, messages_of, postings_of
@@ -165,3 +168,25 @@ async def test_past_the_changes_limit_a_search_reads_the_current_postings_by_max
     by_maxscore = await search_messages(archive.pool, athlete, query, k=10, params=EXACT)
     assert read_blocks == [athlete]  # not read again: MaxScore over the postings
     same_ranking(through_blocks, by_maxscore)
+
+
+async def test_a_rebuild_committing_during_a_search_does_not_mix_two_numberings(
+    archive: Archive, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    athlete, messages = await with_blocks(archive, 120, seed=35)
+    async with archive.pool.connection() as conn:  # the first ordinals shift at the next build
+        await conn.execute("DELETE FROM messages WHERE id = ANY(%s::uuid[])", ([m.id for m in messages[:3]],))
+    score = posting_blocks._score
+
+    def rebuilt_meanwhile(*args: Any) -> Any:  # between the search's reads of the blocks and of their ids
+        with psycopg.connect(get_settings().database_url) as other, other.transaction():
+            for statement in BUILD_BLOCKS_SQL:
+                other.execute(statement, {"athlete_id": athlete})
+        return score(*args)
+
+    query = QUERIES[0]
+    monkeypatch.setattr(posting_blocks, "_score", rebuilt_meanwhile)
+    raced = await search_messages(archive.pool, athlete, query, k=10, params=EXACT)
+    monkeypatch.undo()
+    assert await changed_of(archive, athlete) == set()  # the rebuild did commit
+    same_ranking(raced, await search_messages(archive.pool, athlete, query, k=10, params=EXACT))
