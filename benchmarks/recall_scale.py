@@ -329,7 +329,7 @@ async def latency(url: str, args: argparse.Namespace, questions: list[str], embe
             vectors.append(await embedder.embed_query(q))
             if i >= WARMUP:
                 embed_ms.append((time.perf_counter() - started) * 1000)
-        out["query_embedding_alone"] = {**_percentiles(embed_ms), "mean_hits": 0.0}
+        out["query_embedding_alone"] = {**percentiles(embed_ms), "mean_hits": 0.0}
         for name in ("hybrid", "full_text"):
             ms: list[float] = []
             hits = 0
@@ -340,7 +340,7 @@ async def latency(url: str, args: argparse.Namespace, questions: list[str], embe
                     ms.append((time.perf_counter() - started) * 1000)
                     hits += len(result.hits)
                 assert result.ranking == ("full_text" if name == "full_text" else "hybrid")
-            out[name] = {**_percentiles(ms), "mean_hits": hits / len(ms)}
+            out[name] = {**percentiles(ms), "mean_hits": hits / len(ms)}
             print(f"  {name}: {out[name]}", file=sys.stderr)
         embedded = await with_query_embedding(archive, embedder, picks, WARMUP)
         out |= embedded
@@ -372,7 +372,7 @@ async def with_query_embedding(
             assert result.ranking == "hybrid"
             if i >= warmup:
                 ms[name].append((time.perf_counter() - started) * 1000)
-    return {name: _percentiles(v) for name, v in ms.items()}
+    return {name: percentiles(v) for name, v in ms.items()}
 
 
 BIG_WARMUP = 10
@@ -422,7 +422,7 @@ async def big_archive(
                 await archive.search_ranked(BIG_ATHLETE, q, k=3, query_embedding=None if name == "full_text" else v)
                 if i >= BIG_WARMUP:
                     ms.append((time.perf_counter() - started) * 1000)
-            out[name] = _percentiles(ms)
+            out[name] = percentiles(ms)
             out.setdefault("load_average_latency", os.getloadavg())
             print(f"  big athlete {name}: {out[name]}", file=sys.stderr)
         out |= await with_query_embedding(archive, embedder, [(BIG_ATHLETE, q) for q in picks], BIG_WARMUP)
@@ -482,7 +482,7 @@ async def ann_recall(
             "vector_side_eps": statistics.fmean(vec_eps),
             "vector_side_texts": statistics.fmean(vec_texts),
             "hybrid": statistics.fmean(hyb_recall),
-            "vector_side_ms": _percentiles(vec_ms),
+            "vector_side_ms": percentiles(vec_ms),
         }
         print(f"  big athlete ef_search={ef}: {out[ef]}", file=sys.stderr)
     return out
@@ -531,7 +531,7 @@ async def kept_statistics_agreement(pool: Any, questions: list[str]) -> dict[str
         "top10_overlap": overlap("kept", "one"),
         "blocks_vs_exact_maxscore_top10": overlap("kept", "maxscore_exact"),
         "budget_vs_exact_maxscore_top10": overlap("maxscore_budget", "maxscore_exact"),
-        **{f"{name}_ms": _percentiles(v) for name, v in ms.items()},
+        **{f"{name}_ms": percentiles(v) for name, v in ms.items()},
     }
     print(f"  big athlete kept statistics vs one statement: {out}", file=sys.stderr)
     return out
@@ -630,7 +630,7 @@ async def ingest(url: str, args: argparse.Namespace, texts: list[str], questions
                     await embedder.embed_query(q)
                     if i >= WARMUP // 5:
                         ms.append((time.perf_counter() - t) * 1000)
-                out[name]["query_embedding_ms"] = _percentiles(ms)
+                out[name]["query_embedding_ms"] = percentiles(ms)
             print(f"  ingest {name}: {out[name]}", file=sys.stderr)
             async with pool.connection() as conn:
                 await conn.execute("DELETE FROM messages WHERE athlete_id LIKE 'ingest-%'")
@@ -791,7 +791,8 @@ def _load(load: Sequence[float]) -> str:
     return " ".join(f"{x:.2f}" for x in load)
 
 
-def _percentiles(ms: Sequence[float]) -> dict[str, float]:
+def percentiles(ms: Sequence[float]) -> dict[str, float]:
+    """Count, nearest-rank p50 / p95 / p99 and mean of timings (the benchmarks of recall share it)."""
     ordered = sorted(ms)
 
     def pct(p: float) -> float:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 
 import psycopg
 
-from benchmarks.recall_scale import BIG_ATHLETE, DEFAULT_DATA, locomo_texts, scale_settings, scale_url
+from benchmarks.recall_scale import BIG_ATHLETE, DEFAULT_DATA, locomo_texts, percentiles, scale_settings, scale_url
 from config.settings import get_settings
 from memory import recall_large
 from memory.embeddings import get_embedder
@@ -62,15 +62,7 @@ async def measure(url: str, questions: Sequence[str]) -> dict[tuple[int, str], d
                     found[(factor, order)].append(len(hits & exact_ids) / max(len(exact_ids), 1))
         finally:
             recall_large.VECTOR_SCAN_FACTOR, recall_large.HNSW_SETTINGS_SQL = default[0], settings_sql
-    return {
-        v: {"recall_at_10": statistics.fmean(found[v]), "p50": _pct(ms[v], 50), "p95": _pct(ms[v], 95)}
-        for v in VARIANTS
-    }
-
-
-def _pct(values: Sequence[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+    return {v: {"recall_at_10": statistics.fmean(found[v]), **percentiles(ms[v])} for v in VARIANTS}
 
 
 def main(argv: list[str] | None = None) -> int:

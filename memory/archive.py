@@ -328,8 +328,8 @@ class Archive:
         """Search the athlete's own user and assistant messages, best first (`memory.recall.search_messages`).
 
         The ranking is hybrid when `query_embedding` is given (or its future or task gives one, awaited only by the
-        vector side: `QueryVector`), this
-        archive has an embedder (whose model made it) and pgvector is installed; else full text.
+        vector side: `QueryVector`), this archive has an embedder (whose model made it) and pgvector is installed;
+        else full text.
 
         Raises:
             psycopg.OperationalError, psycopg_pool.PoolTimeout: Postgres cannot be reached.
