@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from memory.archive_context import refresh_context_statement
+from memory.archive_context import batch_context_texts, refresh_context_statement
+from memory.archive_insert import insert_statement
 from memory.archive_vectors import ArchiveVectors
 from memory.athlete_store import validate_athlete_id
 from memory.db import DictPool
@@ -33,8 +34,8 @@ logger = logging.getLogger(__name__)
 
 TITLE_CHARS = 80
 """Length of a conversation's title: the first characters of its first user message."""
-IMPORT_BATCH_ROWS = 1000
-"""Rows per `executemany` batch of `Archive.write` (one transaction for all batches)."""
+WRITE_CHUNK_ROWS = 1000
+"""Messages per INSERT statement of `Archive.write` (`memory.archive_insert`; one transaction for all)."""
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,9 @@ class Archive:
         Args:
             messages: any number of messages, of any athletes and sessions.
             embed: compute the embeddings of the user and assistant messages first (with the archive's embedder,
-                off the event loop) and store them with the rows, and refresh the contextual index of the new
-                messages and their neighbours (`memory.archive_context`). Off the reply path only: the outbox
+                off the event loop) and store them with the rows, and give the new messages and their neighbours
+                their contextual index (`memory.archive_context`: computed within the write, then corrected where
+                an archived neighbour changes it). Off the reply path only: the outbox
                 drain and imports embed, a direct write while Redis is down does not (its rows are embedded,
                 and their context filled, afterwards).
 
@@ -145,26 +147,8 @@ class Archive:
             )
         vectors = await self.vectors.for_write(messages) if embed else {}
         context = refresh_context_statement(message_ids=[m.id for m in messages]) if embed else None
+        first_context = batch_context_texts(messages) if embed else None
         model = self.embedder.model_id if self.embedder is not None else None
-        message_rows = [
-            (
-                m.id,
-                m.athlete_id,
-                m.session_id,
-                m.turn_id,
-                m.role,
-                m.content,
-                m.tool_name,
-                m.external_id,
-                m.created_at,
-            )
-            + ((vectors[m.id], model) if m.id in vectors else (None, None) if vectors else ())
-            for m in messages
-        ]
-        columns, values = _INSERT_COLUMNS, _INSERT_VALUES
-        if vectors:
-            columns += ", embedding, embedding_model"
-            values += ", %s::vector, %s"
         inserted = 0
         async with self.pool.connection(timeout=self.timeout_s) as conn, conn.transaction():
             async with conn.cursor() as cur:
@@ -176,11 +160,9 @@ class Archive:
                            title = coalesce(c.title, EXCLUDED.title)""",
                     conversation_rows,
                 )
-                for start in range(0, len(message_rows), IMPORT_BATCH_ROWS):
-                    await cur.executemany(
-                        f"INSERT INTO messages ({columns}) VALUES ({values}) ON CONFLICT (id) DO NOTHING",
-                        message_rows[start : start + IMPORT_BATCH_ROWS],
-                    )
+                for start in range(0, len(messages), WRITE_CHUNK_ROWS):
+                    chunk = messages[start : start + WRITE_CHUNK_ROWS]
+                    await cur.execute(*insert_statement(chunk, vectors, model, first_context))
                     inserted += max(cur.rowcount, 0)
                 if context is not None:
                     await cur.execute(*context)
@@ -202,7 +184,7 @@ class Archive:
         and that id, or of athlete, session, line number and content when there is none. A missing `ts` is the
         import's start time plus the line number in microseconds, so the order is preserved; a `ts` without an
         offset is read as UTC. Every record is validated before anything is written; the write is one
-        transaction (batches of `IMPORT_BATCH_ROWS` rows), with the messages' embeddings.
+        transaction (chunks of `WRITE_CHUNK_ROWS` rows), with the messages' embeddings.
 
         Args:
             athlete_id: owner of the session.
@@ -355,8 +337,6 @@ class Archive:
         )
 
 
-_INSERT_COLUMNS = "id, athlete_id, session_id, turn_id, role, content, tool_name, external_id, created_at"
-_INSERT_VALUES = "%s, %s, %s, %s, %s, %s, %s, %s, %s"
 _MESSAGE_COLUMNS = (
     "id::text AS id, athlete_id, session_id, role, content, created_at, turn_id::text AS turn_id, tool_name, "
     "external_id"

@@ -94,6 +94,10 @@ BUILD_BLOCKS_SQL = (
     """INSERT INTO archive_ordinals (athlete_id, ordinal, message_id)
     SELECT %(athlete_id)s, (row_number() OVER (ORDER BY m.id) - 1)::int, m.id
     FROM messages m WHERE m.athlete_id = %(athlete_id)s AND m.role IN ('user', 'assistant')""",
+    # A hash join of the ordinals with the postings, whatever the statistics say: a table never analysed yet (a
+    # new database's first import) made the planner loop over the ordinals and scan the athlete's postings for
+    # each (pkey prefix athlete_id only): 5.3 s instead of 0.1 s for 2,000 messages.
+    "SET LOCAL enable_nestloop = off",
     """INSERT INTO archive_blocks (athlete_id, lexeme, ordinals, tf_own, tf_context, own_len, context_len)
     SELECT p.athlete_id, p.lexeme, string_agg(int4send(o.ordinal), ''::bytea), string_agg(float4send(p.tf_own), ''),
            string_agg(float4send(p.tf_context), ''), string_agg(int4send(p.own_len), ''),
@@ -101,6 +105,7 @@ BUILD_BLOCKS_SQL = (
     FROM archive_postings p JOIN archive_ordinals o ON o.athlete_id = p.athlete_id AND o.message_id = p.message_id
     WHERE p.athlete_id = %(athlete_id)s
     GROUP BY p.athlete_id, p.lexeme""",
+    "RESET enable_nestloop",
     """UPDATE archive_term_counts
     SET block_messages = (SELECT count(*) FROM archive_ordinals WHERE athlete_id = %(athlete_id)s)
     WHERE athlete_id = %(athlete_id)s""",
