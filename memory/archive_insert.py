@@ -22,7 +22,8 @@ _INSERT_COLUMNS = (
     ("external_id", "text"),
     ("created_at", "timestamptz"),
 )
-"""The columns `Archive.write` always inserts, with the element type of their parameter arrays."""
+"""The columns `Archive.write` always inserts (each a `ChatMessage` attribute of the same name), with the element
+type of their parameter arrays."""
 
 
 def insert_statement(
@@ -47,17 +48,7 @@ def insert_statement(
     """
     columns = [*_INSERT_COLUMNS]
     values = [f"r.{name}" for name, _ in _INSERT_COLUMNS]
-    params: list[list[Any]] = [
-        [m.id for m in chunk],
-        [m.athlete_id for m in chunk],
-        [m.session_id for m in chunk],
-        [m.turn_id for m in chunk],
-        [m.role for m in chunk],
-        [m.content for m in chunk],
-        [m.tool_name for m in chunk],
-        [m.external_id for m in chunk],
-        [m.created_at for m in chunk],
-    ]
+    params: list[list[Any]] = [[getattr(m, name) for m in chunk] for name, _ in _INSERT_COLUMNS]
     if vectors:
         columns += [("embedding", "text"), ("embedding_model", "text")]
         values += ["r.embedding::vector", "r.embedding_model"]

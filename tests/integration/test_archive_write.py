@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -12,11 +11,11 @@ import pytest
 import pytest_asyncio
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from langchain_core.embeddings import Embeddings
+from langchain_core.embeddings import DeterministicFakeEmbedding
 
 from memory.archive import WRITE_CHUNK_ROWS, Archive
 from memory.archive_context import batch_context_texts, refresh_context
-from memory.embeddings import ArchiveEmbedder
+from memory.embeddings import EMBEDDING_DIMENSIONS, ArchiveEmbedder
 from memory.messages import ChatMessage, new_message_id
 from records.stores import open_stores
 
@@ -31,19 +30,6 @@ PROPS = settings(
 async def archive() -> AsyncIterator[Archive]:
     async with open_stores(require_postgres=True) as stores:
         yield Archive(stores.pool, timeout_s=10)
-
-
-class HashEmbeddings(Embeddings):
-    """A deterministic stand-in model: a unit vector from each text's hash."""
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return [self.embed_query(t) for t in texts]
-
-    def embed_query(self, text: str) -> list[float]:
-        digest = hashlib.sha256(text.encode()).digest()
-        vector = [b - 127.5 for b in (digest * 12)]
-        norm = sum(x * x for x in vector) ** 0.5
-        return [x / norm for x in vector]
 
 
 # A message: (session 0-2, role, seconds after T0 (ties on purpose), words). Ids are random, so ties are broken by
@@ -119,7 +105,10 @@ async def test_a_write_of_several_insert_statements_stores_each_row_with_its_own
         ChatMessage(new_message_id(), athlete_id, "s", roles[i % 3], f"message {i}", T0 + timedelta(seconds=i))
         for i in range(n)
     ]
-    writer = Archive(archive.pool, embedder=ArchiveEmbedder(HashEmbeddings(), "hash:1", workers=2))
+    writer = Archive(
+        archive.pool,
+        embedder=ArchiveEmbedder(DeterministicFakeEmbedding(size=EMBEDDING_DIMENSIONS), "fake:1", workers=2),
+    )
     assert await writer.write(messages, embed=True) == n
     async with archive.pool.connection() as conn:
         cur = await conn.execute(
@@ -131,9 +120,11 @@ async def test_a_write_of_several_insert_statements_stores_each_row_with_its_own
         rows = {r["id"]: r for r in await cur.fetchall()}
     for i in (0, WRITE_CHUNK_ROWS, n - 2):  # a user or assistant message of each statement
         row = rows[messages[i].id]
-        assert row["embedding_model"] == "hash:1"
+        assert row["embedding_model"] == "fake:1"
         vector = [float(x) for x in row["v"].strip("[]").split(",")]
-        assert vector == pytest.approx(HashEmbeddings().embed_query(f"message {i}"), abs=1e-6)
+        assert vector == pytest.approx(
+            DeterministicFakeEmbedding(size=EMBEDDING_DIMENSIONS).embed_query(f"message {i}"), rel=1e-5, abs=1e-6
+        )
     assert messages[n - 1].role == "tool" and rows[messages[n - 1].id]["v"] is None  # no vector for a tool message
     assert rows[messages[3].id]["first_context"]  # its neighbours: 1 and 4, the tool message 2 skipped
     assert await refresh_context(archive.pool, athlete_id=athlete_id) == 0
@@ -152,7 +143,10 @@ async def test_a_write_failing_in_a_later_chunk_writes_nothing(archive: Archive,
         )
         for i in range(WRITE_CHUNK_ROWS + 5)
     ]
-    writer = Archive(archive.pool, embedder=ArchiveEmbedder(HashEmbeddings(), "hash:1", workers=2))
+    writer = Archive(
+        archive.pool,
+        embedder=ArchiveEmbedder(DeterministicFakeEmbedding(size=EMBEDDING_DIMENSIONS), "fake:1", workers=2),
+    )
     with pytest.raises(psycopg.errors.UniqueViolation):
         await writer.write(messages, embed=True)  # two messages of one session with one external id
     assert await writer.count(athlete_id) == 0
