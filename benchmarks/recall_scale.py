@@ -17,16 +17,20 @@ pgvector, HNSW and GIN indexes included), then:
 2b. One big archive: `--big-athlete` messages (default 100,000) of one more athlete, loaded with the rest (every
    row's vector is its text's plus a little noise, `NOISE_STD`, so that they are distinct), its term statistics
    refreshed as the write path does (`memory.term_stats`): latency of its searches (`--big-queries`), whether
-   EXPLAIN of the hybrid statement reads the HNSW index, recall@10 of the HNSW path against exact
+   EXPLAIN of its vector side reads the HNSW index (partial: it holds the archives of `VECTOR_INDEX_MIN_MESSAGES`
+   or more, `memory.vector_index`; flagged in the load as a promotion flags them), recall@10 of the HNSW path
+   against exact
    search per `hnsw.ef_search` value (`big_archive`, `ann_recall`), and the full-text top 10 from the posting
    blocks against the one statement over every match and against MaxScore over the postings, the previous path,
    with and without its budget (`kept_statistics_agreement`).
 3. Ingest throughput: `--ingest` LoCoMo turns (default 2,000) imported as one transcript through
    `Archive.import_transcript` (`coach import-transcript`'s path: embeddings computed in batches on the embedder's
-   pool, rows and indexes written, HNSW included), with the torch backend, with ONNX int8 on one worker (the
-   previous default) and with the default (ONNX int8 on `EMBED_WORKERS` workers), models loaded and warmed first,
-   once with the vectors precomputed (the write alone: INSERT and HNSW insert) and once without embeddings;
-   messages/s, the ratios, the load average, and the query embedding's p50/p95.
+   pool, rows and indexes written; a new athlete's archive is not in the HNSW index), with the torch backend,
+   with ONNX int8 on one worker (the previous default) and with the default (ONNX int8 on `EMBED_WORKERS`
+   workers), models loaded and warmed first, once more with the default into an archive the HNSW index holds (a
+   large athlete's import: each vector inserted into the graph too), once with the vectors precomputed (the write
+   alone) and once without embeddings; messages/s, the ratios, the load average, and the query embedding's
+   p50/p95.
    `--ingest-only` runs just this, on an empty table.
 
 Usage: ``uv run python benchmarks/recall_scale.py [--messages N] [--athletes N] [--big-athlete N] [--big-queries N]
@@ -61,10 +65,11 @@ from config.settings import Settings, get_settings
 from memory.archive import Archive
 from memory.embeddings import LOCAL_MODEL_NAME, ArchiveEmbedder, LocalMiniLMEmbeddings, get_embedder, vector_literal
 from memory.postings import INSERT_TRIGGER, UPDATE_TRIGGER
-from memory.recall import _HYBRID_SQL, QueryVector, RankingParams, search_messages
-from memory.recall_large import HNSW_SETTINGS_SQL
+from memory.recall import QueryVector, RankingParams, search_messages
+from memory.recall_large import _INDEXED_SEMANTIC_SQL, HNSW_SETTINGS_SQL, VECTOR_SCAN_FACTOR
 from memory.schema import setup
 from memory.term_stats import LARGE_ARCHIVE_MESSAGES, refresh_due
+from memory.vector_index import VECTOR_INDEX_MIN_MESSAGES
 from records.stores import open_stores
 
 DEFAULT_DATA = LOCOMO_DEV
@@ -269,6 +274,7 @@ def build(url: str, args: argparse.Namespace, texts: list[str], embedder: Archiv
         started = time.perf_counter()
         conn.execute(_NOISE_SQL, {"span": NOISE_STD * 12**0.5, "dim": len(embedded[0])})
         figures["noise_s"] = time.perf_counter() - started
+        conn.execute(_INDEXED_SQL, {"min_messages": VECTOR_INDEX_MIN_MESSAGES})  # before the index is built
         for trigger in POSTINGS_TRIGGERS:
             conn.execute(sql.SQL("ALTER TABLE messages ENABLE TRIGGER {}").format(sql.Identifier(trigger)))
         print(f"  added noise to every vector in {figures['noise_s']:.0f} s", file=sys.stderr)
@@ -279,8 +285,8 @@ def build(url: str, args: argparse.Namespace, texts: list[str], embedder: Archiv
              "(athlete_id, session_id, created_at DESC)"),
             ("GIN (athlete_id, search_tsv)", "CREATE INDEX messages_athlete_search_idx ON messages "
              "USING GIN (athlete_id, search_tsv)"),
-            ("HNSW (embedding vector_cosine_ops)", "CREATE INDEX messages_embedding_hnsw_idx ON messages "
-             "USING hnsw (embedding vector_cosine_ops)"),
+            ("HNSW (embedding vector_cosine_ops) WHERE vector_indexed", "CREATE INDEX messages_embedding_hnsw_idx "
+             "ON messages USING hnsw (embedding vector_cosine_ops) WHERE vector_indexed"),
         ):  # fmt: skip
             started = time.perf_counter()
             conn.execute(ddl)  # type: ignore[arg-type]
@@ -293,8 +299,14 @@ def build(url: str, args: argparse.Namespace, texts: list[str], embedder: Archiv
     return figures
 
 
-_LARGE_COUNTS_SQL = """INSERT INTO archive_term_counts (athlete_id, written_since)
-SELECT athlete_id, count(*) FROM messages WHERE role IN ('user', 'assistant')
+_INDEXED_SQL = """UPDATE messages SET vector_indexed = true WHERE athlete_id IN (
+    SELECT athlete_id FROM messages WHERE role IN ('user', 'assistant')
+    GROUP BY athlete_id HAVING count(*) >= %(min_messages)s)"""
+"""The messages of the archives that the HNSW index holds (`memory.vector_index`), flagged in the bulk load as a
+promotion would flag them."""
+
+_LARGE_COUNTS_SQL = """INSERT INTO archive_term_counts (athlete_id, written_since, vector_indexed)
+SELECT athlete_id, count(*), bool_and(vector_indexed) FROM messages WHERE role IN ('user', 'assistant')
 GROUP BY athlete_id HAVING count(*) >= %(min_messages)s
 ON CONFLICT (athlete_id) DO NOTHING RETURNING athlete_id"""
 
@@ -387,6 +399,7 @@ EXACT_LEXICAL = RankingParams(lexical_candidates=None)
 _VECTOR_TOP10_SQL = """WITH near AS MATERIALIZED (
     SELECT id, content, embedding <=> %(qvec)s::vector AS distance FROM messages
     WHERE athlete_id = %(athlete_id)s AND role IN ('user', 'assistant') AND embedding_model = %(model)s
+      AND vector_indexed
     ORDER BY distance LIMIT 20
 )
 SELECT id, content, distance FROM near ORDER BY distance LIMIT 10"""
@@ -538,17 +551,17 @@ async def kept_statistics_agreement(pool: Any, questions: list[str]) -> dict[str
 
 
 async def _plan_uses_hnsw(pool: Any, query: str, vector: QueryVector) -> bool:
-    """Whether EXPLAIN of the production hybrid statement for `BIG_ATHLETE` reads the HNSW index."""
+    """Whether EXPLAIN of the production vector side for `BIG_ATHLETE` (an archive in the index) reads the index."""
     p = RankingParams()
     sql_params = {
-        "query": query, "athlete_id": BIG_ATHLETE, "excluded": [], "k": 3, "k1": p.k1, "b": p.b, "depth": p.depth,
-        "lexical_weight": p.lexical_weight, "context_weight": p.context_weight, "session_weight": p.session_weight,
-        "headline_options": "", "qvec": vector_literal(vector.values), "model": vector.model_id,
+        "athlete_id": BIG_ATHLETE, "excluded": [], "depth": p.depth, "scan_rows": VECTOR_SCAN_FACTOR * p.depth,
+        "qvec": vector_literal(vector.values), "model": vector.model_id,
     }  # fmt: skip
     async with pool.connection() as conn, conn.transaction():
         await conn.execute(HNSW_SETTINGS_SQL, {"ef_search": str(p.ef_search)})
         plan = "\n".join(
-            r["QUERY PLAN"] for r in await (await conn.execute("EXPLAIN " + _HYBRID_SQL, sql_params)).fetchall()
+            r["QUERY PLAN"]
+            for r in await (await conn.execute("EXPLAIN " + _INDEXED_SEMANTIC_SQL, sql_params)).fetchall()
         )
     line = next((x.strip() for x in plan.splitlines() if "messages_embedding_hnsw_idx" in x), "")
     print(f"  big athlete plan: {line or 'no HNSW index scan'}", file=sys.stderr)
@@ -558,6 +571,8 @@ async def _plan_uses_hnsw(pool: Any, query: str, vector: QueryVector) -> bool:
 INGEST_BACKENDS = ("torch", "onnx-int8-1worker", "onnx-int8")
 """Local embedders whose ingest is timed side by side: torch (the first path), ONNX int8 on one worker with the
 earlier batches (the previous default, `single_worker_int8`), and the default (ONNX int8, `EMBED_WORKERS` workers)."""
+INDEXED_ARCHIVE = "onnx-int8-indexed-archive"
+"""The default embedder importing into an archive the HNSW index holds (`memory.vector_index`): a large athlete."""
 QUERY_EMBEDDINGS = 300
 """Query embeddings timed per backend (after `WARMUP // 5` warm-up ones), one at a time, as a search makes them."""
 
@@ -603,8 +618,15 @@ async def ingest(url: str, args: argparse.Namespace, texts: list[str], questions
     out: dict[str, Any] = {}
     try:
         cached: dict[str, list[float]] = {}
-        for name in (*INGEST_BACKENDS, "vectors_precomputed", "no_embeddings"):
+        for name in (*INGEST_BACKENDS, INDEXED_ARCHIVE, "vectors_precomputed", "no_embeddings"):
             embedder = None
+            if name == INDEXED_ARCHIVE:  # the default embedder, into an archive already in the HNSW index
+                async with pool.connection() as conn:
+                    await conn.execute(
+                        """INSERT INTO archive_term_counts (athlete_id, written_since, vector_indexed)
+                           VALUES (%s, 0, true) ON CONFLICT (athlete_id) DO UPDATE SET vector_indexed = true""",
+                        (f"ingest-{name}",),
+                    )
             if name == "vectors_precomputed":  # the write alone (rows, vectors, HNSW insert): no model call
                 default = get_embedder(get_settings().model_copy(update={"embedding_provider": "local"}))
                 assert default is not None
@@ -614,7 +636,8 @@ async def ingest(url: str, args: argparse.Namespace, texts: list[str], questions
             elif name == "onnx-int8-1worker":
                 embedder = single_worker_int8(get_settings())
             elif name != "no_embeddings":
-                update = {"embedding_provider": "local", "embedding_backend": name}
+                backend = INGEST_BACKENDS[2] if name == INDEXED_ARCHIVE else name
+                update = {"embedding_provider": "local", "embedding_backend": backend}
                 embedder = get_embedder(get_settings().model_copy(update=update))
             if embedder is not None and name != "vectors_precomputed":
                 assert await asyncio.to_thread(embedder.warm_up)

@@ -29,6 +29,7 @@ from memory.messages import ChatMessage, validate_session_id
 from memory.recall import QueryVector, RankingParams, SearchHit, SearchResult, search_messages
 from memory.term_stats import count_writes, refresh_due
 from memory.transcripts import transcript_messages
+from memory.vector_index import LOCK_FLAGS_SQL
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +153,9 @@ class Archive:
         inserted = 0
         async with self.pool.connection(timeout=self.timeout_s) as conn, conn.transaction():
             async with conn.cursor() as cur:
+                # First: which athletes' messages the HNSW index holds, locked against a promotion until the commit.
+                await cur.execute(LOCK_FLAGS_SQL, {"athletes": sorted({m.athlete_id for m in messages})})
+                indexed = {str(r["athlete_id"]) for r in await cur.fetchall() if r["vector_indexed"]}
                 await cur.executemany(
                     """INSERT INTO conversations AS c (athlete_id, session_id, title, created_at, updated_at)
                        VALUES (%s, %s, %s, %s, %s)
@@ -162,7 +166,7 @@ class Archive:
                 )
                 for start in range(0, len(messages), WRITE_CHUNK_ROWS):
                     chunk = messages[start : start + WRITE_CHUNK_ROWS]
-                    await cur.execute(*insert_statement(chunk, vectors, model, first_context))
+                    await cur.execute(*insert_statement(chunk, vectors, model, first_context, indexed))
                     inserted += max(cur.rowcount, 0)
                 if context is not None:
                     await cur.execute(*context)

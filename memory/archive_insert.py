@@ -6,7 +6,7 @@ One statement per chunk, not one per row (`executemany`): the statement-level tr
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from memory.messages import ChatMessage
@@ -31,6 +31,7 @@ def insert_statement(
     vectors: Mapping[str, str],
     model: str | None,
     first_context: Mapping[str, str] | None,
+    indexed: Collection[str] = frozenset(),
 ) -> tuple[str, tuple[list[Any], ...]]:
     """The one INSERT of a chunk of `Archive.write` (rows as arrays, `unnest`), and its parameters.
 
@@ -42,6 +43,8 @@ def insert_statement(
         model: the embedding model's id, stored with each vector.
         first_context: when given, `context_tsv` is inserted as `to_tsvector('english', text)` of each message's
             text here (`memory.archive_context.batch_context_texts`; NULL for a message missing from it).
+        indexed: the athletes whose messages the HNSW index holds (`memory.vector_index.LOCK_FLAGS_SQL`, read in
+            the same transaction): their messages are inserted with `vector_indexed` true.
 
     Returns:
         `(sql, params)` for `execute`: one array per column.
@@ -49,6 +52,9 @@ def insert_statement(
     columns = [*_INSERT_COLUMNS]
     values = [f"r.{name}" for name, _ in _INSERT_COLUMNS]
     params: list[list[Any]] = [[getattr(m, name) for m in chunk] for name, _ in _INSERT_COLUMNS]
+    columns += [("vector_indexed", "boolean")]
+    values += ["r.vector_indexed"]
+    params += [[m.athlete_id in indexed for m in chunk]]
     if vectors:
         columns += [("embedding", "text"), ("embedding_model", "text")]
         values += ["r.embedding::vector", "r.embedding_model"]

@@ -19,6 +19,7 @@ from memory.db import DictPool
 from memory.embeddings import ArchiveEmbedder, vector_literal
 from memory.messages import ChatMessage, as_uuid
 from memory.schema import VECTOR_SETUP
+from memory.vector_index import VECTOR_INDEX_SETUP
 
 logger = logging.getLogger(__name__)
 
@@ -64,9 +65,13 @@ class ArchiveVectors:
         return self._vectors
 
     async def ensure_vectors(self) -> bool:
-        """Run the schema's `VECTOR_SETUP` again (a pgvector installed after `setup()`); see `vectors_enabled`."""
+        """Run the schema's vector setup again (a pgvector installed after `setup()`); see `vectors_enabled`.
+
+        That is `VECTOR_SETUP`, then `memory.vector_index.VECTOR_INDEX_SETUP` (the partial HNSW index).
+        """
         async with self.pool.connection(timeout=self.timeout_s) as conn:
             await conn.execute(VECTOR_SETUP)
+            await conn.execute(VECTOR_INDEX_SETUP)
         self._vectors = None
         return await self.vectors_enabled()
 

@@ -11,7 +11,8 @@ contextual words, fused with the cosine similarity, then lifted by its session) 
    row per word, `memory.posting_blocks`, rebuilt at each refresh, with the messages changed since read from
    `archive_postings`); an archive whose blocks are not built yet is read by MaxScore over `archive_postings`
    (`memory.maxscore`: only the messages that can still reach the top `depth`, within a budget of candidates);
-3. the vector side through the HNSW index (`HNSW_SETTINGS_SQL`), at the same time on a second connection when the
+3. the vector side through the HNSW index (`HNSW_SETTINGS_SQL`) when the archive is in it (`memory.vector_index`:
+   10,000 messages or more), else sorted exactly, at the same time on a second connection when the
    pool has one free; then one statement gives the vector side's messages missing from the lexical top their BM25,
    fuses, and lifts by session.
 
@@ -108,7 +109,8 @@ _MINE = (
 _TERMS_SQL = """WITH q AS (
     SELECT DISTINCT l FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l WHERE length(l) > 1
 )
-SELECT c.n, c.avg_own_len, c.avg_context_len, c.weight_params, c.block_messages, q.l AS lexeme, d.max_own_weight,
+SELECT c.n, c.avg_own_len, c.avg_context_len, c.weight_params, c.block_messages, c.vector_indexed, q.l AS lexeme,
+       d.max_own_weight,
        d.max_context_weight, d.df IS NOT NULL AS kept,
        coalesce(d.df, (SELECT count(*) FROM archive_postings p
                        WHERE p.athlete_id = c.athlete_id AND p.lexeme = q.l)) AS df,
@@ -146,6 +148,11 @@ _SEMANTIC_SQL = f"""WITH near AS MATERIALIZED (
     ORDER BY distance LIMIT %(scan_rows)s
 )
 SELECT id FROM near ORDER BY distance LIMIT %(depth)s"""
+_INDEXED_SEMANTIC_SQL = _SEMANTIC_SQL.replace(
+    "m.embedding_model = %(model)s", "m.embedding_model = %(model)s AND m.vector_indexed"
+)
+"""`_SEMANTIC_SQL` for an archive the HNSW index holds: the index's predicate, so that the planner may read it
+(`memory.vector_index`: every message of such an athlete is flagged). Without it the sort is exact."""
 
 
 VECTOR_SCAN_FACTOR = 4
@@ -209,6 +216,7 @@ async def search_large(
     params = {**sql_params, "avgdl": max(avgdl, 1e-9)}
     has_words = any(r["lexeme"] is not None for r in terms)
     dfs = {str(r["lexeme"]): int(r["df"]) for r in found}
+    indexed = bool(terms[0]["vector_indexed"])  # in the HNSW index (memory.vector_index), else sorted exactly
 
     # The blocks, unless more messages changed since they were built than a search should read by key (after a
     # reindex, say, until the next refresh): then MaxScore over the postings, which are always current.
@@ -230,7 +238,8 @@ async def search_large(
             if exact_vectors:
                 await vconn.execute("SET LOCAL enable_indexscan = off")
             scan = {**params, "qvec": qvec, "model": model, "scan_rows": VECTOR_SCAN_FACTOR * params["depth"]}
-            cur = await vconn.execute(_SEMANTIC_SQL, scan, prepare=False)
+            statement = _INDEXED_SEMANTIC_SQL if indexed else _SEMANTIC_SQL
+            cur = await vconn.execute(statement, scan, prepare=False)
             return qvec, [str(r["id"]) for r in await cur.fetchall()]
 
     qvec: str | None = None

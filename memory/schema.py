@@ -13,6 +13,7 @@ from psycopg import AsyncConnection, Connection
 
 from memory.posting_blocks import BLOCKS_MIGRATIONS
 from memory.postings import POSTINGS_MIGRATIONS
+from memory.vector_index import VECTOR_INDEX_MIGRATIONS
 
 VECTOR_SETUP = """DO $$
 BEGIN
@@ -340,6 +341,8 @@ MIGRATIONS: list[str] = [
     *POSTINGS_MIGRATIONS,
     # v49-v56: the postings packed per word, their messages' ordinals and changes since (memory.posting_blocks)
     *BLOCKS_MIGRATIONS,
+    # v57-v59: the HNSW index holds large archives only (memory.vector_index)
+    *VECTOR_INDEX_MIGRATIONS,
 ]
 
 
