@@ -36,7 +36,7 @@ from memory.db import DictPool
 from memory.posting_blocks import BLOCK_CHANGES_MAX, BUILD_BLOCKS_SQL
 from memory.postings import FILL_POSTINGS_SQL
 from memory.recall import RankingParams
-from memory.vector_index import PROMOTE_SQL, VECTOR_INDEX_MIN_MESSAGES
+from memory.vector_index import VECTOR_INDEX_MIN_MESSAGES, promote, promotions_due
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +56,6 @@ ON CONFLICT (athlete_id) DO UPDATE SET written_since = c.written_since + EXCLUDE
 _DUE_SQL = """SELECT c.athlete_id FROM archive_term_counts c
 WHERE c.athlete_id = ANY(%(athletes)s::text[]) AND coalesce(c.n, 0) + c.written_since >= %(min_messages)s
   AND (c.n IS NULL OR c.written_since >= %(growth)s * greatest(c.n, 1)
-       OR (NOT c.vector_indexed AND c.n + c.written_since >= %(vector_index_min)s)
        OR (SELECT count(*) FROM (SELECT 1 FROM archive_block_changes ch WHERE ch.athlete_id = c.athlete_id
                                  LIMIT %(max_changes)s + 1) AS over) > %(max_changes)s)
 ORDER BY c.athlete_id"""
@@ -106,8 +105,8 @@ async def refresh_due(
 ) -> list[str]:
     """Refresh the statistics of those athletes whose archive reached `min_messages` or grew by `growth`.
 
-    Also those whose archive reached `vector_index_min` without being in the HNSW index yet (`refresh` puts it
-    there).
+    Then put into the HNSW index those archives of `vector_index_min` messages or more not there yet
+    (`memory.vector_index.promote`: once per athlete, in batches).
 
     Args:
         pool: the archive's pool.
@@ -127,10 +126,12 @@ async def refresh_due(
         return []
     async with pool.connection() as conn:
         due_params = {"athletes": athletes, "min_messages": min_messages, "growth": growth}
-        due_params |= {"max_changes": BLOCK_CHANGES_MAX, "vector_index_min": vector_index_min}
-        cur = await conn.execute(_DUE_SQL, due_params)
+        cur = await conn.execute(_DUE_SQL, due_params | {"max_changes": BLOCK_CHANGES_MAX})
         due = [str(r["athlete_id"]) for r in await cur.fetchall()]
-    return [a for a in due if await refresh(pool, a, vector_index_min=vector_index_min)]
+    refreshed = [a for a in due if await refresh(pool, a)]
+    for athlete_id in await promotions_due(pool, athletes, vector_index_min):
+        await promote(pool, athlete_id)
+    return refreshed
 
 
 async def refresh_all_due(pool: DictPool, athlete_id: str | None = None) -> list[str]:
@@ -147,21 +148,19 @@ async def refresh_all_due(pool: DictPool, athlete_id: str | None = None) -> list
     return await refresh_due(pool, athletes)
 
 
-async def refresh(pool: DictPool, athlete_id: str, *, vector_index_min: int = VECTOR_INDEX_MIN_MESSAGES) -> bool:
+async def refresh(pool: DictPool, athlete_id: str) -> bool:
     """Recompute one athlete's statistics (`n`, mean lengths, every lexeme's df) and blocks in one transaction.
 
     The athlete's `archive_term_counts` row is locked first (`SKIP LOCKED`: a refresh already running elsewhere,
     or an archive write of that athlete in progress, wins); an archive write of that athlete waits for the refresh
-    to commit. The row must exist (`count_writes`). An archive of `vector_index_min` messages or more not yet in
-    the HNSW index is put there in the same transaction (`memory.vector_index.PROMOTE_SQL`, once).
+    to commit. The row must exist (`count_writes`).
 
     Returns:
         Whether the statistics were refreshed (False: no row, or another refresh holds it).
     """
     async with pool.connection() as conn, conn.transaction():
         cur = await conn.execute(
-            """SELECT n, vector_indexed FROM archive_term_counts WHERE athlete_id = %(athlete_id)s
-               FOR UPDATE SKIP LOCKED""",
+            "SELECT n FROM archive_term_counts WHERE athlete_id = %(athlete_id)s FOR UPDATE SKIP LOCKED",
             {"athlete_id": athlete_id},
         )
         locked = await cur.fetchone()
@@ -185,8 +184,5 @@ async def refresh(pool: DictPool, athlete_id: str, *, vector_index_min: int = VE
         )
         for statement in BUILD_BLOCKS_SQL:  # the postings packed per word (memory.posting_blocks)
             await conn.execute(statement, {"athlete_id": athlete_id})
-        if not locked["vector_indexed"] and size["n"] >= vector_index_min:
-            for statement in PROMOTE_SQL:
-                await conn.execute(statement, {"athlete_id": athlete_id})
     logger.info("recall statistics of a %d-message archive refreshed", size["n"])
     return True

@@ -28,8 +28,8 @@ from memory.embeddings import vector_literal
 from memory.messages import ChatMessage, new_message_id
 from memory.recall import _HYBRID_SQL, QueryVector, RankingParams, search_messages
 from memory.recall_large import _INDEXED_SEMANTIC_SQL, HNSW_SETTINGS_SQL
-from memory.term_stats import refresh, refresh_due
-from memory.vector_index import LOCK_FLAGS_SQL
+from memory.term_stats import refresh_due
+from memory.vector_index import LOCK_FLAGS_SQL, promote
 from records.stores import open_stores
 from tests.integration.test_recall import CORPUS, PARAPHRASE, local_embedder
 
@@ -162,7 +162,7 @@ async def test_an_archive_enters_the_index_once_it_reaches_the_size_and_its_late
     assert await refresh_due(archive.pool, [athlete_id], min_messages=1, vector_index_min=21) == [athlete_id]
     assert await flags(archive, athlete_id) == (False, [False] * 20)  # 20 < 21: statistics, not the index
     await archive.write(archive_of(athlete_id)[20:21], embed=True)  # 21 now, under the 10 % growth of 20
-    assert await refresh_due(archive.pool, [athlete_id], min_messages=1, vector_index_min=21) == [athlete_id]
+    assert await refresh_due(archive.pool, [athlete_id], min_messages=1, vector_index_min=21) == []  # promoted only
     assert await flags(archive, athlete_id) == (True, [True] * 21)
     later = archive_of(athlete_id)[21:24]
     await archive.write(later, embed=True)
@@ -190,7 +190,7 @@ async def test_a_write_during_a_promotion_waits_for_it_and_inserts_into_the_inde
     assert await flags(archive, athlete_id) == (True, [True] * 6)
 
 
-async def test_a_promotion_during_a_write_waits_for_the_next_refresh_and_then_takes_the_write_s_rows(
+async def test_a_promotion_during_a_write_waits_for_it_and_then_takes_the_write_s_rows(
     archive: Archive, athlete_id: str
 ) -> None:
     await archive.write(archive_of(athlete_id)[:4], embed=True)
@@ -200,7 +200,9 @@ async def test_a_promotion_during_a_write_waits_for_the_next_refresh_and_then_ta
             cur = await writer.execute(LOCK_FLAGS_SQL, {"athletes": [athlete_id]})
             assert [r["vector_indexed"] for r in await cur.fetchall()] == [False]
             await writer.execute(*insert_statement([late], {}, None, None))
-            assert not await refresh(archive.pool, athlete_id, vector_index_min=1)  # skipped while the write runs
-        assert await flags(archive, athlete_id) == (False, [False] * 5)
-    assert await refresh(archive.pool, athlete_id, vector_index_min=1)
+            promotion = asyncio.create_task(promote(archive.pool, athlete_id, batch_rows=3))
+            await asyncio.sleep(0.5)
+            assert not promotion.done()  # its batches ran; its last step waits for the write's lock
+            assert await flags(archive, athlete_id) == (False, [True] * 4)
+        assert await promotion == 5
     assert await flags(archive, athlete_id) == (True, [True] * 5)
