@@ -776,7 +776,7 @@ def _print_scale(r: dict[str, Any]) -> None:
         print(f"one athlete with {r['big_athlete_messages']:,} messages ({big['hybrid']['n']} queries):")
         _print_latencies(big)
         print(f"  load average: {_load(big['load_average_latency'])}")
-        print(f"  EXPLAIN of the hybrid search reads messages_embedding_hnsw_idx: {big['plan_uses_hnsw']}")
+        print(f"  EXPLAIN of its vector side reads messages_embedding_hnsw_idx: {big['plan_uses_hnsw']}")
         for ef, rec in big["recall_at_10"].items():
             v = rec["vector_side_ms"]
             print(

@@ -60,8 +60,8 @@ class RankingParams:
         session_weight: weight of the session's best candidate score (divided by the query's best) added to each
             candidate's own score (session-level ranking: the turns of the session that matches best come first);
             0 ranks turns alone. 0.5: the turn's own score counts twice its session's.
-        ef_search: `hnsw.ef_search` of the vector side when the planner reads the HNSW index (an athlete holding a
-            large share of the table; small archives are sorted exactly): the size of the candidate list of each
+        ef_search: `hnsw.ef_search` of the vector side when it reads the HNSW index (an archive the partial index
+            holds, `memory.vector_index`; others are sorted exactly): the size of the candidate list of each
             round of pgvector's iterative scan (`hnsw.iterative_scan = relaxed_order`, set with it). 100: twice
             `depth`, the smallest value whose top 10 matched exact search's within 0.02 on the 100 k-message
             athlete of `benchmarks/recall_scale.py` (README).
@@ -165,16 +165,15 @@ async def search_messages(
     question), matched against `search_tsv` (the message's date and content) and `context_tsv` (the words of
     the turns before and after it, `memory.archive_context`, counted at `context_weight`), and scored with BM25:
     IDF over the athlete's messages, term frequency saturated by `k1`, length normalised by `b` against the mean
-    length of the matching messages. Vector side (with `vector`, which needs pgvector): cosine similarity with
-    the message embeddings of the same model; its top `depth` are read through the HNSW index with an iterative
-    scan (`HNSW_SETTINGS_SQL`, `RankingParams.ef_search`) when the planner prefers the index (an athlete holding
-    a large share of the table), else sorted exactly. The top `depth` of each ranking are fused by a weighted sum of
-    the BM25 score divided by the query's best and the cosine similarity (`RankingParams`). Without a query
-    vector the ranking is BM25 alone (its top `depth`). Then sessions: each candidate gets `session_weight` x
-    the best candidate score of its session added (session-level ranking). An archive with kept statistics
-    (`memory.term_stats`: 2,000 messages or more) is ranked the same way from them by `memory.recall_large`, which
-    reads only the messages that can reach the top (MaxScore). Every part filters by athlete inside
-    the query.
+    length of the matching messages. Vector side (with `vector`, which needs pgvector): cosine similarity with the
+    message embeddings of the same model; its top `depth` are sorted exactly here (the HNSW index is partial,
+    `memory.vector_index`, and holds large archives only, which `memory.recall_large` ranks: there it is read with an
+    iterative scan, `HNSW_SETTINGS_SQL`, `RankingParams.ef_search`). The top `depth` of each ranking are fused by a
+    weighted sum of the BM25 score divided by the query's best and the cosine similarity (`RankingParams`). Without a
+    query vector the ranking is BM25 alone (its top `depth`). Then sessions: each candidate gets `session_weight` x the
+    best candidate score of its session added (session-level ranking). An archive with kept statistics
+    (`memory.term_stats`: 2,000 messages or more) is ranked the same way from them by `memory.recall_large`, which reads
+    only the messages that can reach the top (MaxScore). Every part filters by athlete inside the query.
 
     A query with no usable word (empty, stop words only) returns no hit. The snippet is the message if it fits
     in `SNIPPET_MAX_CHARS` characters, else the window of it holding the most query words (marked by

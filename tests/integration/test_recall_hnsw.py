@@ -29,7 +29,7 @@ from memory.messages import ChatMessage, new_message_id
 from memory.recall import _HYBRID_SQL, QueryVector, RankingParams, search_messages
 from memory.recall_large import _INDEXED_SEMANTIC_SQL, HNSW_SETTINGS_SQL
 from memory.term_stats import refresh_due
-from memory.vector_index import LOCK_FLAGS_SQL, promote
+from memory.vector_index import LOCK_FLAGS_SQL, VECTOR_INDEX_SETUP, promote
 from records.stores import open_stores
 from tests.integration.test_recall import CORPUS, PARAPHRASE, local_embedder
 
@@ -206,3 +206,21 @@ async def test_a_promotion_during_a_write_waits_for_it_and_then_takes_the_write_
             assert await flags(archive, athlete_id) == (False, [True] * 4)
         assert await promotion == 5
     assert await flags(archive, athlete_id) == (True, [True] * 5)
+
+
+async def test_the_index_over_every_message_is_replaced_by_the_partial_one_once(archive: Archive) -> None:
+    """Schema v59 on a database of the previous schema: the HNSW index over every message becomes the partial one;
+    run again, it keeps that index (no rebuild). In a transaction rolled back: the test database keeps its own."""
+    definition = """SELECT i.indexrelid::int AS oid, pg_get_expr(i.indpred, i.indrelid) AS predicate FROM pg_index i
+                    WHERE i.indexrelid = to_regclass('messages_embedding_hnsw_idx')"""
+    async with archive.pool.connection() as conn, conn.transaction(force_rollback=True):
+        await conn.execute("DROP INDEX messages_embedding_hnsw_idx")
+        await conn.execute(
+            "CREATE INDEX messages_embedding_hnsw_idx ON messages USING hnsw (embedding vector_cosine_ops)"
+        )
+        assert (await (await conn.execute(definition)).fetchone() or {}).get("predicate") is None
+        await conn.execute(VECTOR_INDEX_SETUP)
+        partial = await (await conn.execute(definition)).fetchone()
+        assert partial is not None and partial["predicate"] == "vector_indexed"
+        await conn.execute(VECTOR_INDEX_SETUP)
+        assert await (await conn.execute(definition)).fetchone() == partial
