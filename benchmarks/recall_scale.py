@@ -235,8 +235,11 @@ def build(url: str, args: argparse.Namespace, texts: list[str], embedder: Archiv
     figures: dict[str, Any] = {}
     with psycopg.connect(url, autocommit=True) as conn:
         setup(conn)
-        row = conn.execute("SELECT count(*) FROM messages").fetchone()
-        if row and row[0] == args.messages + args.big_athlete:
+        row = conn.execute("SELECT count(*), bool_or(vector_indexed) FROM messages").fetchone()
+        # A kept database is reused when it has the rows, and the flags of the partial HNSW index (one built before
+        # `memory.vector_index` has none: promoting its big athlete row by row would take longer than a rebuild).
+        flagged = bool(row and row[1]) or args.big_athlete < VECTOR_INDEX_MIN_MESSAGES
+        if row and row[0] == args.messages + args.big_athlete and flagged:
             figures["reused"] = True
             return figures
         conn.execute("TRUNCATE messages, conversations")

@@ -110,8 +110,7 @@ _TERMS_SQL = """WITH q AS (
     SELECT DISTINCT l FROM unnest(tsvector_to_array(to_tsvector('english', %(query)s))) AS l WHERE length(l) > 1
 )
 SELECT c.n, c.avg_own_len, c.avg_context_len, c.weight_params, c.block_messages, c.vector_indexed, q.l AS lexeme,
-       d.max_own_weight,
-       d.max_context_weight, d.df IS NOT NULL AS kept,
+       d.max_own_weight, d.max_context_weight, d.df IS NOT NULL AS kept,
        coalesce(d.df, (SELECT count(*) FROM archive_postings p
                        WHERE p.athlete_id = c.athlete_id AND p.lexeme = q.l)) AS df,
        ch.changes
