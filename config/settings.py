@@ -30,6 +30,8 @@ class Settings(BaseSettings):
         window_store_cap: messages kept per session in the Redis window (LTRIM cap).
         window_ttl_s: time to live of a session window in Redis, seconds.
         facts_cache_ttl_s: time to live of the cached current facts in Redis, seconds.
+        outbox_stream: the Redis Stream of pending archive writes (`OUTBOX_STREAM`; its dead letters go to
+            `<stream>:dead`): one per deployment, so that two sharing a Redis never drain each other's messages.
         max_message_chars: longest athlete message accepted, characters.
         inbox_dir: the ride inbox: `<inbox_dir>/<athlete_id>/` holds ride files (`.fit`, `.fit.gz`, `.tcx`,
             `.gpx`) waiting for their debrief (`coach debrief --pending`, the `pending_debriefs` graph's cron).
@@ -80,6 +82,7 @@ class Settings(BaseSettings):
     window_store_cap: int = 50
     window_ttl_s: int = 24 * 3600
     facts_cache_ttl_s: int = 30 * 24 * 3600
+    outbox_stream: str = Field(default="outbox:archive", min_length=1)
     max_message_chars: int = 8000
     inbox_dir: Path = Path("inbox")
     ride_max_bytes: ByteSize = Field(default=ByteSize(256 * 1024 * 1024), gt=0)

@@ -78,8 +78,7 @@ class ConversationMemory:
         spool_dir: directory of the last-resort local spool (both servers down); None: such turns are lost.
         ensure_schema: apply the athlete store's migrations on the first successful Postgres probe.
         owns_clients: whether `close()` closes `redis` and `pool` (True for `from_settings`).
-        embedder: embeds archived messages (in the outbox drain and imports, never on the reply path) and search
-            queries, for hybrid recall; None: recall ranks by full text alone.
+        embedder: embeds archived messages (drain and imports, never the reply path) and queries; None: full text.
     """
 
     def __init__(
@@ -153,8 +152,8 @@ class ConversationMemory:
     ) -> ConversationMemory:
         """Open Redis and Postgres from the settings, tolerating either (or both) being down.
 
-        Applies the schema migrations once Postgres answers, and probes both servers once, so that `status()` is
-        right from the first turn (this costs up to `pg_timeout_s` when Postgres is down).
+        Applies the migrations once Postgres answers, and probes both servers once: `status()` is right from the
+        first turn (this costs up to `pg_timeout_s` when Postgres is down). The outbox is `settings.outbox_stream`.
 
         Args:
             settings: the process settings (default `get_settings()`).
@@ -179,6 +178,7 @@ class ConversationMemory:
             store_cap=settings.window_store_cap,
             window_ttl_s=settings.window_ttl_s,
             facts_ttl_s=settings.facts_cache_ttl_s,
+            outbox_stream=settings.outbox_stream,
             pg_timeout_s=pg_timeout_s,
             spool_dir=spool_dir,
             ensure_schema=True,

@@ -66,6 +66,7 @@ class CoachServer:
     inbox_dir: Path
     c: Athlete  # for the upload limits (its inbox fills up to the quota)
     log_path: Path
+    outbox_stream: str  # its own (`Settings.outbox_stream`): no other test's messages to drain
 
     def log_tail(self, lines: int = 60) -> str:
         """The end of the server's log (for failure messages)."""
@@ -141,6 +142,7 @@ def running_server(
         kind: `dev` (`python -m server.serve`, `langgraph dev`) or `prod` (`python -m server.serve_prod`).
     """
     a, b, c = athletes or fresh_athletes()
+    outbox_stream = f"test:outbox:{a.athlete_id}"  # the same for a server started again with the same athletes
     inbox = tmp / "inbox"
     inbox.mkdir(exist_ok=True)
     settings = get_settings()
@@ -151,6 +153,7 @@ def running_server(
         "DATABASE_URL": settings.database_url,
         "REDIS_URL": settings.redis_url,
         "COACH_AUTH_TOKENS": json.dumps({a.token: a.athlete_id, b.token: b.athlete_id, c.token: c.athlete_id}),
+        "OUTBOX_STREAM": outbox_stream,
         "INBOX_DIR": str(inbox),
         "INBOX_MAX_FILE_BYTES": str(UPLOAD_MAX_FILE_BYTES),
         "INBOX_QUOTA_BYTES": str(UPLOAD_QUOTA_BYTES),
@@ -173,7 +176,9 @@ def running_server(
             stderr=subprocess.STDOUT,
             start_new_session=True,  # its own process group, stopped as a whole below
         )
-    server = CoachServer(url=f"http://127.0.0.1:{port}", a=a, b=b, inbox_dir=inbox, log_path=log_path, c=c)
+    server = CoachServer(
+        url=f"http://127.0.0.1:{port}", a=a, b=b, inbox_dir=inbox, log_path=log_path, c=c, outbox_stream=outbox_stream
+    )
     try:
         start_timeout_s = PROD_START_TIMEOUT_S if kind == "prod" else START_TIMEOUT_S
         deadline = time.monotonic() + start_timeout_s

@@ -20,11 +20,11 @@ from tests.e2e.conftest import CoachServer
 pytestmark = pytest.mark.integration
 
 
-async def _state_of_memory(athlete_id: str, thread_id: str) -> tuple[Any, ...]:
+async def _state_of_memory(athlete_id: str, thread_id: str, outbox_stream: str) -> tuple[Any, ...]:
     redis = open_redis(get_settings().redis_url)
     try:
         window = await redis.lrange(f"session:{{{athlete_id}}}:{thread_id}", 0, -1)  # type: ignore[misc]
-        dead = await redis.xrange("outbox:archive:dead", "-", "+")
+        dead = await redis.xrange(f"{outbox_stream}:dead", "-", "+")
         return window, [i for i, f in dead if athlete_id in f.get("m", "")]
     finally:
         await redis.aclose()
@@ -39,7 +39,7 @@ async def test_unstorable_message_fails_the_run_with_invalid_text_and_saves_noth
     tid = thread["thread_id"]
     first = await a.runs.wait(tid, "chat", input={"message": "hello coach"})
     assert first["memory_status"] == "ok"
-    before = await _state_of_memory(coach_server.a.athlete_id, tid)
+    before = await _state_of_memory(coach_server.a.athlete_id, tid, coach_server.outbox_stream)
 
     # Sent as a JSON client would: "\u0000" and "\ud800" escapes (the SDK's encoder refuses a lone surrogate).
     body = json.dumps({"assistant_id": "chat", "input": {"message": bad}}).encode("ascii")
@@ -55,7 +55,7 @@ async def test_unstorable_message_fails_the_run_with_invalid_text_and_saves_noth
         assert out["__error__"]["error"] == "InvalidTextError" and "cannot be stored" in out["__error__"]["message"]
     else:  # the server's JSON decoder already refuses a lone surrogate
         assert response.status_code == 422, out
-    assert await _state_of_memory(coach_server.a.athlete_id, tid) == before
+    assert await _state_of_memory(coach_server.a.athlete_id, tid, coach_server.outbox_stream) == before
 
     after = await a.runs.wait(tid, "chat", input={"message": "still there?"})
     assert after["memory_status"] == "ok" and after["reply"]

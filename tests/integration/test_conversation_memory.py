@@ -225,3 +225,24 @@ async def test_from_settings_opens_both(athlete_id: str) -> None:
         assert (await mem.load(athlete_id, "s")).status == "ok"
     finally:
         await mem.close()
+
+
+async def test_each_deployment_drains_its_own_outbox_stream(athlete_id: str) -> None:
+    """`OUTBOX_STREAM` (`Settings.outbox_stream`): two deployments sharing a Redis never drain each other's turns."""
+    streams = [f"test:outbox:{uuid.uuid4().hex}" for _ in range(2)]
+    mine, theirs = [
+        await ConversationMemory.from_settings(get_settings().model_copy(update={"outbox_stream": s}), spool_dir=None)
+        for s in streams
+    ]
+    try:
+        assert mine.outbox is not None and theirs.outbox is not None and theirs.redis is not None
+        assert (mine.outbox.stream, theirs.outbox.stream) == tuple(streams)
+        await theirs.outbox.enqueue(make_turn(athlete_id, "s", 0))
+        assert await mine.drain_outbox() == 0  # not its stream: the other deployment's turn stays
+        assert await theirs.redis.xlen(streams[1]) == 2
+        assert await theirs.drain_outbox() == 2
+    finally:
+        for memory in (mine, theirs):
+            if memory.redis is not None:
+                await memory.redis.delete(*streams)
+            await memory.close()
