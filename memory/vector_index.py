@@ -61,7 +61,8 @@ VECTOR_INDEX_MIGRATIONS = (
     VECTOR_INDEX_SETUP,
 )
 """Schema v57-v59: the two flags, and the index made partial. An archive that is already large gets into the index
-at its next write (`memory.term_stats`' due rule); until then recall sorts its vectors exactly."""
+at its next write (`promotions_due`, from `memory.term_stats.refresh_due`); until then recall sorts its vectors
+exactly."""
 
 LOCK_FLAGS_SQL = """SELECT athlete_id, vector_indexed FROM archive_term_counts
 WHERE athlete_id = ANY(%(athletes)s::text[]) ORDER BY athlete_id FOR KEY SHARE"""
