@@ -139,19 +139,25 @@ candidates AS (SELECT id FROM lex UNION SELECT id FROM vec),
 {FUSED_CTE.format(lexical="lex")},
 {SESSION_CTE}{SEARCH_OUTPUT}"""
 
+
 # The iterative scan's `relaxed_order` returns rows roughly by distance: read `VECTOR_SCAN_FACTOR` x `depth`, keep
 # the nearest `depth` (pgvector's README, "Iterative index scans": a materialized CTE restores the strict order).
-_SEMANTIC_SQL = f"""WITH near AS MATERIALIZED (
+def _semantic_sql(indexed: bool) -> str:
+    """The vector side's statement, sorted exactly unless `indexed`.
+
+    `indexed` adds the partial HNSW index's predicate, so that the planner may read the index (`memory.vector_index`:
+    every message of an archive in the index is flagged).
+    """
+    predicate = " AND m.vector_indexed" if indexed else ""
+    return f"""WITH near AS MATERIALIZED (
     SELECT m.id, m.embedding <=> %(qvec)s::vector AS distance FROM messages m
-    WHERE {_MINE} AND m.embedding_model = %(model)s
+    WHERE {_MINE} AND m.embedding_model = %(model)s{predicate}
     ORDER BY distance LIMIT %(scan_rows)s
 )
 SELECT id FROM near ORDER BY distance LIMIT %(depth)s"""
-_INDEXED_SEMANTIC_SQL = _SEMANTIC_SQL.replace(
-    "m.embedding_model = %(model)s", "m.embedding_model = %(model)s AND m.vector_indexed"
-)
-"""`_SEMANTIC_SQL` for an archive the HNSW index holds: the index's predicate, so that the planner may read it
-(`memory.vector_index`: every message of such an athlete is flagged). Without it the sort is exact."""
+
+
+_SEMANTIC_SQL, _INDEXED_SEMANTIC_SQL = _semantic_sql(False), _semantic_sql(True)
 
 
 VECTOR_SCAN_FACTOR = 4

@@ -36,7 +36,7 @@ from memory.db import DictPool
 from memory.posting_blocks import BLOCK_CHANGES_MAX, BUILD_BLOCKS_SQL
 from memory.postings import FILL_POSTINGS_SQL
 from memory.recall import RankingParams
-from memory.vector_index import VECTOR_INDEX_MIN_MESSAGES, promote, promotions_due
+from memory.vector_index import VECTOR_INDEX_MIN_MESSAGES, promote
 
 logger = logging.getLogger(__name__)
 
@@ -53,11 +53,15 @@ WHERE m.id = ANY(%(ids)s::uuid[]) AND m.role IN ('user', 'assistant')
 GROUP BY m.athlete_id ORDER BY m.athlete_id
 ON CONFLICT (athlete_id) DO UPDATE SET written_since = c.written_since + EXCLUDED.written_since"""
 
-_DUE_SQL = """SELECT c.athlete_id FROM archive_term_counts c
-WHERE c.athlete_id = ANY(%(athletes)s::text[]) AND coalesce(c.n, 0) + c.written_since >= %(min_messages)s
-  AND (c.n IS NULL OR c.written_since >= %(growth)s * greatest(c.n, 1)
-       OR (SELECT count(*) FROM (SELECT 1 FROM archive_block_changes ch WHERE ch.athlete_id = c.athlete_id
-                                 LIMIT %(max_changes)s + 1) AS over) > %(max_changes)s)
+# Per athlete written: whether its statistics are due, and whether its archive is due to enter the HNSW index.
+_DUE_SQL = """SELECT c.athlete_id,
+       coalesce(c.n, 0) + c.written_since >= %(min_messages)s
+       AND (c.n IS NULL OR c.written_since >= %(growth)s * greatest(c.n, 1)
+            OR (SELECT count(*) FROM (SELECT 1 FROM archive_block_changes ch WHERE ch.athlete_id = c.athlete_id
+                                      LIMIT %(max_changes)s + 1) AS over) > %(max_changes)s) AS refresh,
+       NOT c.vector_indexed AND coalesce(c.n, 0) + c.written_since >= %(vector_index_min)s AS promote
+FROM archive_term_counts c
+WHERE c.athlete_id = ANY(%(athletes)s::text[])
 ORDER BY c.athlete_id"""
 
 _SIZE_SQL = """SELECT count(*) AS n,
@@ -126,11 +130,12 @@ async def refresh_due(
         return []
     async with pool.connection() as conn:
         due_params = {"athletes": athletes, "min_messages": min_messages, "growth": growth}
-        cur = await conn.execute(_DUE_SQL, due_params | {"max_changes": BLOCK_CHANGES_MAX})
-        due = [str(r["athlete_id"]) for r in await cur.fetchall()]
-    refreshed = [a for a in due if await refresh(pool, a)]
-    for athlete_id in await promotions_due(pool, athletes, vector_index_min):
-        await promote(pool, athlete_id)
+        due_params |= {"max_changes": BLOCK_CHANGES_MAX, "vector_index_min": vector_index_min}
+        due = await (await conn.execute(_DUE_SQL, due_params)).fetchall()
+    refreshed = [str(r["athlete_id"]) for r in due if r["refresh"] and await refresh(pool, str(r["athlete_id"]))]
+    for r in due:
+        if r["promote"]:
+            await promote(pool, str(r["athlete_id"]))
     return refreshed
 
 

@@ -27,7 +27,6 @@ predicate (an unflagged row of such an athlete would be missed by the index scan
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 from memory.db import DictPool
 
@@ -61,8 +60,7 @@ VECTOR_INDEX_MIGRATIONS = (
     VECTOR_INDEX_SETUP,
 )
 """Schema v57-v59: the two flags, and the index made partial. An archive that is already large gets into the index
-at its next write (`promotions_due`, from `memory.term_stats.refresh_due`); until then recall sorts its vectors
-exactly."""
+at its next write (`memory.term_stats.refresh_due`); until then recall sorts its vectors exactly."""
 
 LOCK_FLAGS_SQL = """SELECT athlete_id, vector_indexed FROM archive_term_counts
 WHERE athlete_id = ANY(%(athletes)s::text[]) ORDER BY athlete_id FOR KEY SHARE"""
@@ -72,23 +70,8 @@ write commits (athletes in sorted order, as every lock of these rows is taken: n
 PROMOTE_BATCH_ROWS = 1_000
 """Messages flagged per transaction of a promotion's first step (about 1-6 s each, see above)."""
 
-_PROMOTIONS_DUE_SQL = """SELECT athlete_id FROM archive_term_counts
-WHERE athlete_id = ANY(%(athletes)s::text[]) AND NOT vector_indexed AND n + written_since >= %(min_messages)s
-ORDER BY athlete_id"""
-
 _PROMOTE_BATCH_SQL = """UPDATE messages SET vector_indexed = true WHERE id IN (
     SELECT id FROM messages WHERE athlete_id = %(athlete_id)s AND NOT vector_indexed LIMIT %(rows)s)"""
-
-
-async def promotions_due(pool: DictPool, athlete_ids: Sequence[str], min_messages: int) -> list[str]:
-    """The athletes among `athlete_ids` with kept statistics, `min_messages` or more, and not yet in the index.
-
-    Raises:
-        psycopg.OperationalError, psycopg_pool.PoolTimeout: Postgres cannot be reached.
-    """
-    async with pool.connection() as conn:
-        cur = await conn.execute(_PROMOTIONS_DUE_SQL, {"athletes": list(athlete_ids), "min_messages": min_messages})
-        return [str(r["athlete_id"]) for r in await cur.fetchall()]
 
 
 async def promote(pool: DictPool, athlete_id: str, *, batch_rows: int = PROMOTE_BATCH_ROWS) -> int:
